@@ -1,0 +1,253 @@
+//! Command-line syntax. Raw arguments are parsed here and turned into validated values by the
+//! command modules before anything touches the network.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// rackside: monitor servers through their BMCs over Redfish, and run a BMC simulator.
+#[derive(Debug, Parser)]
+#[command(name = "rackside", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every client command accepts.
+#[derive(Debug, Args)]
+pub struct GlobalOptions {
+    /// Folder for the server list and pins [default: the platform's config folder]
+    #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Trust this PEM CA certificate for this run, in addition to the system and installed CAs
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trust_ca: Vec<PathBuf>,
+
+    /// Accept a not-yet-trusted certificate whose SHA-256 fingerprint (certificate or public
+    /// key) is this value, without prompting
+    #[arg(long, global = true, value_name = "SHA256")]
+    pub accept_fingerprint: Option<String>,
+
+    /// Read the BMC password from the first line of standard input
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+
+    /// Never prompt; fail where a prompt would be needed
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add, list, remove and re-trust the BMCs this client manages
+    #[command(subcommand)]
+    Server(ServerCommand),
+
+    /// Install, list and remove CA certificates trusted for BMC connections
+    #[command(subcommand)]
+    Ca(CaCommand),
+
+    /// Show rolled-up health and every failing component
+    Health(HealthArgs),
+
+    /// Show the hardware and firmware inventory
+    Inventory(InventoryArgs),
+
+    /// Show lifecycle log and SEL entries, newest first
+    Logs(LogsArgs),
+
+    /// Run the BMC simulator (Redfish over HTTPS)
+    Bmc(BmcArgs),
+
+    /// Start an embedded BMC on loopback and walk through trust, health, inventory and logs
+    Demo,
+}
+
+/// `rackside server ...`
+#[derive(Debug, Subcommand)]
+pub enum ServerCommand {
+    /// Add a BMC: checks its certificate and asks you to trust it
+    Add {
+        /// Name used in later commands
+        name: String,
+        /// BMC address, for example https://192.0.2.10 or https://bmc.example:8443
+        url: String,
+        /// BMC user name [default: root]
+        #[arg(long, short)]
+        user: Option<String>,
+    },
+    /// List the BMCs with their pinned fingerprints
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a BMC and its pin
+    Remove {
+        /// Server name
+        name: String,
+    },
+    /// Show the BMC's current certificate and decide again whether to trust it
+    Trust {
+        /// Server name
+        name: String,
+    },
+}
+
+/// `rackside ca ...`
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Install a PEM CA certificate: BMC certificates it signed become green
+    Add {
+        /// PEM file with one or more CA certificates
+        file: PathBuf,
+    },
+    /// List installed CA certificates
+    List,
+    /// Remove an installed CA certificate file by the name `ca list` shows
+    Remove {
+        /// File name as shown by `ca list` (with or without .pem)
+        fingerprint: String,
+    },
+}
+
+/// Which servers a command runs on.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// Server name (see `rackside server list`)
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub name: Option<String>,
+
+    /// Run on every server in the list
+    #[arg(long)]
+    pub all: bool,
+
+    /// Maximum number of servers contacted at once with --all
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+/// `rackside health`
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    #[command(flatten)]
+    pub target: Target,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Exit with 10 when any server reports this health or worse (after printing)
+    #[arg(long, value_name = "LEVEL")]
+    pub fail_on: Option<SeverityArg>,
+}
+
+/// `rackside inventory`
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Server name
+    pub name: String,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `rackside logs`
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Server name
+    pub name: String,
+
+    /// Maximum number of entries shown
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+
+    /// Show only entries of this severity or worse
+    #[arg(long, value_name = "LEVEL")]
+    pub severity: Option<SeverityArg>,
+
+    /// Show only entries created at or after TIME: RFC 3339 (2026-12-01T08:00:00Z), a date
+    /// (2026-12-01, UTC) or an age such as 90m, 12h, 7d
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Severity levels accepted on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SeverityArg {
+    /// Everything
+    Ok,
+    /// Warning and critical
+    Warning,
+    /// Critical only
+    Critical,
+}
+
+/// `rackside bmc`
+#[derive(Debug, Args)]
+pub struct BmcArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+
+    /// Folder for the generated certificate and key [default: the platform's data folder]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// PEM certificate chain to serve instead of the generated one (needs --key)
+    #[arg(long, requires = "key", value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+
+    /// PEM private key for --cert
+    #[arg(long, requires = "cert", value_name = "FILE")]
+    pub key: Option<PathBuf>,
+
+    /// Serve a DMTF-format mockup folder (short form or redfish/v1 long form) instead of the
+    /// embedded sample server
+    #[arg(long, value_name = "DIR")]
+    pub mockup: Option<PathBuf>,
+
+    /// First account's user name
+    #[arg(long, env = "RACKSIDE_BMC_USER", value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// File whose first line is the first account's password; without it the password comes
+    /// from RACKSIDE_BMC_PASSWORD or a prompt (there is no built-in default password)
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Reject HTTP Basic authentication; sessions only
+    #[arg(long)]
+    pub no_basic_auth: bool,
+
+    /// Maximum open sessions per user
+    #[arg(long, default_value_t = 8)]
+    pub session_limit: usize,
+
+    /// Seconds a session may stay idle before it expires
+    #[arg(long, default_value_t = 1800)]
+    pub session_idle_timeout: u64,
+
+    /// Seconds a power transition takes (PoweringOn before On)
+    #[arg(long, default_value_t = 3)]
+    pub power_delay: u64,
+
+    /// Enable a real-BMC misbehaviour (repeatable); --list-faults shows the names
+    #[arg(long = "fault", value_name = "NAME")]
+    pub faults: Vec<String>,
+
+    /// List the fault names and exit
+    #[arg(long)]
+    pub list_faults: bool,
+}

@@ -1,0 +1,44 @@
+//! `rackside ca add | list | remove`: CAs whose BMC certificates count as green.
+
+use std::fs;
+use std::process::ExitCode;
+
+use rackside_trust::TrustAnchors;
+use sha2::{Digest, Sha256};
+
+use crate::cli::CaCommand;
+use crate::connect::Context;
+use crate::failure::Failure;
+
+/// Runs one `ca` subcommand.
+pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        CaCommand::Add { file } => {
+            let pem = fs::read(&file).map_err(|error| {
+                Failure::usage(format!("failed to read {}: {error}", file.display()))
+            })?;
+            let count = TrustAnchors::empty().add_user_ca_pem(&pem).map_err(|error| {
+                Failure::usage(format!("{} cannot be installed: {error}", file.display()))
+            })?;
+            let name = format!("{}.pem", hex::encode(&Sha256::digest(&pem)[..8]));
+            context.store.install_ca(&name, &pem)?;
+            eprintln!("installed {count} CA certificate(s) from {} as {name}", file.display());
+        }
+        CaCommand::List => {
+            for path in context.store.ca_files()? {
+                println!("{}", path.display());
+            }
+        }
+        CaCommand::Remove { fingerprint } => {
+            let wanted = fingerprint.trim_end_matches(".pem").to_ascii_lowercase();
+            let path = context.store.ca_dir().join(format!("{wanted}.pem"));
+            fs::remove_file(&path).map_err(|_| {
+                Failure::usage(format!(
+                    "no installed CA named {fingerprint:?}; `rackside ca list` shows the names"
+                ))
+            })?;
+            eprintln!("removed {}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

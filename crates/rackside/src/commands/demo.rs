@@ -1,0 +1,136 @@
+//! `rackside demo`: the whole story against an embedded BMC on a free loopback port.
+//!
+//! Nothing outside a temporary folder is touched: the demo uses its own server list, and the
+//! BMC's account gets a random password that only this process knows.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use rackside_bmc::{BmcConfig, DataSource, Faults, TlsSource};
+use rackside_redfish::{health, inventory, logs, Credentials, LogQuery, Secret};
+use rackside_trust::{classify, fetch_chain, Color, Pin, TrustAnchors};
+use rand::distributions::{Alphanumeric, DistString};
+use rustls::pki_types::UnixTime;
+use sha2::{Digest, Sha256};
+
+use crate::cli::GlobalOptions;
+use crate::commands::bmc::colon_hex;
+use crate::commands::{health as health_command, inventory as inventory_command};
+use crate::connect::{endpoint, print_certificate, Context};
+use crate::failure::{ExitKind, Failure};
+use crate::output::Table;
+use crate::store::{parse_url, ServerEntry};
+
+const SERVER: &str = "demo-r1u";
+const USER: &str = "admin";
+const NEWEST_ENTRIES: usize = 10;
+
+/// Runs the demo and exits 0 when every step worked.
+pub async fn run() -> anyhow::Result<ExitCode> {
+    let folder = tempfile::tempdir()?;
+    let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
+
+    step(1, "Start a BMC simulator with the embedded sample server on a free loopback port");
+    let config = BmcConfig {
+        listen: "127.0.0.1:0".parse()?,
+        state_dir: folder.path().join("bmc"),
+        tls: TlsSource::Generated,
+        data: DataSource::Embedded,
+        first_user: Some((USER.to_owned(), password.clone().into())),
+        basic_auth: true,
+        max_sessions_per_user: 4,
+        session_idle_timeout: Duration::from_secs(600),
+        power_delay: Duration::from_secs(3),
+        faults: Faults::default(),
+    };
+    let bmc = rackside_bmc::start(config).await?;
+    let bmc_fingerprint = colon_hex(&Sha256::digest(bmc.certificate_der().as_ref()));
+    let url = parse_url(&format!("https://{}", bmc.local_addr()))?;
+    println!("   BMC listening on {url}");
+    println!("   The BMC's own display shows certificate SHA-256 {bmc_fingerprint}");
+
+    let outcome = walk(folder.path(), &url, &password, &bmc_fingerprint).await;
+    bmc.shutdown().await;
+    outcome?;
+    println!();
+    println!("Demo finished. Add a real BMC with `rackside server add NAME https://ADDRESS`.");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn walk(
+    folder: &std::path::Path,
+    url: &url::Url,
+    password: &str,
+    bmc_fingerprint: &str,
+) -> anyhow::Result<()> {
+    let options = GlobalOptions {
+        config_dir: Some(folder.join("client")),
+        trust_ca: Vec::new(),
+        accept_fingerprint: None,
+        password_stdin: false,
+        non_interactive: true,
+    };
+    let mut context = Context::new(&options)?;
+
+    step(2, "Fetch the BMC's certificate; no request is sent before it is accepted");
+    let (host, port, server_name) = endpoint(url)?;
+    let chain = fetch_chain(&host, port, server_name.clone(), Duration::from_secs(10)).await?;
+    let verdict = classify(&chain, &server_name, &TrustAnchors::system(), UnixTime::now());
+    print_certificate(SERVER, url, &verdict);
+    if verdict.color != Color::Yellow {
+        return Err(Failure::new(
+            ExitKind::Failure,
+            format!("expected a yellow self-signed certificate, got {}", verdict.color),
+        )
+        .into());
+    }
+
+    step(3, "Accept it: the fingerprint matches the one on the BMC's display");
+    let presented = verdict.leaf.certificate_sha256.to_string();
+    if presented != bmc_fingerprint {
+        return Err(Failure::new(
+            ExitKind::CertificateBlocked,
+            format!("fingerprint mismatch: BMC shows {bmc_fingerprint}, connection presented {presented}"),
+        )
+        .into());
+    }
+    println!("   {presented} matches; in a terminal you would type yes here");
+    let pin = Pin::from_summary(&verdict.leaf, chrono::Utc::now());
+    let entry = ServerEntry { url: url.clone(), user: USER.to_owned(), pin: Some(pin.clone()) };
+    context.store.insert(SERVER, entry.clone());
+    context.store.save()?;
+    println!("   pinned certificate and public key; saved as server {SERVER:?}");
+
+    let credentials =
+        Credentials { username: USER.to_owned(), password: Secret::new(password.to_owned()) };
+    let connection = context.login(SERVER, &entry, pin, &credentials).await?;
+    println!("   logged in with a Redfish session (X-Auth-Token)");
+
+    step(4, "Health: rolled-up status and every failing component");
+    let report = health(&connection.client).await?;
+    health_command::print_reports(&[(SERVER.to_owned(), report)]);
+
+    step(5, "Inventory");
+    let inventory = inventory(&connection.client).await?;
+    inventory_command::print_inventory(&inventory);
+
+    step(6, "The newest lifecycle log and SEL entries (your login is the newest)");
+    let query = LogQuery { limit: NEWEST_ENTRIES, min_severity: None, since: None };
+    let records = logs(&connection.client, &query).await?;
+    let mut table = Table::new(["CREATED", "SEVERITY", "LOG", "MESSAGE"]);
+    for record in &records {
+        let created = record.created.map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339());
+        table.row([created, record.severity.to_string(), record.log.clone(), record.message.clone()]);
+    }
+    table.print();
+
+    step(7, "Log out: the session is deleted on the BMC");
+    connection.close().await;
+    println!("   session deleted");
+    Ok(())
+}
+
+fn step(number: u32, title: &str) {
+    println!();
+    println!("{number}. {title}");
+}

@@ -1,0 +1,374 @@
+//! Reaching a BMC: the certificate decision, then the HTTPS client and the Redfish session.
+//!
+//! The certificate is fetched by a handshake that is aborted before any application data, then
+//! classified and checked against the pin. Only once the user (or a flag) accepts it is a second
+//! connection made, with a verifier that admits that pinned key and nothing else.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use rackside_redfish::{
+    AuthMode, Client, Credentials, Error as RedfishError, HttpsTransport, Limits, RetryPolicy,
+    Secret,
+};
+use rackside_trust::{
+    classify, client_config, compare_pin, fetch_chain, Classification, Color, Fingerprint, Pin,
+    PinMatch, ServerPolicy, TrustAnchors, TrustEvent, VerifierLog,
+};
+use rustls::pki_types::{ServerName, UnixTime};
+use url::Url;
+
+use crate::cli::GlobalOptions;
+use crate::failure::{ExitKind, Failure};
+use crate::store::{ServerEntry, Store};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every client command shares: the store, the trust anchors, and how to ask the user.
+pub struct Context {
+    /// The server list and pins.
+    pub store: Store,
+    anchors: Arc<TrustAnchors>,
+    accept_fingerprint: Option<Fingerprint>,
+    password_stdin: bool,
+    interactive: bool,
+    stdin_password: Mutex<Option<Secret>>,
+}
+
+impl Context {
+    /// Opens the store and loads system CAs, installed CAs and `--trust-ca` files.
+    pub fn new(options: &GlobalOptions) -> anyhow::Result<Self> {
+        let store = Store::open(options.config_dir.as_deref())?;
+        let mut anchors = TrustAnchors::system();
+        for file in store.ca_files()?.iter().chain(&options.trust_ca) {
+            anchors.add_user_ca_file(file).map_err(|error| {
+                Failure::usage(format!("failed to load CA file {}: {error}", file.display()))
+            })?;
+        }
+        let accept_fingerprint = match &options.accept_fingerprint {
+            Some(text) => Some(text.parse::<Fingerprint>().map_err(|_| {
+                Failure::usage(format!(
+                    "invalid --accept-fingerprint {text:?}; give the 64 hex digits of a SHA-256 \
+                     fingerprint, with or without colons"
+                ))
+            })?),
+            None => None,
+        };
+        let interactive = !options.non_interactive
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal();
+        Ok(Self {
+            store,
+            anchors: Arc::new(anchors),
+            accept_fingerprint,
+            password_stdin: options.password_stdin,
+            interactive,
+            stdin_password: Mutex::new(None),
+        })
+    }
+
+    /// Fetches `entry`'s certificate and settles whether to trust it.
+    ///
+    /// With `redecide` the existing pin is ignored and the user decides again. Returns the pin
+    /// to connect with; the caller saves it when it differs from the stored one.
+    pub async fn decide_trust(
+        &self,
+        name: &str,
+        entry: &ServerEntry,
+        redecide: bool,
+    ) -> anyhow::Result<Pin> {
+        let (host, port, server_name) = endpoint(&entry.url)?;
+        let chain = fetch_chain(&host, port, server_name.clone(), HANDSHAKE_TIMEOUT)
+            .await
+            .map_err(|error| {
+                Failure::new(
+                    ExitKind::Unreachable,
+                    format!(
+                        "failed to reach {name} at {}: {error}; check the address and that the \
+                         BMC is powered and reachable",
+                        entry.url
+                    ),
+                )
+            })?;
+        let verdict = classify(&chain, &server_name, &self.anchors, UnixTime::now());
+        let now = chrono::Utc::now();
+
+        if let (Some(pin), false) = (&entry.pin, redecide) {
+            match compare_pin(pin, &verdict.leaf) {
+                PinMatch::Exact => return Ok(pin.clone()),
+                PinMatch::SameKeyNewCertificate if verdict.color != Color::Red => {
+                    eprintln!(
+                        "notice: {name} presents a new certificate with the same key as the \
+                         pinned one (new certificate SHA-256 {}); the pin is updated",
+                        verdict.leaf.certificate_sha256
+                    );
+                    return Ok(Pin::from_summary(&verdict.leaf, now));
+                }
+                PinMatch::SameKeyNewCertificate => return Err(red_failure(name, &verdict).into()),
+                PinMatch::KeyChanged => {
+                    return Err(key_changed(name, &pin.public_key_sha256, &verdict).into())
+                }
+            }
+        }
+
+        print_certificate(name, &entry.url, &verdict);
+        match verdict.color {
+            Color::Red => Err(red_failure(name, &verdict).into()),
+            Color::Green => {
+                eprintln!("{name}: green, the certificate chains to a trusted CA and matches");
+                Ok(Pin::from_summary(&verdict.leaf, now))
+            }
+            Color::Yellow => {
+                self.accept_yellow(name, &verdict)?;
+                Ok(Pin::from_summary(&verdict.leaf, now))
+            }
+        }
+    }
+
+    /// Decides trust for `name`, saving a new or updated pin, then logs in.
+    pub async fn open(&mut self, name: &str) -> anyhow::Result<Connection> {
+        let prepared = self.prepare(name).await?;
+        self.connect(&prepared).await
+    }
+
+    /// Settles the certificate (saving a new or updated pin) and the password of `name`: the
+    /// steps that may prompt, so fleet runs do them one server at a time.
+    pub async fn prepare(&mut self, name: &str) -> anyhow::Result<Prepared> {
+        let entry = self.store.server(name)?.clone();
+        let pin = self.decide_trust(name, &entry, false).await?;
+        if entry.pin.as_ref() != Some(&pin) {
+            self.store.set_pin(name, Some(pin.clone()));
+            self.store.save()?;
+        }
+        let credentials = self.credentials(name, &entry.user)?;
+        Ok(Prepared { name: name.to_owned(), entry, pin, credentials })
+    }
+
+    /// Logs in to a prepared server.
+    pub async fn connect(&self, prepared: &Prepared) -> anyhow::Result<Connection> {
+        self.login(&prepared.name, &prepared.entry, prepared.pin.clone(), &prepared.credentials)
+            .await
+    }
+
+    /// Connects with an already decided pin and logs in.
+    pub async fn login(
+        &self,
+        name: &str,
+        entry: &ServerEntry,
+        pin: Pin,
+        credentials: &Credentials,
+    ) -> anyhow::Result<Connection> {
+        let (_, _, server_name) = endpoint(&entry.url)?;
+        let policy = ServerPolicy { server_name, anchors: self.anchors.clone(), pin: Some(pin) };
+        let (tls, log) = client_config(policy);
+        let transport = HttpsTransport::new(&entry.url, tls, Limits::default())?;
+        let mut client = Client::new(transport, RetryPolicy::default());
+
+        if let Err(error) = client.connect().await {
+            return Err(explain_tls(name, error, &log));
+        }
+        client
+            .login(credentials, AuthMode::Session)
+            .await
+            .map_err(|error| explain_tls(name, error, &log))
+            .with_context(|| format!("login to {name} as {} failed", credentials.username))?;
+        Ok(Connection { name: name.to_owned(), client })
+    }
+
+    /// The password for `user` on `name`: standard input, RACKSIDE_PASSWORD, or a prompt.
+    pub fn credentials(&self, name: &str, user: &str) -> anyhow::Result<Credentials> {
+        let password = if self.password_stdin {
+            let mut cached = self.stdin_password.lock().map_err(|_| {
+                Failure::new(ExitKind::Failure, "internal error: password cache poisoned")
+            })?;
+            if cached.is_none() {
+                let mut line = String::new();
+                std::io::stdin().lock().read_line(&mut line)?;
+                let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+                line.clear();
+                if trimmed.is_empty() {
+                    return Err(Failure::usage(
+                        "--password-stdin given but standard input had no password line",
+                    )
+                    .into());
+                }
+                *cached = Some(Secret::new(trimmed));
+            }
+            cached.clone().unwrap_or_else(|| Secret::new(String::new()))
+        } else if let Ok(value) = std::env::var("RACKSIDE_PASSWORD") {
+            Secret::new(value)
+        } else if self.interactive {
+            let typed = rpassword::prompt_password(format!("Password for {user} on {name}: "))?;
+            Secret::new(typed)
+        } else {
+            return Err(Failure::usage(format!(
+                "no password for {user} on {name}: set RACKSIDE_PASSWORD, pass \
+                 --password-stdin, or run in a terminal to be prompted"
+            ))
+            .into());
+        };
+        Ok(Credentials { username: user.to_owned(), password })
+    }
+
+    /// Asks the user (or checks `--accept-fingerprint`) whether to trust a yellow certificate.
+    fn accept_yellow(&self, name: &str, verdict: &Classification) -> anyhow::Result<()> {
+        let leaf = &verdict.leaf;
+        if let Some(expected) = &self.accept_fingerprint {
+            if *expected == leaf.certificate_sha256 || *expected == leaf.public_key_sha256 {
+                eprintln!("{name}: accepted by --accept-fingerprint");
+                return Ok(());
+            }
+            return Err(Failure::new(
+                ExitKind::NotTrusted,
+                format!(
+                    "{name} presents certificate SHA-256 {} (key SHA-256 {}), which does not \
+                     match --accept-fingerprint {expected}; nothing was sent to the BMC",
+                    leaf.certificate_sha256, leaf.public_key_sha256
+                ),
+            )
+            .into());
+        }
+        if !self.interactive {
+            return Err(Failure::new(
+                ExitKind::NotTrusted,
+                format!(
+                    "{name} presents a certificate that is not trusted yet (SHA-256 {}); compare \
+                     it with the BMC's own display, then rerun with --accept-fingerprint {} or \
+                     install its CA with `rackside ca add`",
+                    leaf.certificate_sha256, leaf.certificate_sha256
+                ),
+            )
+            .into());
+        }
+        eprint!("Trust this certificate for {name}? Type yes to accept: ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim().eq_ignore_ascii_case("yes") {
+            Ok(())
+        } else {
+            Err(Failure::new(
+                ExitKind::NotTrusted,
+                format!("certificate of {name} rejected; nothing was sent to the BMC"),
+            )
+            .into())
+        }
+    }
+}
+
+/// A server whose certificate is accepted and whose password is known.
+pub struct Prepared {
+    /// Server name from the list.
+    pub name: String,
+    entry: ServerEntry,
+    pin: Pin,
+    credentials: Credentials,
+}
+
+/// A logged-in Redfish session with one BMC.
+pub struct Connection {
+    /// Server name from the list.
+    pub name: String,
+    /// The Redfish client holding the session.
+    pub client: Client<HttpsTransport>,
+}
+
+impl Connection {
+    /// Deletes the session; a failure is reported as a warning because the work is done.
+    pub async fn close(mut self) {
+        if let Err(error) = self.client.logout().await {
+            eprintln!(
+                "warning: failed to delete the session on {}: {error}; it expires on the BMC \
+                 after its idle timeout",
+                self.name
+            );
+        }
+    }
+}
+
+/// Host, port and TLS server name of a BMC URL.
+pub fn endpoint(url: &Url) -> Result<(String, u16, ServerName<'static>), Failure> {
+    let host = url
+        .host_str()
+        .ok_or_else(|| Failure::usage(format!("invalid BMC URL {url}: no host name")))?;
+    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let server_name = ServerName::try_from(bare.clone())
+        .map_err(|_| Failure::usage(format!("invalid host name {host:?} in {url}")))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    Ok((bare, port, server_name))
+}
+
+/// Prints what the user needs to decide about a certificate.
+pub fn print_certificate(name: &str, url: &Url, verdict: &Classification) {
+    let leaf = &verdict.leaf;
+    let date = |value: Option<chrono::DateTime<chrono::Utc>>| {
+        value.map_or_else(|| "unknown".to_owned(), |time| time.to_rfc3339())
+    };
+    eprintln!("Certificate of {name} ({url}): {} ({})", verdict.color, verdict.why);
+    eprintln!("  subject:        {}", leaf.subject);
+    eprintln!("  issuer:         {}", leaf.issuer);
+    eprintln!("  valid from:     {}", date(leaf.not_before));
+    eprintln!("  valid until:    {}", date(leaf.not_after));
+    eprintln!("  key:            {}", leaf.key_description);
+    eprintln!("  SHA-256 cert:   {}", leaf.certificate_sha256);
+    eprintln!("  SHA-256 key:    {}", leaf.public_key_sha256);
+}
+
+fn red_failure(name: &str, verdict: &Classification) -> Failure {
+    Failure::new(
+        ExitKind::CertificateBlocked,
+        format!(
+            "certificate of {name} cannot be accepted: {}; nothing was sent to the BMC. Replace \
+             the BMC's certificate or correct the address",
+            verdict.why
+        ),
+    )
+}
+
+fn key_changed(name: &str, pinned: &Fingerprint, verdict: &Classification) -> Failure {
+    Failure::new(
+        ExitKind::CertificateBlocked,
+        format!(
+            "ALARM: the key of {name}'s certificate changed (pinned key SHA-256 {pinned}, now {}); \
+             this is not a password problem and nothing was sent. Someone may be impersonating \
+             the BMC. If it was re-keyed on purpose, check the new fingerprint at the BMC and run \
+             `rackside server trust {name}`",
+            verdict.leaf.public_key_sha256
+        ),
+    )
+}
+
+/// Turns a failed handshake caused by our verifier into the trust failure it really is.
+fn explain_tls(name: &str, error: RedfishError, log: &VerifierLog) -> anyhow::Error {
+    for event in log.events() {
+        match event {
+            TrustEvent::KeyChanged { pinned, presented } => {
+                return Failure::new(
+                    ExitKind::CertificateBlocked,
+                    format!(
+                        "ALARM: the key of {name}'s certificate changed during the connection \
+                         (pinned key SHA-256 {pinned}, now {presented}); nothing was sent. Run \
+                         `rackside server trust {name}` only after checking the BMC"
+                    ),
+                )
+                .into()
+            }
+            TrustEvent::Red(verdict) => return red_failure(name, &verdict).into(),
+            TrustEvent::NotTrusted(verdict) => {
+                return Failure::new(
+                    ExitKind::NotTrusted,
+                    format!(
+                        "{name} changed its certificate during the connection to one that is not \
+                         trusted (SHA-256 {}); run `rackside server trust {name}`",
+                        verdict.leaf.certificate_sha256
+                    ),
+                )
+                .into()
+            }
+            _ => {}
+        }
+    }
+    error.into()
+}

@@ -1,0 +1,264 @@
+//! The server list, pins and installed CAs, kept as plain files under the config folder.
+//!
+//! NOTE: this file holds no secret (no password is ever written); encrypted storage of all
+//! client state is a later step. Writes go to a temporary file in the same folder, are synced,
+//! then renamed over the old file, so a crash leaves either the old or the new list.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use rackside_trust::Pin;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::failure::Failure;
+
+const SERVERS_FILE: &str = "servers.json";
+const CA_FOLDER: &str = "ca";
+
+/// One managed BMC.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerEntry {
+    /// HTTPS base URL of the BMC (scheme, host, optional port).
+    pub url: Url,
+    /// Account used to log in.
+    pub user: String,
+    /// The accepted certificate; `None` until the user trusts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<Pin>,
+}
+
+/// The config folder and what it contains.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+    servers: BTreeMap<String, ServerEntry>,
+}
+
+impl Store {
+    /// Opens the store in `dir`, or in the platform's config folder when `dir` is `None`.
+    /// A missing folder or file is an empty store; a damaged file is an error, never replaced.
+    pub fn open(dir: Option<&Path>) -> anyhow::Result<Self> {
+        let dir = match dir {
+            Some(dir) => dir.to_path_buf(),
+            None => default_config_dir()?,
+        };
+        let path = dir.join(SERVERS_FILE);
+        let servers = match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
+                Failure::usage(format!(
+                    "invalid server list {}: {error}; fix or move the file away",
+                    path.display()
+                ))
+            })?,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(error) => {
+                return Err(error).with_context(|| format!("failed to read {}", path.display()))
+            }
+        };
+        Ok(Self { dir, servers })
+    }
+
+    /// The config folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// All servers by name.
+    pub fn servers(&self) -> &BTreeMap<String, ServerEntry> {
+        &self.servers
+    }
+
+    /// The server called `name`, or a usage failure that lists how to find names.
+    pub fn server(&self, name: &str) -> Result<&ServerEntry, Failure> {
+        self.servers.get(name).ok_or_else(|| {
+            Failure::usage(format!(
+                "unknown server {name:?}; run `rackside server list` or `rackside server add`"
+            ))
+        })
+    }
+
+    /// Adds or replaces `name`.
+    pub fn insert(&mut self, name: &str, entry: ServerEntry) {
+        self.servers.insert(name.to_owned(), entry);
+    }
+
+    /// Removes `name`, returning its entry.
+    pub fn remove(&mut self, name: &str) -> Option<ServerEntry> {
+        self.servers.remove(name)
+    }
+
+    /// Replaces the pin of `name`.
+    pub fn set_pin(&mut self, name: &str, pin: Option<Pin>) {
+        if let Some(entry) = self.servers.get_mut(name) {
+            entry.pin = pin;
+        }
+    }
+
+    /// Writes the server list atomically.
+    pub fn save(&self) -> anyhow::Result<()> {
+        let bytes = serde_json::to_vec_pretty(&self.servers)?;
+        write_atomic(&self.dir, SERVERS_FILE, &bytes)
+    }
+
+    /// The folder of installed CA certificates (one PEM file each).
+    pub fn ca_dir(&self) -> PathBuf {
+        self.dir.join(CA_FOLDER)
+    }
+
+    /// Paths of the installed CA files, sorted.
+    pub fn ca_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let dir = self.ca_dir();
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => {
+                return Err(error).with_context(|| format!("failed to read {}", dir.display()))
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|ext| ext == "pem") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Installs a CA certificate under `file_name`.
+    pub fn install_ca(&self, file_name: &str, pem: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.ca_dir(), file_name, pem)
+    }
+}
+
+/// Validates a server name: it is used as a key and in messages.
+pub fn check_name(name: &str) -> Result<(), Failure> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "invalid server name {name:?}; use 1 to 64 letters, digits, '-', '_' or '.'"
+        )))
+    }
+}
+
+/// Parses a BMC address. A bare host gets `https://`; `http://` is rejected.
+pub fn parse_url(text: &str) -> Result<Url, Failure> {
+    let with_scheme =
+        if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+    let url = Url::parse(&with_scheme).map_err(|error| {
+        Failure::usage(format!(
+            "invalid BMC URL {text:?}: {error}; use the form https://HOST[:PORT]"
+        ))
+    })?;
+    if url.scheme() != "https" {
+        return Err(Failure::usage(format!(
+            "unsupported scheme in {text:?}: rackside talks to BMCs over HTTPS only; use https://"
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Failure::usage(format!("invalid BMC URL {text:?}: no host name")));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Failure::usage(format!(
+            "invalid BMC URL {text:?}: credentials do not belong in the URL; use --user and \
+             RACKSIDE_PASSWORD or --password-stdin"
+        )));
+    }
+    Ok(url)
+}
+
+fn default_config_dir() -> anyhow::Result<PathBuf> {
+    directories::ProjectDirs::from("", "", "rackside")
+        .map(|dirs| dirs.config_dir().to_path_buf())
+        .ok_or_else(|| {
+            Failure::usage("no home folder found; set RACKSIDE_CONFIG_DIR or --config-dir").into()
+        })
+}
+
+/// Writes `bytes` to `dir/name` through a synced temporary file and a rename.
+fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let target = dir.join(name);
+    let temp = dir.join(format!(".{name}.tmp"));
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file =
+        options.open(&temp).with_context(|| format!("failed to write {}", temp.display()))?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    fs::rename(&temp, &target)
+        .with_context(|| format!("failed to replace {}", target.display()))?;
+    if let Ok(folder) = fs::File::open(dir) {
+        // Syncing the folder makes the rename itself durable; not every platform allows it.
+        let _ = folder.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_without_scheme_gets_https() {
+        let url = parse_url("192.0.2.10:8443").unwrap();
+        assert_eq!(url.as_str(), "https://192.0.2.10:8443/");
+    }
+
+    #[test]
+    fn plain_http_url_is_rejected() {
+        let error = parse_url("http://192.0.2.10").unwrap_err();
+        assert!(error.message.contains("HTTPS only"), "{}", error.message);
+    }
+
+    #[test]
+    fn url_with_credentials_is_rejected() {
+        assert!(parse_url("https://root:calvin@192.0.2.10").is_err());
+    }
+
+    #[test]
+    fn malformed_url_is_rejected() {
+        assert!(parse_url("https://[::1").is_err());
+    }
+
+    #[test]
+    fn server_name_with_space_is_rejected() {
+        assert!(check_name("rack 1").is_err());
+        assert!(check_name("r750-01.lab").is_ok());
+    }
+
+    #[test]
+    fn damaged_server_list_is_an_error_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(SERVERS_FILE), b"{not json").unwrap();
+        assert!(Store::open(Some(dir.path())).is_err());
+        assert_eq!(fs::read(dir.path().join(SERVERS_FILE)).unwrap(), b"{not json");
+    }
+
+    #[test]
+    fn saved_list_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(Some(dir.path())).unwrap();
+        let url = parse_url("https://192.0.2.10").unwrap();
+        store.insert("r1", ServerEntry { url, user: "root".into(), pin: None });
+        store.save().unwrap();
+        let again = Store::open(Some(dir.path())).unwrap();
+        assert_eq!(again.servers().len(), 1);
+        assert_eq!(again.server("r1").unwrap().user, "root");
+    }
+}

@@ -1,0 +1,189 @@
+//! Shared helpers for the end-to-end tests: a BMC in-process, the real binary, test data.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use rackside_bmc::{BmcConfig, DataSource, Fault, RunningBmc, TlsSource};
+use tempfile::TempDir;
+
+/// The password of the BMC account every test uses.
+pub const PASSWORD: &str = "correct horse battery staple";
+/// The BMC account every test uses.
+pub const USER: &str = "admin";
+
+/// The shared Redfish test data, or `None` (after saying why) when it is missing.
+/// With `RACKSIDE_REQUIRE_EXTERNAL=1`, as in CI, a missing folder fails the test instead.
+pub fn test_data() -> Option<PathBuf> {
+    let path = match std::env::var_os("RACKSIDE_TEST_DATA") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    };
+    if path.join("redfish").is_dir() {
+        return Some(path);
+    }
+    skip_or_fail("RACKSIDE_TEST_DATA not set and ../shared not found");
+    None
+}
+
+/// The Python venv with sushy-emulator and DMTF's tools, or `None` when it is missing.
+pub fn venv() -> Option<PathBuf> {
+    let path = match std::env::var_os("RACKSIDE_VENV") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+    };
+    if path.join("bin/python").exists() {
+        return Some(path);
+    }
+    skip_or_fail("RACKSIDE_VENV not set and .venv not found; run ./scripts/test");
+    None
+}
+
+fn skip_or_fail(reason: &str) {
+    if std::env::var("RACKSIDE_REQUIRE_EXTERNAL").is_ok_and(|value| value == "1") {
+        panic!("required test input missing: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// A BMC running in this process, with its state folder.
+pub struct Bmc {
+    pub running: RunningBmc,
+    pub state: TempDir,
+}
+
+impl Bmc {
+    /// The HTTPS URL of the BMC.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.running.local_addr())
+    }
+
+    /// SHA-256 of the BMC's certificate as the CLI prints it.
+    pub fn fingerprint(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.running.certificate_der().as_ref());
+        digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    }
+}
+
+/// A configuration for a BMC on a free loopback port with the test account.
+pub fn config(state: &Path) -> BmcConfig {
+    let mut config = BmcConfig::new(state.to_path_buf());
+    config.listen = "127.0.0.1:0".parse::<SocketAddr>().unwrap();
+    config.first_user = Some((USER.to_owned(), PASSWORD.to_owned().into()));
+    config.power_delay = Duration::from_millis(300);
+    config
+}
+
+/// Starts a BMC serving `data` with the given faults.
+pub async fn start_bmc(data: DataSource, tls: TlsSource, faults: &[Fault]) -> Bmc {
+    let state = tempfile::tempdir().unwrap();
+    let mut config = config(state.path());
+    config.data = data;
+    config.tls = tls;
+    for fault in faults {
+        config.faults.insert(*fault);
+    }
+    let running = rackside_bmc::start(config).await.unwrap();
+    Bmc { running, state }
+}
+
+/// Starts the embedded sample BMC with a generated certificate.
+pub async fn embedded_bmc(faults: &[Fault]) -> Bmc {
+    start_bmc(DataSource::Embedded, TlsSource::Generated, faults).await
+}
+
+/// A client config folder and a way to run the real binary with it.
+pub struct Cli {
+    pub config: TempDir,
+}
+
+impl Cli {
+    pub fn new() -> Self {
+        Self { config: tempfile::tempdir().unwrap() }
+    }
+
+    /// Runs `rackside ARGS` with this config folder, the test password and no terminal.
+    pub async fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[("RACKSIDE_PASSWORD", PASSWORD)]).await
+    }
+
+    /// Runs `rackside ARGS` with extra environment variables.
+    pub async fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"));
+        command
+            .args(args)
+            .env("RACKSIDE_CONFIG_DIR", self.config.path())
+            .env_remove("RACKSIDE_PASSWORD")
+            .env_remove("RACKSIDE_LOG")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        tokio::time::timeout(Duration::from_secs(120), command.output())
+            .await
+            .expect("rackside did not finish within 120 s")
+            .unwrap()
+    }
+
+    /// Adds `name` at `url`, accepting `fingerprint`, and asserts success.
+    pub async fn add(&self, name: &str, url: &str, fingerprint: &str) {
+        let output = self
+            .run(&["server", "add", name, url, "--user", USER, "--accept-fingerprint", fingerprint])
+            .await;
+        assert_success(&output);
+    }
+
+    /// The saved server list.
+    pub fn servers(&self) -> serde_json::Value {
+        let bytes = std::fs::read(self.config.path().join("servers.json")).unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    /// Rewrites the saved URL of `name`, keeping its pin.
+    pub fn set_url(&self, name: &str, url: &str) {
+        let mut servers = self.servers();
+        servers[name]["url"] = serde_json::Value::String(format!("{url}/"));
+        std::fs::write(
+            self.config.path().join("servers.json"),
+            serde_json::to_vec_pretty(&servers).unwrap(),
+        )
+        .unwrap();
+    }
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Standard output as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Standard output parsed as JSON.
+pub fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {}", stdout(output)))
+}
+
+/// Asserts exit code 0, printing both streams otherwise.
+pub fn assert_success(output: &Output) {
+    assert_code(output, 0);
+}
+
+/// Asserts the exit code, printing both streams otherwise.
+pub fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "expected exit {code}\nstdout:\n{}\nstderr:\n{}",
+        stdout(output),
+        stderr(output)
+    );
+}
