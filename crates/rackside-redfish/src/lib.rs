@@ -1,1 +1,66 @@
-//! placeholder
+//! Redfish types and the client rackside uses to read health, inventory and logs from BMCs.
+//!
+//! The [`Client`] sends plain HTTP requests through a [`Transport`]: [`HttpsTransport`]
+//! for the network, or any other channel that carries HTTP. It reads the service root,
+//! logs in with a Redfish session (Basic only when the service has no session service),
+//! retries transient failures with bounded back-off, pages collections and decodes
+//! leniently, because real BMCs send malformed dates, numbers as strings and objects
+//! where arrays belong. [`health`], [`inventory`] and [`logs`] build reports on top.
+//!
+//! ```no_run
+//! # async fn example(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), rackside_redfish::Error> {
+//! use rackside_redfish::*;
+//!
+//! let base = url::Url::parse("https://bmc.example").map_err(|e| Error::InvalidUrl {
+//!     url: "https://bmc.example".into(),
+//!     detail: e.to_string(),
+//! })?;
+//! let transport = HttpsTransport::new(&base, tls, Limits::default())?;
+//! let mut client = Client::new(transport, RetryPolicy::default());
+//! client.connect().await?;
+//! let creds = Credentials { username: "root".into(), password: Secret::new("secret") };
+//! client.login(&creds, AuthMode::Session).await?;
+//! let report = health(&client).await;
+//! client.logout().await?;
+//! # report.map(|_| ())
+//! # }
+//! ```
+
+#![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
+mod client;
+mod crawl;
+pub mod decode;
+mod error;
+mod health;
+mod inventory;
+mod logs;
+mod secret;
+#[cfg(test)]
+mod testing;
+mod transport;
+
+pub use client::{
+    AuthMode, Client, Resource, RetryPolicy, DEFAULT_MAX_IN_FLIGHT, MAX_PAGES, SERVICE_ROOT,
+};
+pub use crawl::Unreadable;
+pub use decode::parse_timestamp;
+pub use error::Error;
+pub use health::{health, ComponentKind, ComponentProblem, HealthReport, SystemHealth};
+pub use inventory::{
+    inventory, Drive, Fan, Firmware, Inventory, MemoryModule, NetworkAdapter, NetworkPort,
+    PowerSupply, Processor, Storage, StorageController, SystemInventory, SystemSummary,
+    Temperature,
+};
+pub use logs::{logs, LogQuery, LogRecord, Severity};
+pub use secret::{Credentials, Secret};
+pub use transport::{HttpsTransport, Limits, Request, Response, Transport};

@@ -1,0 +1,461 @@
+//! Reads the resource tree that health and inventory are built from.
+//!
+//! One crawl collects each system with its processors, memory, storage, and the chassis
+//! that hold it with their power supplies, fans, temperature sensors and network adapters.
+//! A resource that cannot be read is recorded as unreadable and the crawl goes on; only
+//! fatal errors (connect, TLS, 401, session limit) end it.
+
+use std::collections::BTreeMap;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::client::{request_path, Client, Resource, SERVICE_ROOT};
+use crate::decode;
+use crate::transport::Transport;
+use crate::Error;
+
+/// A resource that could not be read, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Unreadable {
+    /// The path that failed.
+    pub path: String,
+    /// The error message.
+    pub error: String,
+}
+
+/// One system and everything read under it.
+pub(crate) struct SystemTree {
+    pub system: Resource,
+    pub processors: Vec<Resource>,
+    pub memory: Vec<Resource>,
+    pub storage: Vec<StorageTree>,
+    pub chassis: Vec<ChassisTree>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// One storage subsystem with its controllers and drives.
+pub(crate) struct StorageTree {
+    pub storage: Resource,
+    pub controllers: Vec<Resource>,
+    pub drives: Vec<Resource>,
+}
+
+/// One chassis with its power, cooling, sensors and network adapters.
+#[derive(Clone)]
+pub(crate) struct ChassisTree {
+    pub chassis: Resource,
+    pub power_supplies: Vec<Resource>,
+    pub fans: Vec<Resource>,
+    pub temperatures: Vec<Resource>,
+    pub network_adapters: Vec<AdapterTree>,
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// One network adapter with its ports.
+#[derive(Clone)]
+pub(crate) struct AdapterTree {
+    pub adapter: Resource,
+    pub ports: Vec<Resource>,
+}
+
+/// Members that were read, and members that failed with their paths.
+type Partial = (Vec<Resource>, Vec<(String, Error)>);
+
+/// Collects failures of non-fatal reads.
+#[derive(Default)]
+struct Problems(Vec<Unreadable>);
+
+impl Problems {
+    /// Keeps a successful value, records a non-fatal error, and passes a fatal one on.
+    fn keep<V: Default>(&mut self, path: &str, result: Result<V, Error>) -> Result<V, Error> {
+        match result {
+            Ok(value) => Ok(value),
+            Err(error) if error.is_fatal() => Err(error),
+            Err(error) => {
+                tracing::debug!(%path, %error, "resource unreadable, continuing");
+                self.0.push(Unreadable {
+                    path: path.to_owned(),
+                    error: error.to_string(),
+                });
+                Ok(V::default())
+            }
+        }
+    }
+
+    fn record(&mut self, failures: Vec<(String, Error)>) {
+        for (path, error) in failures {
+            self.0.push(Unreadable {
+                path,
+                error: error.to_string(),
+            });
+        }
+    }
+}
+
+/// Reads the service root, from the client's cache when it has one.
+pub(crate) async fn service_root<T: Transport>(client: &Client<T>) -> Result<Value, Error> {
+    match client.root() {
+        Some(root) => Ok(root.clone()),
+        None => Ok(client.get(SERVICE_ROOT).await?.body),
+    }
+}
+
+/// Reads every system with its components and chassis.
+pub(crate) async fn crawl_systems<T: Transport>(
+    client: &Client<T>,
+) -> Result<Vec<SystemTree>, Error> {
+    let root = service_root(client).await?;
+    let Some(systems_path) = decode::link(&root, "Systems") else {
+        return Ok(Vec::new());
+    };
+    let (systems, system_failures) = client.members_partial(&systems_path).await?;
+
+    let chassis_trees: Vec<ChassisTree> = match decode::link(&root, "Chassis") {
+        Some(path) => {
+            let (chassis, _) = client.members_partial(&path).await?;
+            let trees = join_all(
+                chassis
+                    .into_iter()
+                    .map(|chassis| crawl_chassis(client, chassis)),
+            )
+            .await;
+            trees.into_iter().collect::<Result<_, _>>()?
+        }
+        None => Vec::new(),
+    };
+
+    let single_system = systems.len() == 1;
+    let trees = join_all(systems.into_iter().map(|system| {
+        let chassis = chassis_for_system(&system, &chassis_trees, single_system);
+        crawl_system(client, system, chassis)
+    }))
+    .await;
+    let mut trees: Vec<SystemTree> = trees.into_iter().collect::<Result<_, _>>()?;
+
+    if let Some(first) = trees.first_mut() {
+        let mut problems = Problems::default();
+        problems.record(system_failures);
+        first.unreadable.extend(problems.0);
+    }
+    Ok(trees)
+}
+
+/// Picks the chassis linked from a system; with a single system, every chassis.
+fn chassis_for_system(
+    system: &Resource,
+    all: &[ChassisTree],
+    single_system: bool,
+) -> Vec<ChassisTree> {
+    if single_system {
+        return all.to_vec();
+    }
+    let linked: Vec<String> = system
+        .body
+        .get("Links")
+        .map(|links| decode::array(links, "Chassis"))
+        .unwrap_or_default()
+        .iter()
+        .filter_map(decode::odata_id)
+        .filter_map(|path| request_path(&path).ok())
+        .collect();
+    all.iter()
+        .filter(|tree| {
+            linked
+                .iter()
+                .any(|path| same_path(path, &tree.chassis.path))
+        })
+        .cloned()
+        .collect()
+}
+
+async fn crawl_system<T: Transport>(
+    client: &Client<T>,
+    system: Resource,
+    chassis: Vec<ChassisTree>,
+) -> Result<SystemTree, Error> {
+    let mut problems = Problems::default();
+    let body = &system.body;
+
+    let (processors, memory, storage) = tokio::join!(
+        linked_members(client, body, "Processors"),
+        linked_members(client, body, "Memory"),
+        crawl_storage(client, body),
+    );
+    let processors = keep_members(&mut problems, body, "Processors", processors)?;
+    let memory = keep_members(&mut problems, body, "Memory", memory)?;
+    let (storage, storage_failures) = storage?;
+    problems.0.extend(storage_failures);
+
+    Ok(SystemTree {
+        system,
+        processors,
+        memory,
+        storage,
+        chassis,
+        unreadable: problems.0,
+    })
+}
+
+async fn crawl_storage<T: Transport>(
+    client: &Client<T>,
+    system: &Value,
+) -> Result<(Vec<StorageTree>, Vec<Unreadable>), Error> {
+    let mut problems = Problems::default();
+    let storages = keep_members(
+        &mut problems,
+        system,
+        "Storage",
+        linked_members(client, system, "Storage").await,
+    )?;
+
+    let trees = join_all(storages.into_iter().map(|storage| async move {
+        let mut problems = Problems::default();
+        let inline: Vec<Resource> = decode::array(&storage.body, "StorageControllers")
+            .iter()
+            .enumerate()
+            .map(|(index, item)| inline_resource(&storage.path, "StorageControllers", index, item))
+            .collect();
+        let controllers = if inline.is_empty() {
+            keep_members(
+                &mut problems,
+                &storage.body,
+                "Controllers",
+                linked_members(client, &storage.body, "Controllers").await,
+            )?
+        } else {
+            inline
+        };
+
+        let drive_paths: Vec<String> = decode::array(&storage.body, "Drives")
+            .iter()
+            .filter_map(decode::odata_id)
+            .collect();
+        let drives = join_all(drive_paths.iter().map(|path| client.get(path))).await;
+        let mut kept = Vec::new();
+        for (path, result) in drive_paths.iter().zip(drives) {
+            if let Some(drive) = problems.keep(path, result.map(Some))? {
+                kept.push(drive);
+            }
+        }
+        Ok::<_, Error>((
+            StorageTree {
+                storage,
+                controllers,
+                drives: kept,
+            },
+            problems.0,
+        ))
+    }))
+    .await;
+
+    let mut result = Vec::new();
+    for tree in trees {
+        let (tree, failures) = tree?;
+        problems.0.extend(failures);
+        result.push(tree);
+    }
+    Ok((result, problems.0))
+}
+
+async fn crawl_chassis<T: Transport>(
+    client: &Client<T>,
+    chassis: Resource,
+) -> Result<ChassisTree, Error> {
+    let mut problems = Problems::default();
+    let body = chassis.body.clone();
+
+    let (power_supplies, fans, temperatures, adapters) = tokio::join!(
+        power_supplies(client, &body),
+        fans(client, &body),
+        temperatures(client, &body),
+        linked_members(client, &body, "NetworkAdapters"),
+    );
+    let power_supplies = keep_partial(&mut problems, &chassis.path, power_supplies)?;
+    let fans = keep_partial(&mut problems, &chassis.path, fans)?;
+    let temperatures = keep_partial(&mut problems, &chassis.path, temperatures)?;
+    let adapters = keep_members(&mut problems, &body, "NetworkAdapters", adapters)?;
+
+    let adapter_trees = join_all(adapters.into_iter().map(|adapter| async move {
+        let mut problems = Problems::default();
+        let ports = match decode::link(&adapter.body, "Ports") {
+            Some(_) => linked_members(client, &adapter.body, "Ports").await,
+            None => linked_members(client, &adapter.body, "NetworkPorts").await,
+        };
+        let key = if decode::link(&adapter.body, "Ports").is_some() {
+            "Ports"
+        } else {
+            "NetworkPorts"
+        };
+        let ports = keep_members(&mut problems, &adapter.body, key, ports)?;
+        Ok::<_, Error>((AdapterTree { adapter, ports }, problems.0))
+    }))
+    .await;
+    let mut network_adapters = Vec::new();
+    for tree in adapter_trees {
+        let (tree, failures) = tree?;
+        problems.0.extend(failures);
+        network_adapters.push(tree);
+    }
+
+    Ok(ChassisTree {
+        chassis,
+        power_supplies,
+        fans,
+        temperatures,
+        network_adapters,
+        unreadable: problems.0,
+    })
+}
+
+/// Power supplies from `PowerSubsystem`, else from the legacy `Power` resource.
+async fn power_supplies<T: Transport>(
+    client: &Client<T>,
+    chassis: &Value,
+) -> Result<Partial, Error> {
+    if let Some(path) = decode::link(chassis, "PowerSubsystem") {
+        match client.get(&path).await {
+            Ok(subsystem) => {
+                if decode::link(&subsystem.body, "PowerSupplies").is_some() {
+                    return client
+                        .members_partial(&linked(&subsystem.body, "PowerSupplies"))
+                        .await;
+                }
+            }
+            Err(error) if error.is_fatal() => return Err(error),
+            Err(error) => {
+                tracing::debug!(%path, %error, "power subsystem unreadable, trying Power")
+            }
+        }
+    }
+    Ok((
+        legacy_array(client, chassis, "Power", "PowerSupplies").await?,
+        Vec::new(),
+    ))
+}
+
+/// Fans from `ThermalSubsystem`, else from the legacy `Thermal` resource.
+async fn fans<T: Transport>(client: &Client<T>, chassis: &Value) -> Result<Partial, Error> {
+    if let Some(path) = decode::link(chassis, "ThermalSubsystem") {
+        match client.get(&path).await {
+            Ok(subsystem) => {
+                if decode::link(&subsystem.body, "Fans").is_some() {
+                    return client
+                        .members_partial(&linked(&subsystem.body, "Fans"))
+                        .await;
+                }
+            }
+            Err(error) if error.is_fatal() => return Err(error),
+            Err(error) => {
+                tracing::debug!(%path, %error, "thermal subsystem unreadable, trying Thermal")
+            }
+        }
+    }
+    Ok((
+        legacy_array(client, chassis, "Thermal", "Fans").await?,
+        Vec::new(),
+    ))
+}
+
+/// Temperature sensors from the chassis `Sensors` collection, else from the legacy
+/// `Thermal` resource.
+async fn temperatures<T: Transport>(client: &Client<T>, chassis: &Value) -> Result<Partial, Error> {
+    if let Some(path) = decode::link(chassis, "Sensors") {
+        match client.members_partial(&path).await {
+            Ok((sensors, failures)) => {
+                let temperatures: Vec<Resource> = sensors
+                    .into_iter()
+                    .filter(|sensor| {
+                        decode::text(&sensor.body, "ReadingType").as_deref() == Some("Temperature")
+                    })
+                    .collect();
+                if !temperatures.is_empty() {
+                    return Ok((temperatures, failures));
+                }
+            }
+            Err(error) if error.is_fatal() => return Err(error),
+            Err(error) => tracing::debug!(%path, %error, "sensors unreadable, trying Thermal"),
+        }
+    }
+    Ok((
+        legacy_array(client, chassis, "Thermal", "Temperatures").await?,
+        Vec::new(),
+    ))
+}
+
+/// Reads the array `key` of the legacy resource linked as `parent` (`Power` or `Thermal`).
+async fn legacy_array<T: Transport>(
+    client: &Client<T>,
+    chassis: &Value,
+    parent: &str,
+    key: &str,
+) -> Result<Vec<Resource>, Error> {
+    let Some(path) = decode::link(chassis, parent) else {
+        return Ok(Vec::new());
+    };
+    let resource = client.get(&path).await?;
+    Ok(decode::array(&resource.body, key)
+        .iter()
+        .enumerate()
+        .map(|(index, item)| inline_resource(&resource.path, key, index, item))
+        .collect())
+}
+
+/// Reads the members of the collection linked from `parent` under `key`; none when the
+/// link is missing.
+async fn linked_members<T: Transport>(
+    client: &Client<T>,
+    parent: &Value,
+    key: &str,
+) -> Result<Partial, Error> {
+    match decode::link(parent, key) {
+        Some(path) => client.members_partial(&path).await,
+        None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+fn keep_members(
+    problems: &mut Problems,
+    parent: &Value,
+    key: &str,
+    result: Result<Partial, Error>,
+) -> Result<Vec<Resource>, Error> {
+    let path = decode::link(parent, key).unwrap_or_else(|| key.to_owned());
+    keep_partial(problems, &path, result)
+}
+
+fn keep_partial(
+    problems: &mut Problems,
+    path: &str,
+    result: Result<Partial, Error>,
+) -> Result<Vec<Resource>, Error> {
+    let (members, failures) = problems.keep(path, result)?;
+    problems.record(failures);
+    Ok(members)
+}
+
+fn linked(value: &Value, key: &str) -> String {
+    decode::link(value, key).unwrap_or_default()
+}
+
+/// Wraps an item of an inline array as a resource, using its own `@odata.id` when present.
+fn inline_resource(parent: &str, key: &str, index: usize, item: &Value) -> Resource {
+    Resource {
+        path: decode::odata_id(item).unwrap_or_else(|| format!("{parent}#/{key}/{index}")),
+        etag: None,
+        body: item.clone(),
+    }
+}
+
+fn same_path(left: &str, right: &str) -> bool {
+    left.trim_end_matches('/') == right.trim_end_matches('/')
+}
+
+/// Groups unreadable entries by path so each appears once.
+pub(crate) fn dedup_unreadable(entries: Vec<Unreadable>) -> Vec<Unreadable> {
+    let mut by_path = BTreeMap::new();
+    for entry in entries {
+        by_path.entry(entry.path.clone()).or_insert(entry);
+    }
+    by_path.into_values().collect()
+}

@@ -1,0 +1,188 @@
+//! The crate's one error type.
+
+use http::StatusCode;
+
+/// Everything that can go wrong while talking to a Redfish service.
+///
+/// Each message is a one-line lowercase fragment: what failed, on which value, and what
+/// to do next. Messages never contain a password or a session token.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The BMC address or a path from the service cannot be used as a URL.
+    #[error("invalid URL {url:?}: {detail}; give an address like https://bmc.example.com")]
+    InvalidUrl {
+        /// The rejected URL or path.
+        url: String,
+        /// Why it was rejected.
+        detail: String,
+    },
+
+    /// The TCP connection could not be opened.
+    #[error("cannot connect to {url}: {detail}; check the address, port and network path")]
+    Connect {
+        /// The URL that was requested.
+        url: String,
+        /// The underlying error.
+        detail: String,
+    },
+
+    /// The TLS handshake failed, including a rejection by the certificate policy.
+    #[error("TLS handshake failed: {detail}; check the server certificate and its pin")]
+    Tls {
+        /// The underlying TLS error.
+        detail: String,
+    },
+
+    /// A connect or read time-out expired.
+    #[error("timed out {what}; the BMC may be busy or unreachable, try again later")]
+    Timeout {
+        /// What was being waited for, such as "reading GET /redfish/v1/Systems".
+        what: String,
+    },
+
+    /// A response body was larger than the configured maximum.
+    #[error("response body exceeds the maximum of {limit} bytes; the BMC sent more than expected")]
+    TooLarge {
+        /// The maximum body size in bytes.
+        limit: usize,
+    },
+
+    /// The service root does not look like a Redfish service.
+    #[error("{url} is not a Redfish service: it returned {detail}; check the address and port")]
+    NotRedfish {
+        /// The URL of the service root.
+        url: String,
+        /// What the server returned instead.
+        detail: String,
+    },
+
+    /// A response body was not valid JSON.
+    #[error("invalid JSON from {path}: {detail}; the BMC returned a malformed resource")]
+    InvalidJson {
+        /// The requested path.
+        path: String,
+        /// The parser's error.
+        detail: String,
+    },
+
+    /// HTTP 401. Redfish services also return it when the account's role lacks a privilege,
+    /// so it does not prove that the password is wrong.
+    #[error(
+        "the BMC rejected the credentials or the account's role{}; check the user name and password and that the account may log in over Redfish",
+        suffix(message)
+    )]
+    Unauthorized {
+        /// The service's own message, if it sent one.
+        message: String,
+    },
+
+    /// HTTP 403 on a resource.
+    #[error(
+        "access to {path} denied{}; the account's role lacks the privilege for it",
+        suffix(message)
+    )]
+    Forbidden {
+        /// The requested path.
+        path: String,
+        /// The service's own message, if it sent one.
+        message: String,
+    },
+
+    /// The BMC has no free session slot (iDRAC RAC0218 and similar).
+    #[error(
+        "the BMC reached its maximum number of user sessions{}; wait for stale sessions to expire or delete them on the BMC, then try again",
+        suffix(message)
+    )]
+    SessionLimit {
+        /// The service's own message, if it sent one.
+        message: String,
+    },
+
+    /// Any other unsuccessful HTTP status.
+    #[error(
+        "{path} returned HTTP {status}{}{}",
+        id_suffix(message_id),
+        suffix(message)
+    )]
+    Status {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The requested path.
+        path: String,
+        /// The first MessageId from the error body, if any.
+        message_id: Option<String>,
+        /// The first message from the error body, if any.
+        message: String,
+    },
+
+    /// A transient failure persisted through every retry.
+    #[error("{path} still failed after {attempts} attempts: {last}")]
+    RetriesExhausted {
+        /// The requested path.
+        path: String,
+        /// How many requests were sent.
+        attempts: u32,
+        /// The error of the last attempt.
+        last: Box<Error>,
+    },
+
+    /// The service answered a login without the data a session needs.
+    #[error("session login at {path} failed: {detail}; try again with AuthMode::Basic if the BMC allows it")]
+    Session {
+        /// The sessions collection that was used.
+        path: String,
+        /// What was missing.
+        detail: String,
+    },
+
+    /// Any other transport failure.
+    #[error("request {what} failed: {detail}")]
+    Transport {
+        /// The request, such as "GET /redfish/v1".
+        what: String,
+        /// The underlying error.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Returns whether the failure happened in the TLS layer, for example because the
+    /// certificate policy rejected the server.
+    pub fn is_tls(&self) -> bool {
+        match self {
+            Error::Tls { .. } => true,
+            Error::RetriesExhausted { last, .. } => last.is_tls(),
+            _ => false,
+        }
+    }
+
+    /// Returns whether the error ends a whole walk (authentication, connectivity, TLS)
+    /// rather than a single resource that can be reported as unreadable.
+    pub(crate) fn is_fatal(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::Tls { .. }
+            | Error::Unauthorized { .. }
+            | Error::SessionLimit { .. }
+            | Error::InvalidUrl { .. } => true,
+            Error::RetriesExhausted { last, .. } => last.is_fatal(),
+            _ => false,
+        }
+    }
+}
+
+fn suffix(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", message.trim_end_matches('.'))
+    }
+}
+
+fn id_suffix(message_id: &Option<String>) -> String {
+    match message_id {
+        Some(id) => format!(" {id}"),
+        None => String::new(),
+    }
+}
