@@ -119,7 +119,7 @@ pub fn classify(
                 };
                 return red(
                     RedReason::Malformed,
-                    format!("certificate {position} of the chain is malformed: {detail}"),
+                    format!("{} is malformed: {detail}", describe_position(position)),
                     leaf,
                 );
             }
@@ -166,7 +166,7 @@ pub fn classify(
                 color: Color::Green,
                 red_reason: None,
                 why: format!(
-                    "issued by trusted CA \"{}\" for {name}",
+                    "issued by \"{}\", which chains to a trusted CA, for {name}",
                     leaf_summary.issuer
                 ),
                 leaf: leaf_summary,
@@ -269,7 +269,7 @@ fn validity_problem(
             RedReason::NotYetValid,
             format!(
                 "certificate \"{subject}\" is not valid before {}",
-                validity.not_before
+                format_time(validity.not_before.timestamp())
             ),
         ));
     }
@@ -277,8 +277,8 @@ fn validity_problem(
         return Some((
             RedReason::Expired,
             format!(
-                "certificate \"{subject}\" expired on {}",
-                validity.not_after
+                "certificate \"{subject}\" expired at {}",
+                format_time(validity.not_after.timestamp())
             ),
         ));
     }
@@ -330,7 +330,12 @@ fn anchored_failure(error: &CertificateError, name: &str) -> AnchoredFailure {
                     .to_owned(),
             ))
         }
-        other => AnchoredFailure::Unanchored(Some(format!("path validation failed: {other:?}"))),
+        // Typically webpki's CaUsedAsEndEntity for a self-signed CA:TRUE leaf, which
+        // the self-signed check handles; the detail only goes to the debug log.
+        other => {
+            tracing::debug!(error = ?other, "path validation failed");
+            AnchoredFailure::Unanchored(None)
+        }
     }
 }
 
@@ -354,7 +359,8 @@ fn unanchored(
             return red(
                 RedReason::BadSignature,
                 format!(
-                    "certificate {position} of the chain (\"{}\") is not validly signed by the next one",
+                    "{} (\"{}\") is not validly signed by the certificate after it",
+                    describe_position(position),
                     subject.subject()
                 ),
                 leaf_summary,
@@ -416,6 +422,22 @@ pub(crate) fn display_server_name(server_name: &ServerName<'_>) -> String {
     }
 }
 
+/// Names a chain position for messages; the leaf is position 0.
+fn describe_position(position: usize) -> String {
+    match position {
+        0 => "the server certificate".to_owned(),
+        n => format!("chain certificate {n} (after the server certificate)"),
+    }
+}
+
+/// Formats Unix seconds as `2020-01-01 00:00:00 UTC`.
+fn format_time(seconds: i64) -> String {
+    chrono::DateTime::from_timestamp(seconds, 0).map_or_else(
+        || format!("{seconds} seconds after 1970"),
+        |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
 /// Builds a red classification.
 fn red(reason: RedReason, why: String, leaf: CertificateSummary) -> Classification {
     Classification {
@@ -423,5 +445,65 @@ fn red(reason: RedReason, why: String, leaf: CertificateSummary) -> Classificati
         red_reason: Some(reason),
         why,
         leaf,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn red_reason(error: CertificateError) -> Option<RedReason> {
+        match anchored_failure(&error, "bmc.test") {
+            AnchoredFailure::Red(reason, _) => Some(reason),
+            AnchoredFailure::Unanchored(_) => None,
+        }
+    }
+
+    #[test]
+    fn anchored_failure_maps_faults_to_red() {
+        assert_eq!(
+            red_reason(CertificateError::NotValidForName),
+            Some(RedReason::NameMismatch)
+        );
+        assert_eq!(
+            red_reason(CertificateError::Expired),
+            Some(RedReason::Expired)
+        );
+        assert_eq!(
+            red_reason(CertificateError::NotValidYet),
+            Some(RedReason::NotYetValid)
+        );
+        assert_eq!(
+            red_reason(CertificateError::BadSignature),
+            Some(RedReason::BadSignature)
+        );
+        assert_eq!(
+            red_reason(CertificateError::BadEncoding),
+            Some(RedReason::Malformed)
+        );
+    }
+
+    #[test]
+    fn anchored_failure_leaves_unknown_issuer_and_purpose_unanchored() {
+        assert_eq!(red_reason(CertificateError::UnknownIssuer), None);
+        assert_eq!(red_reason(CertificateError::InvalidPurpose), None);
+        assert!(matches!(
+            anchored_failure(&CertificateError::InvalidPurpose, "bmc.test"),
+            AnchoredFailure::Unanchored(Some(note)) if note.contains("server authentication")
+        ));
+    }
+
+    #[test]
+    fn format_time_prints_utc_calendar_time() {
+        assert_eq!(format_time(1_577_836_800), "2020-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn color_and_reason_display_as_documented() {
+        assert_eq!(Color::Green.to_string(), "green");
+        assert_eq!(Color::Yellow.to_string(), "yellow");
+        assert_eq!(Color::Red.to_string(), "red");
+        assert_eq!(RedReason::Expired.to_string(), "certificate has expired");
+        assert_eq!(serde_json::to_string(&Color::Yellow).unwrap(), "\"yellow\"");
     }
 }

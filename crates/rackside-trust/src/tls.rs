@@ -132,7 +132,7 @@ pub(crate) fn build_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientC
 }
 
 /// Why the policy verifier rejected a certificate, carried inside the rustls error.
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 enum Rejection {
     #[error("server key changed since it was pinned (possible impersonation)")]
     KeyChanged,
@@ -142,6 +142,14 @@ enum Rejection {
     Red(String),
     #[error("handshake server name {handshake} differs from the policy's {policy}")]
     WrongServerName { handshake: String, policy: String },
+}
+
+// rustls formats `CertificateError::Other` with `Debug`, and that text reaches the
+// user through reqwest, so `Debug` prints the message.
+impl fmt::Debug for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
 }
 
 impl From<Rejection> for rustls::Error {
