@@ -66,10 +66,10 @@ impl TrustAnchors {
 
     /// Adds the CA certificates in PEM text and returns how many were new.
     ///
-    /// Every certificate must be a CA (basicConstraints CA:TRUE, or a version 1
-    /// certificate, which has no extensions) and must not be red on its own: weak key
-    /// or hash, outside its validity period now, or a self-signature that does not
-    /// verify. Nothing is added unless all pass. Certificates already present are
+    /// Every certificate must be a CA: basicConstraints CA:TRUE, or a version 1
+    /// certificate, which has no extensions. It must also not be red on its own,
+    /// which means a weak key or hash, a validity period that excludes now, or a
+    /// self-signature that does not verify. Nothing is added unless all pass. Certificates already present are
     /// skipped and not counted.
     ///
     /// # Errors
@@ -131,17 +131,17 @@ impl TrustAnchors {
         self.add_user_ca_pem(&pem)
     }
 
-    /// The user-installed CA certificates, in the order they were added.
+    /// Returns the user-installed CA certificates, in the order they were added.
     pub fn user_cas(&self) -> &[CertificateDer<'static>] {
         &self.user_cas
     }
 
-    /// The number of system roots loaded.
+    /// Returns the number of system roots loaded.
     pub fn system_root_count(&self) -> usize {
         self.system_count
     }
 
-    /// The webpki verifier over these anchors, or `None` when there are no anchors.
+    /// Returns the webpki verifier over these anchors, or `None` when there are no anchors.
     pub(crate) fn webpki_verifier(&self) -> Option<&Arc<WebPkiServerVerifier>> {
         self.verifier.as_ref()
     }
@@ -157,7 +157,7 @@ impl TrustAnchors {
         match built {
             Ok(verifier) => self.verifier = Some(verifier),
             Err(error) => {
-                // Only an empty store makes the builder fail, and that case returned above.
+                // Only an empty store makes the builder fail, and that case returns early above.
                 tracing::debug!(%error, "failed to build the webpki verifier");
                 self.verifier = None;
             }

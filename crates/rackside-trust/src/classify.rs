@@ -35,7 +35,7 @@ impl fmt::Display for Color {
     }
 }
 
-/// Why a chain is red.
+/// The reason a chain is red.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RedReason {
@@ -87,7 +87,7 @@ pub struct Classification {
 /// Checks run in this order and the first failure decides: parsing
 /// ([`RedReason::Malformed`]), key sizes and signature hash algorithms of every
 /// presented certificate (self-signed roots in the chain are exempt from the hash
-/// check because nobody relies on their signature), the leaf's validity period, then
+/// check because path validation does not use a root's self-signature), the leaf's validity period, then
 /// path validation with webpki against `anchors`. A chain that reaches an anchor is
 /// green if the name matches and red otherwise. A chain that reaches no anchor is
 /// yellow, unless the leaf's self-signature or a signature between two presented
@@ -285,11 +285,11 @@ fn validity_problem(
     None
 }
 
-/// How a webpki failure affects the colour.
+/// The effect of a webpki failure on the colour.
 enum AnchoredFailure {
     /// The chain reaches a trusted CA, or claims to, and is faulty.
     Red(RedReason, String),
-    /// The chain does not reach a trusted CA; the note explains why when useful.
+    /// The chain does not reach a trusted CA. The optional note gives the cause.
     Unanchored(Option<String>),
 }
 
@@ -406,7 +406,7 @@ fn unanchored(
     }
 }
 
-/// Whether the leaf's subject alternative names cover `server_name`, per webpki.
+/// Checks with webpki whether the leaf's subject alternative names cover `server_name`.
 fn name_matches(leaf_der: &CertificateDer<'static>, server_name: &ServerName<'static>) -> bool {
     webpki::EndEntityCert::try_from(leaf_der)
         .and_then(|leaf| leaf.verify_is_valid_for_subject_name(server_name))

@@ -26,7 +26,7 @@ pub enum TrustError {
         host: String,
         /// TCP port.
         port: u16,
-        /// What was under way: "connecting to" or "waiting for the TLS handshake with".
+        /// The step under way: "connecting to" or "waiting for the TLS handshake with".
         stage: &'static str,
         /// The time limit that ran out.
         after: Duration,
@@ -39,7 +39,7 @@ pub enum TrustError {
         host: String,
         /// TCP port.
         port: u16,
-        /// What went wrong, from rustls or the socket.
+        /// The failure reported by rustls or the socket.
         detail: String,
     },
 
@@ -50,14 +50,14 @@ pub enum TrustError {
     /// Bytes that should be a DER certificate are not one.
     #[error("invalid certificate: {detail}")]
     InvalidCertificate {
-        /// What the parser reported.
+        /// The parser's error message.
         detail: String,
     },
 
     /// PEM input could not be decoded or contained no certificate.
     #[error("invalid PEM certificate input: {detail}")]
     InvalidPem {
-        /// What was wrong with the input.
+        /// The problem found in the input.
         detail: String,
     },
 
@@ -73,7 +73,7 @@ pub enum TrustError {
     RedCa {
         /// Subject of the rejected certificate.
         subject: String,
-        /// Why it is red.
+        /// The red reason and its explanation.
         reason: String,
     },
 

@@ -18,8 +18,8 @@ use crate::tls::{build_config, provider};
 /// `server_name` (leaf first) and aborts the handshake.
 ///
 /// The verifier records the chain and then fails, so rustls sends an alert and
-/// closes before its Finished message: the server sees a ClientHello and an alert,
-/// never a byte of application data. `timeout` applies to the TCP connect and again
+/// closes before its Finished message. The server receives a ClientHello and an
+/// alert, never a byte of application data. `timeout` applies to the TCP connect and again
 /// to the handshake.
 ///
 /// # Errors
@@ -101,7 +101,7 @@ struct ChainRecorder {
     provider: Arc<CryptoProvider>,
 }
 
-/// The error the recorder returns once it holds the chain.
+/// The error the recorder returns after storing the chain.
 #[derive(Debug, thiserror::Error)]
 #[error("certificate chain recorded; handshake stopped before any application data")]
 struct ChainRecorded;
@@ -126,7 +126,7 @@ impl ServerCertVerifier for ChainRecorder {
     }
 
     // The two signature checks below never run because `verify_server_cert` always
-    // fails first; they still verify properly in case rustls ever calls them.
+    // fails first. They still verify properly in case rustls ever calls them.
     fn verify_tls12_signature(
         &self,
         message: &[u8],

@@ -24,7 +24,7 @@ impl Fingerprint {
         Self(bytes)
     }
 
-    /// The 32 digest bytes.
+    /// Returns the 32 digest bytes.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }
@@ -48,7 +48,7 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// Why a string is not a SHA-256 fingerprint.
+/// The error for a string that is not a SHA-256 fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid SHA-256 fingerprint {input:?}: expected 64 hex digits, optionally in ':'-separated pairs and prefixed with \"SHA256:\"")]
 pub struct ParseFingerprintError {

@@ -1,9 +1,9 @@
 //! Server identity for rackside's HTTPS connections to BMCs.
 //!
-//! Every certificate a BMC presents is classified green (chains to a system or
-//! user-installed CA and matches the name), yellow (not faulty but not vouched
-//! for, typically self-signed) or red (expired, not yet valid, badly signed, weak,
-//! CA-issued for another name, or malformed). A user accepts a yellow certificate
+//! Every certificate a BMC presents is classified green, yellow or red. Green
+//! chains to a system or user-installed CA and matches the name. Yellow is not
+//! faulty but not vouched for, typically self-signed. Red is expired, not yet
+//! valid, badly signed, weak, CA-issued for another name, or malformed. A user accepts a yellow certificate
 //! by pinning the SHA-256 of the certificate and of its public key; afterwards a new
 //! certificate for the same key is a notice and a changed key blocks the connection.
 //!

@@ -28,7 +28,7 @@ impl Pin {
     }
 }
 
-/// How a presented leaf certificate relates to a pin.
+/// The relation between a presented leaf certificate and a pin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PinMatch {
@@ -84,7 +84,7 @@ mod tests {
     }
 
     #[test]
-    fn compare_pin_checks_key_even_when_certificate_hash_matches() {
+    fn compare_pin_checks_key_first() {
         let pin = Pin::from_summary(&summary(b"certificate one", b"key one"), Utc::now());
         let same_bytes_other_key = summary(b"certificate one", b"key two");
         assert_eq!(

@@ -1,4 +1,4 @@
-//! What a person needs to see to decide about a certificate.
+//! Certificate summaries: the facts a person needs to decide about a certificate.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -35,7 +35,7 @@ pub struct CertificateSummary {
     pub public_key_sha256: Fingerprint,
     /// Whether the issuer name equals the subject name.
     pub self_signed: bool,
-    /// Whether basicConstraints says CA:TRUE.
+    /// Whether basicConstraints contains CA:TRUE.
     pub is_ca: bool,
     /// Key algorithm and size, such as `RSA 2048 bits` or `ECDSA P-256`.
     pub key_description: String,
@@ -101,7 +101,7 @@ pub(crate) fn summarize(der: &[u8], parsed: &X509Certificate<'_>) -> Certificate
     }
 }
 
-/// Whether the issuer name is byte-for-byte the subject name.
+/// Checks whether the issuer name is byte-for-byte the subject name.
 pub(crate) fn is_self_issued(parsed: &X509Certificate<'_>) -> bool {
     parsed.issuer().as_raw() == parsed.subject().as_raw()
 }

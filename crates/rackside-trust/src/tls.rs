@@ -16,7 +16,7 @@ use crate::fingerprint::Fingerprint;
 use crate::pin::{compare_pin, Pin, PinMatch};
 use crate::summary::CertificateSummary;
 
-/// What a connection to one server may trust.
+/// The trust rules for connections to one server.
 #[derive(Debug, Clone)]
 pub struct ServerPolicy {
     /// The name the certificate must match; the handshake must use the same name.
@@ -61,7 +61,7 @@ pub struct VerifierLog {
 }
 
 impl VerifierLog {
-    /// A copy of the events recorded so far, oldest first.
+    /// Returns a copy of the events recorded so far, oldest first.
     pub fn events(&self) -> Vec<TrustEvent> {
         self.events
             .lock()
@@ -88,11 +88,12 @@ impl fmt::Debug for VerifierLog {
 /// Builds a client configuration that completes a handshake only with a server
 /// `policy` trusts, and the log its verifier writes to.
 ///
-/// With a pin: the same certificate is accepted; a new certificate for the same key
-/// is accepted with a [`TrustEvent::SameKeyNewCertificate`] unless it is red (then
-/// [`TrustEvent::Red`]); a changed key is rejected with [`TrustEvent::KeyChanged`]
-/// whatever its colour. Without a pin: green is accepted, yellow is rejected with
-/// [`TrustEvent::NotTrusted`] and red with [`TrustEvent::Red`].
+/// With a pin, the pinned certificate is accepted. A new certificate for the same
+/// key is accepted with a [`TrustEvent::SameKeyNewCertificate`], unless it is red,
+/// which gives [`TrustEvent::Red`]. A changed key is rejected with
+/// [`TrustEvent::KeyChanged`] whatever its colour. Without a pin, green is
+/// accepted, yellow is rejected with [`TrustEvent::NotTrusted`] and red with
+/// [`TrustEvent::Red`].
 ///
 /// The server must still prove possession of the key: handshake signatures are
 /// checked with the ring provider's algorithms. The configuration allows TLS 1.2
@@ -109,7 +110,7 @@ pub fn client_config(policy: ServerPolicy) -> (Arc<ClientConfig>, Arc<VerifierLo
     (build_config(verifier), log)
 }
 
-/// The ring crypto provider every configuration in this crate uses.
+/// Creates the ring crypto provider every configuration in this crate uses.
 pub(crate) fn provider() -> Arc<CryptoProvider> {
     Arc::new(ring::default_provider())
 }
@@ -131,7 +132,7 @@ pub(crate) fn build_config(verifier: Arc<dyn ServerCertVerifier>) -> Arc<ClientC
     Arc::new(config)
 }
 
-/// Why the policy verifier rejected a certificate, carried inside the rustls error.
+/// The policy verifier's reason for a rejection, carried inside the rustls error.
 #[derive(thiserror::Error)]
 enum Rejection {
     #[error("server key changed since it was pinned (possible impersonation)")]

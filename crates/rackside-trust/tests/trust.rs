@@ -136,7 +136,7 @@ fn summary(certificate: &CertificateDer<'_>) -> CertificateSummary {
 // Classification
 
 #[test]
-fn leaf_from_user_ca_is_green_for_ip_and_dns_names() {
+fn user_ca_leaf_is_green() {
     let ca = Ca::new("Rack Test CA");
     let leaf = ca.issue(
         &["bmc.test", "127.0.0.1"],
@@ -202,8 +202,8 @@ fn self_signed_ca_true_leaf_is_yellow() {
     let leaf = self_signed(&["bmc.test"], &KeyPair::generate().unwrap(), |params| {
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     });
-    // An unrelated anchor makes webpki run; it rejects the leaf as a CA used as an
-    // end entity, and the self-signed check must still make it yellow.
+    // An unrelated anchor makes webpki run. webpki rejects the leaf as a CA used as
+    // an end entity, and the self-signed check must still make it yellow.
     let anchors = anchors_with(&Ca::new("Unrelated CA"));
     let verdict = classify_now(&[leaf], &dns_name("bmc.test"), &anchors);
 
@@ -225,7 +225,7 @@ fn system_anchors_load_without_failing() {
 }
 
 #[test]
-fn self_signed_leaf_for_other_name_is_yellow_with_note() {
+fn self_signed_other_name_is_yellow() {
     let leaf = self_signed(&["other.test"], &KeyPair::generate().unwrap(), no_change);
 
     let verdict = classify_now(&[leaf], &dns_name("bmc.test"), &TrustAnchors::empty());
@@ -374,7 +374,7 @@ fn self_signed_leaf_with_broken_signature_is_red() {
 }
 
 #[test]
-fn leaf_not_signed_by_ca_it_names_is_red() {
+fn forged_ca_signature_is_red() {
     let real_ca = Ca::new("Rack Test CA");
     let impostor_ca = Ca::new("Rack Test CA");
     let leaf = impostor_ca.issue(&["bmc.test"], &KeyPair::generate().unwrap(), no_change);
@@ -451,7 +451,7 @@ fn add_user_ca_rejects_expired_ca() {
 }
 
 #[test]
-fn add_user_ca_adds_nothing_when_one_certificate_fails() {
+fn add_user_ca_is_all_or_nothing() {
     let good = Ca::new("Good CA");
     let leaf = self_signed(&["bmc.test"], &KeyPair::generate().unwrap(), no_change);
     let pem = format!("{}{}", good.pem(), pem_of(&leaf));
@@ -481,7 +481,7 @@ fn add_user_ca_counts_only_new_certificates() {
 }
 
 #[test]
-fn add_user_ca_file_reads_pem_and_reports_missing_file() {
+fn add_user_ca_file_reads_pem() {
     let ca = Ca::new("Rack Test CA");
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("ca.pem");
@@ -489,8 +489,20 @@ fn add_user_ca_file_reads_pem_and_reports_missing_file() {
     let mut anchors = TrustAnchors::empty();
 
     assert_eq!(anchors.add_user_ca_file(&path).unwrap(), 1);
+    assert_eq!(anchors.user_cas(), &[ca.der()]);
+}
+
+#[test]
+fn add_user_ca_file_reports_missing_file() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut anchors = TrustAnchors::empty();
+
     let missing = anchors.add_user_ca_file(&directory.path().join("missing.pem"));
-    assert!(matches!(missing, Err(TrustError::Io { .. })), "{missing:?}");
+
+    let Err(error @ TrustError::Io { .. }) = missing else {
+        panic!("expected an I/O error, got {missing:?}");
+    };
+    assert!(error.to_string().contains("missing.pem"), "{error}");
 }
 
 fn pem_of(certificate: &CertificateDer<'_>) -> String {
@@ -622,7 +634,7 @@ impl Drop for TestServer {
     }
 }
 
-/// Completes the handshake, then answers each read with `pong\n` until EOF.
+/// Completes the handshake, then replies `pong\n` to each read until EOF.
 async fn serve_connection(acceptor: TlsAcceptor, tcp: TcpStream, stats: &ServerStats) {
     let Ok(mut tls) = acceptor.accept(tcp).await else {
         return;
@@ -789,7 +801,7 @@ async fn green_server_without_pin_is_accepted() {
 }
 
 #[tokio::test]
-async fn yellow_server_without_pin_is_rejected_before_any_data() {
+async fn unpinned_yellow_sends_no_data() {
     let key = KeyPair::generate().unwrap();
     let leaf = self_signed(&["127.0.0.1"], &key, no_change);
     let server = TestServer::start(vec![leaf], &key).await;
@@ -809,7 +821,7 @@ async fn yellow_server_without_pin_is_rejected_before_any_data() {
 }
 
 #[tokio::test]
-async fn red_server_without_pin_is_rejected_with_red_event() {
+async fn unpinned_red_logs_red_event() {
     let key = KeyPair::generate().unwrap();
     let leaf = self_signed(&["127.0.0.1"], &key, |params| {
         params.not_before = rcgen::date_time_ymd(2019, 1, 1);
