@@ -459,3 +459,290 @@ pub(crate) fn dedup_unreadable(entries: Vec<Unreadable>) -> Vec<Unreadable> {
     }
     by_path.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use http::{Method, StatusCode};
+    use serde_json::json;
+
+    use crate::testing::{redfish_error, service_root, Scripted};
+    use crate::{health, inventory, ComponentKind, RetryPolicy};
+
+    use super::*;
+
+    /// A one-system service with the decoding quirks real BMCs show: numbers as strings,
+    /// empty strings for numbers, `{}` where an array belongs, malformed dates, and a
+    /// thermal subsystem that keeps failing.
+    fn quirky_service() -> Scripted {
+        let mut root = service_root("/redfish/v1/SessionService/Sessions");
+        root["UpdateService"] = json!({"@odata.id": "/redfish/v1/UpdateService"});
+        let system = "/redfish/v1/Systems/System.Embedded.1";
+        let chassis = "/redfish/v1/Chassis/System.Embedded.1";
+        Scripted::new()
+            .serve("/redfish/v1", root)
+            .serve("/redfish/v1/Systems", json!({"Members": [{"@odata.id": system}]}))
+            .serve(system, json!({
+                "@odata.id": system, "Id": "System.Embedded.1", "Name": "System",
+                "Manufacturer": "Dell Inc.", "Model": "PowerEdge R650", "SKU": "TSTAG01",
+                "SerialNumber": "CN0001", "BiosVersion": "1.8.2", "PowerState": "On",
+                "LastResetTime": "0000-00-00T00:00:00+00:00",
+                "Status": {"Health": "Warning", "HealthRollup": "Critical", "State": "Enabled"},
+                "MemorySummary": {"TotalSystemMemoryGiB": "64"},
+                "Processors": {"@odata.id": format!("{system}/Processors")},
+                "Memory": {"@odata.id": format!("{system}/Memory")},
+                "Storage": {"@odata.id": format!("{system}/Storage")},
+                "Links": {"Chassis": [{"@odata.id": chassis}]}
+            }))
+            .serve(&format!("{system}/Processors"), json!({"Members": [
+                {"@odata.id": format!("{system}/Processors/CPU.1")},
+                {"@odata.id": format!("{system}/Processors/CPU.2")}
+            ]}))
+            .serve(&format!("{system}/Processors/CPU.1"), json!({
+                "Id": "CPU.1", "Model": "Xeon Gold 6330", "MaxSpeedMHz": "", "TotalCores": "28",
+                "Status": {"Health": "OK", "State": "Enabled"}
+            }))
+            .serve(&format!("{system}/Processors/CPU.2"), json!({
+                "Id": "CPU.2", "Name": "CPU 2", "Model": "Xeon Gold 6330", "MaxSpeedMHz": 3100,
+                "Status": {"Health": "Critical", "State": "Enabled", "Conditions": [
+                    {"MessageId": "CPU0001", "Message": "CPU 2 has a thermal trip (over-temperature) event."}
+                ]}
+            }))
+            .serve(&format!("{system}/Memory"), json!({"Members": [
+                {"@odata.id": format!("{system}/Memory/DIMM.A1")},
+                {"@odata.id": format!("{system}/Memory/DIMM.B1")}
+            ]}))
+            .serve(&format!("{system}/Memory/DIMM.A1"), json!({
+                "Id": "DIMM.A1", "DeviceLocator": "A1", "CapacityMiB": 32768, "OperatingSpeedMhz": "3200",
+                "Status": {"Health": "OK", "State": "Enabled"}
+            }))
+            .serve(&format!("{system}/Memory/DIMM.B1"), json!({
+                "Id": "DIMM.B1", "DeviceLocator": "B1", "CapacityMiB": 0,
+                "Status": {"Health": "Critical", "State": "Absent"}
+            }))
+            .serve(&format!("{system}/Storage"), json!({"Members": [{"@odata.id": format!("{system}/Storage/RAID.1")}]}))
+            .serve(&format!("{system}/Storage/RAID.1"), json!({
+                "Id": "RAID.1", "Name": "PERC H755",
+                "Controllers": {},
+                "StorageControllers": [{"MemberId": 0, "Name": "PERC H755 Front", "FirmwareVersion": 52.16, "Status": {"Health": "OK"}}],
+                "Drives": [{"@odata.id": format!("{system}/Storage/RAID.1/Drives/Disk.0")}]
+            }))
+            .serve(&format!("{system}/Storage/RAID.1/Drives/Disk.0"), json!({
+                "Id": "Disk.0", "Name": "Disk 0", "CapacityBytes": "959656755200", "MediaType": "SSD",
+                "FailurePredicted": true, "Status": {"Health": "Warning", "State": "Enabled"}
+            }))
+            .serve("/redfish/v1/Chassis", json!({"Members": [{"@odata.id": chassis}]}))
+            .serve(chassis, json!({
+                "@odata.id": chassis, "Id": "System.Embedded.1", "Name": "Chassis",
+                "Status": {"Health": "OK", "State": "Enabled"},
+                "ThermalSubsystem": {"@odata.id": format!("{chassis}/ThermalSubsystem")},
+                "Thermal": {"@odata.id": format!("{chassis}/Thermal")},
+                "PowerSubsystem": {"@odata.id": format!("{chassis}/PowerSubsystem")},
+                "NetworkAdapters": {"@odata.id": format!("{chassis}/NetworkAdapters")}
+            }))
+            .serve(&format!("{chassis}/ThermalSubsystem"), Value::Null)
+            .serve(&format!("{chassis}/Thermal"), json!({
+                "Fans": [
+                    {"MemberId": 0, "Name": "Fan 1", "Reading": 9000, "ReadingUnits": "RPM", "Status": {"Health": "OK", "State": "Enabled"}},
+                    {"MemberId": 1, "Name": "Fan 2", "Status": {"State": "Absent"}}
+                ],
+                "Temperatures": [
+                    {"MemberId": "0", "Name": "CPU2 Temp", "ReadingCelsius": 112, "UpperThresholdCritical": 95,
+                     "UpperThresholdNonCritical": "", "Status": {"Health": "Critical", "State": "Enabled"}}
+                ]
+            }))
+            .serve(&format!("{chassis}/PowerSubsystem"), json!({"PowerSupplies": {"@odata.id": format!("{chassis}/PowerSubsystem/PowerSupplies")}}))
+            .serve(&format!("{chassis}/PowerSubsystem/PowerSupplies"), json!({"Members": [{"@odata.id": format!("{chassis}/PowerSubsystem/PowerSupplies/PSU.1")}]}))
+            .serve(&format!("{chassis}/PowerSubsystem/PowerSupplies/PSU.1"), json!({
+                "Id": "PSU.1", "Name": "PS1", "PowerCapacityWatts": "1400", "Model": "PWR SPLY,1400W",
+                "Status": {"Health": "Critical", "State": "Enabled", "Conditions": [{"Message": "Power supply input lost"}]}
+            }))
+            .serve(&format!("{chassis}/NetworkAdapters"), json!({"Members": [{"@odata.id": format!("{chassis}/NetworkAdapters/NIC.1")}]}))
+            .serve(&format!("{chassis}/NetworkAdapters/NIC.1"), json!({
+                "Id": "NIC.1", "Manufacturer": "Broadcom", "Controllers": [{"FirmwarePackageVersion": "22.31.6"}],
+                "Ports": {"@odata.id": format!("{chassis}/NetworkAdapters/NIC.1/Ports")}
+            }))
+            .serve(&format!("{chassis}/NetworkAdapters/NIC.1/Ports"), json!({"Members": [
+                {"@odata.id": format!("{chassis}/NetworkAdapters/NIC.1/Ports/1"), "Id": "1", "LinkStatus": "Up", "CurrentSpeedGbps": 25}
+            ]}))
+            .serve("/redfish/v1/UpdateService", json!({"FirmwareInventory": {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory"}}))
+            .serve("/redfish/v1/UpdateService/FirmwareInventory", json!({"Members": [
+                {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory/BIOS"},
+                {"@odata.id": "/redfish/v1/UpdateService/FirmwareInventory/iDRAC"}
+            ]}))
+            .serve("/redfish/v1/UpdateService/FirmwareInventory/BIOS", json!({"Id": "BIOS", "Version": "1.8.2", "ReleaseDate": "00:00:00Z"}))
+            .serve("/redfish/v1/UpdateService/FirmwareInventory/iDRAC", json!({"Id": "iDRAC", "Version": "6.00.30.00", "ReleaseDate": "2020-4-28T15:25:21+00:00", "Updateable": "true"}))
+    }
+
+    /// Makes the thermal subsystem fail with 503 on every attempt.
+    fn with_failing_thermal_subsystem(transport: Scripted, attempts: u32) -> Scripted {
+        let path = "/redfish/v1/Chassis/System.Embedded.1/ThermalSubsystem";
+        (0..attempts).fold(transport, |transport, _| {
+            transport.expect(
+                Method::GET,
+                path,
+                redfish_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Base.1.0.ServiceTemporarilyUnavailable",
+                    "busy",
+                ),
+            )
+        })
+    }
+
+    fn client(transport: Scripted) -> Client<Scripted> {
+        let retry = RetryPolicy {
+            max_attempts: 2,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(5),
+        };
+        Client::new(transport, retry)
+    }
+
+    #[tokio::test]
+    async fn health_lists_failing_components_with_reasons() {
+        let client = client(with_failing_thermal_subsystem(quirky_service(), 2));
+        let report = health(&client).await.expect("health");
+        let system = &report.systems[0];
+        assert_eq!(system.service_tag.as_deref(), Some("TSTAG01"));
+        assert_eq!(system.power_state.as_deref(), Some("On"));
+        assert_eq!(system.health.as_deref(), Some("Warning"));
+        assert_eq!(system.health_rollup.as_deref(), Some("Critical"));
+
+        let reason = |kind: ComponentKind| {
+            system
+                .problems
+                .iter()
+                .find(|problem| problem.kind == kind)
+                .map(|problem| problem.reason.clone())
+        };
+        assert_eq!(
+            reason(ComponentKind::Processor).as_deref(),
+            Some("CPU 2 has a thermal trip (over-temperature) event. (CPU0001)")
+        );
+        assert_eq!(
+            reason(ComponentKind::Drive).as_deref(),
+            Some("failure predicted")
+        );
+        assert_eq!(
+            reason(ComponentKind::Temperature).as_deref(),
+            Some("reading 112 °C above upper critical 95 °C")
+        );
+        assert_eq!(
+            reason(ComponentKind::PowerSupply).as_deref(),
+            Some("Power supply input lost")
+        );
+        assert_eq!(
+            reason(ComponentKind::Memory),
+            None,
+            "absent DIMM is not a failure"
+        );
+        assert_eq!(system.problems.len(), 4, "{:#?}", system.problems);
+        client.transport().assert_done();
+    }
+
+    #[tokio::test]
+    async fn inventory_decodes_quirky_fields() {
+        let client = client(quirky_service());
+        let inventory = inventory(&client).await.expect("inventory");
+        let system = &inventory.systems[0];
+        assert_eq!(system.system.service_tag.as_deref(), Some("TSTAG01"));
+        assert_eq!(system.system.bios_version.as_deref(), Some("1.8.2"));
+        assert_eq!(system.system.total_memory_gib, Some(64.0));
+
+        assert_eq!(system.processors.len(), 2);
+        assert_eq!(system.processors[0].max_speed_mhz, None);
+        assert_eq!(system.processors[0].cores, Some(28));
+        assert_eq!(system.processors[1].max_speed_mhz, Some(3100));
+
+        assert_eq!(system.memory.len(), 1, "only populated DIMMs");
+        assert_eq!(system.memory[0].speed_mhz, Some(3200));
+
+        let storage = &system.storage[0];
+        assert_eq!(storage.controllers.len(), 1);
+        assert_eq!(storage.controllers[0].id, "0");
+        assert_eq!(
+            storage.controllers[0].firmware_version.as_deref(),
+            Some("52.16")
+        );
+        assert_eq!(storage.drives[0].capacity_bytes, Some(959_656_755_200));
+
+        assert_eq!(system.fans.len(), 2);
+        assert_eq!(system.fans[0].id, "0");
+        assert_eq!(system.temperatures[0].reading_celsius, Some(112.0));
+        assert_eq!(system.power_supplies[0].capacity_watts, Some(1400.0));
+        assert_eq!(
+            system.network_adapters[0].firmware_version.as_deref(),
+            Some("22.31.6")
+        );
+        assert_eq!(system.network_adapters[0].ports[0].speed_mbps, Some(25_000));
+
+        let bios = system
+            .firmware
+            .iter()
+            .find(|f| f.id == "BIOS")
+            .expect("BIOS");
+        assert_eq!(bios.release_date, None);
+        let idrac = system
+            .firmware
+            .iter()
+            .find(|f| f.id == "iDRAC")
+            .expect("iDRAC");
+        assert_eq!(
+            idrac.release_date.map(|date| date.to_rfc3339()).as_deref(),
+            Some("2020-04-28T15:25:21+00:00")
+        );
+        assert_eq!(idrac.updateable, Some(true));
+        assert!(system.unreadable.is_empty(), "{:?}", system.unreadable);
+    }
+
+    #[tokio::test]
+    async fn unreadable_component_is_reported_not_fatal() {
+        let drive = "/redfish/v1/Systems/System.Embedded.1/Storage/RAID.1/Drives/Disk.0";
+        let transport = (0..2).fold(quirky_service(), |transport, _| {
+            transport.expect(
+                Method::GET,
+                drive,
+                redfish_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "IDRAC.2.8.SYS518",
+                    "data sources are unavailable",
+                ),
+            )
+        });
+        let client = client(transport);
+        let report = health(&client).await.expect("health");
+        let system = &report.systems[0];
+        let unreadable = system
+            .unreadable
+            .iter()
+            .find(|entry| entry.path == drive)
+            .expect("drive listed");
+        assert!(
+            unreadable.error.contains("after 2 attempts"),
+            "{}",
+            unreadable.error
+        );
+        assert!(system
+            .problems
+            .iter()
+            .any(|p| p.kind == ComponentKind::PowerSupply));
+    }
+
+    #[tokio::test]
+    async fn unauthorized_during_walk_is_fatal() {
+        let transport = quirky_service().expect(
+            Method::GET,
+            "/redfish/v1/Systems",
+            redfish_error(
+                StatusCode::UNAUTHORIZED,
+                "Base.1.0.NoValidSession",
+                "session expired",
+            ),
+        );
+        let client = client(transport);
+        let error = health(&client).await.expect_err("401 ends the walk");
+        assert!(matches!(error, Error::Unauthorized { .. }), "{error:?}");
+    }
+}

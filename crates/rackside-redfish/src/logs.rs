@@ -418,4 +418,215 @@ mod tests {
         let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["c", "a", "b"]);
     }
+
+    /// A BMC whose lifecycle log gains `shift` new entries before every page is served,
+    /// as an iDRAC does when each login writes an entry (case: the newest page shifts).
+    struct ShiftingLog {
+        state: std::sync::Mutex<LogState>,
+        shift: usize,
+        page_size: usize,
+        oldest_first: bool,
+    }
+
+    struct LogState {
+        /// Entry numbers, newest first.
+        entries: Vec<u64>,
+        page_requests: usize,
+    }
+
+    const ENTRIES: &str = "/redfish/v1/Managers/iDRAC.Embedded.1/LogServices/Lclog/Entries";
+
+    impl ShiftingLog {
+        fn new(initial: u64, shift: usize, oldest_first: bool) -> Self {
+            ShiftingLog {
+                state: std::sync::Mutex::new(LogState {
+                    entries: (1..=initial).rev().collect(),
+                    page_requests: 0,
+                }),
+                shift,
+                page_size: 50,
+                oldest_first,
+            }
+        }
+
+        fn page_requests(&self) -> usize {
+            self.state.lock().unwrap().page_requests
+        }
+
+        fn entry(number: u64) -> Value {
+            let severity = ["OK", "Warning", "Critical"][(number % 3) as usize];
+            let created = chrono::DateTime::parse_from_rfc3339("2024-01-01T00:00:00-06:00")
+                .unwrap()
+                + chrono::Duration::minutes(number as i64);
+            json!({
+                "@odata.id": format!("{ENTRIES}/{number}"),
+                "Id": number.to_string(),
+                "Created": created.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+                "Severity": severity,
+                "Message": format!("Successfully logged in using root, from 192.0.2.{} and REDFISH.", number % 250),
+                "MessageId": "IDRAC.2.8.USR0030"
+            })
+        }
+
+        fn page(&self, skip: usize) -> Value {
+            let mut state = self.state.lock().unwrap();
+            state.page_requests += 1;
+            for _ in 0..self.shift {
+                let newest = state.entries.first().copied().unwrap_or(0) + 1;
+                state.entries.insert(0, newest);
+            }
+            let mut ordered = state.entries.clone();
+            if self.oldest_first {
+                ordered.reverse();
+            }
+            let members: Vec<Value> = ordered
+                .iter()
+                .skip(skip)
+                .take(self.page_size)
+                .map(|n| Self::entry(*n))
+                .collect();
+            let mut body = json!({
+                "@odata.id": ENTRIES,
+                "Members": members,
+                "Members@odata.count": ordered.len(),
+            });
+            if skip + self.page_size < ordered.len() {
+                body["Members@odata.nextLink"] =
+                    json!(format!("{ENTRIES}?$skip={}", skip + self.page_size));
+            }
+            body
+        }
+    }
+
+    impl Transport for ShiftingLog {
+        async fn send(&self, request: crate::Request) -> Result<crate::Response, Error> {
+            assert_eq!(request.method, http::Method::GET);
+            assert!(!request.headers.contains_key("if-match"));
+            let manager = "/redfish/v1/Managers/iDRAC.Embedded.1";
+            let body = match request.path.as_str() {
+                "/redfish/v1" => json!({"@odata.id": "/redfish/v1", "RedfishVersion": "1.13.1",
+                    "Managers": {"@odata.id": "/redfish/v1/Managers"}}),
+                "/redfish/v1/Managers" => json!({"Members": [{"@odata.id": manager}]}),
+                path if path == manager => json!({"Id": "iDRAC.Embedded.1",
+                    "LogServices": {"@odata.id": format!("{manager}/LogServices")}}),
+                path if path == format!("{manager}/LogServices") => json!({"Members": [
+                    {"@odata.id": format!("{manager}/LogServices/Lclog")}]}),
+                path if path == format!("{manager}/LogServices/Lclog") => json!({"Id": "Lclog",
+                    "Name": "LC Logs", "Entries": {"@odata.id": ENTRIES}}),
+                path if path == ENTRIES => self.page(0),
+                path => {
+                    let skip = path
+                        .strip_prefix(&format!("{ENTRIES}?$skip="))
+                        .and_then(|skip| skip.parse().ok())
+                        .unwrap_or_else(|| panic!("unexpected path {path}"));
+                    self.page(skip)
+                }
+            };
+            Ok(crate::testing::json(http::StatusCode::OK, &body))
+        }
+    }
+
+    fn numbers(records: &[LogRecord]) -> Vec<u64> {
+        records
+            .iter()
+            .map(|record| record.id.parse().unwrap())
+            .collect()
+    }
+
+    fn client(log: ShiftingLog) -> Client<ShiftingLog> {
+        Client::new(log, crate::RetryPolicy::default())
+    }
+
+    #[tokio::test]
+    async fn shifting_log_pages_without_duplicates_or_gaps() {
+        let client = client(ShiftingLog::new(120, 3, false));
+        let query = LogQuery {
+            limit: 0,
+            ..LogQuery::default()
+        };
+        let records = logs(&client, &query).await.expect("logs");
+        let numbers = numbers(&records);
+
+        let unique: HashSet<u64> = numbers.iter().copied().collect();
+        assert_eq!(unique.len(), numbers.len(), "an entry was shown twice");
+        for original in 1..=120 {
+            assert!(unique.contains(&original), "entry {original} was skipped");
+        }
+        assert!(
+            numbers.windows(2).all(|pair| pair[0] > pair[1]),
+            "not newest first"
+        );
+        assert!(records.iter().all(|record| record.log == "Lifecycle Log"));
+    }
+
+    #[tokio::test]
+    async fn shifting_log_stops_at_limit() {
+        let client = client(ShiftingLog::new(500, 3, false));
+        let query = LogQuery {
+            limit: 60,
+            ..LogQuery::default()
+        };
+        let records = logs(&client, &query).await.expect("logs");
+        let numbers = numbers(&records);
+        // The first page is read after 3 logins (newest 503); the second after 3 more
+        // shifted it, so its first 3 entries repeat the first page and are dropped.
+        let expected: Vec<u64> = (444..=503).rev().collect();
+        assert_eq!(numbers, expected);
+        assert_eq!(client.transport().page_requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn since_stops_paging_early() {
+        let client = client(ShiftingLog::new(500, 0, false));
+        // Entry n is created n minutes after 2024-01-01T06:00Z.
+        let base = decode::parse_timestamp("2024-01-01T06:00:00Z").unwrap();
+        let query = LogQuery {
+            limit: 0,
+            since: Some(base + chrono::Duration::minutes(450)),
+            ..LogQuery::default()
+        };
+        let records = logs(&client, &query).await.expect("logs");
+        assert_eq!(numbers(&records), (450..=500).rev().collect::<Vec<u64>>());
+        assert_eq!(
+            client.transport().page_requests(),
+            2,
+            "paging stopped at the first older entry"
+        );
+    }
+
+    #[tokio::test]
+    async fn severity_filter_keeps_warning_and_above() {
+        let client = client(ShiftingLog::new(90, 0, false));
+        let query = LogQuery {
+            limit: 10,
+            min_severity: Some(Severity::Warning),
+            since: None,
+        };
+        let records = logs(&client, &query).await.expect("logs");
+        assert_eq!(records.len(), 10);
+        assert!(records
+            .iter()
+            .all(|record| record.severity >= Severity::Warning));
+        assert_eq!(numbers(&records), [89, 88, 86, 85, 83, 82, 80, 79, 77, 76]);
+    }
+
+    #[tokio::test]
+    async fn oldest_first_log_is_sorted_newest_first() {
+        let client = client(ShiftingLog::new(120, 0, true));
+        let query = LogQuery {
+            limit: 5,
+            ..LogQuery::default()
+        };
+        let records = logs(&client, &query).await.expect("logs");
+        assert_eq!(numbers(&records), [120, 119, 118, 117, 116]);
+        assert_eq!(
+            client.transport().page_requests(),
+            3,
+            "an oldest-first log is read to the end"
+        );
+        assert_eq!(
+            records[0].created_raw.as_deref(),
+            Some("2024-01-01T02:00:00-0600")
+        );
+    }
 }
