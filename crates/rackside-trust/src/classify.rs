@@ -84,14 +84,17 @@ pub struct Classification {
 
 /// Classifies a chain (leaf first) presented by the server `server_name` at time `now`.
 ///
-/// Checks run in this order and the first failure decides: parsing
-/// ([`RedReason::Malformed`]), key sizes and signature hash algorithms of every
-/// presented certificate (self-signed roots in the chain are exempt from the hash
-/// check because path validation does not use a root's self-signature), the leaf's validity period, then
-/// path validation with webpki against `anchors`. A chain that reaches an anchor is
-/// green if the name matches and red otherwise. A chain that reaches no anchor is
-/// yellow, unless the leaf's self-signature or a signature between two presented
-/// certificates fails, which is [`RedReason::BadSignature`].
+/// Checks run in this order and the first failure decides:
+/// 1. parsing ([`RedReason::Malformed`]);
+/// 2. key sizes and signature hash algorithms of every presented certificate, except
+///    that self-signed roots in the chain skip the hash check because path
+///    validation does not use a root's self-signature;
+/// 3. the leaf's validity period;
+/// 4. path validation with webpki against `anchors`: a chain that reaches an anchor
+///    is green if the name matches and red otherwise;
+/// 5. for a chain that reaches no anchor, the signature and validity period of each
+///    presented issuer, then the leaf's self-signature when it is self-signed
+///    ([`RedReason::BadSignature`]). Anything that passes is yellow.
 pub fn classify(
     chain: &[CertificateDer<'static>],
     server_name: &ServerName<'static>,
@@ -179,7 +182,10 @@ pub fn classify(
         Err(other) => Some(format!("path validation failed: {other}")),
     };
 
-    // 5. No trusted CA: check the signatures that can be checked, then it is yellow.
+    // 5. No trusted CA: check the links the chain presents, then it is yellow.
+    if let Some((reason, why)) = linked_chain_problem(&parsed, now) {
+        return red(reason, why, leaf_summary);
+    }
     unanchored(
         &parsed,
         leaf_der,
@@ -339,15 +345,14 @@ fn anchored_failure(error: &CertificateError, name: &str) -> AnchoredFailure {
     }
 }
 
-/// Classifies a chain that reaches no trusted CA: red on a failing signature, else yellow.
-fn unanchored(
+/// Checks each presented certificate against the next one when the next one names
+/// itself as its issuer: the signature must verify and the issuer must be within its
+/// validity period. webpki makes these checks when it runs, but it does not run
+/// without anchors, and the verdict should not depend on that.
+fn linked_chain_problem(
     parsed: &[X509Certificate<'_>],
-    leaf_der: &CertificateDer<'static>,
-    server_name: &ServerName<'static>,
-    name: &str,
-    note: Option<String>,
-    leaf_summary: CertificateSummary,
-) -> Classification {
+    now: UnixTime,
+) -> Option<(RedReason, String)> {
     for (position, pair) in parsed.windows(2).enumerate() {
         let [subject, issuer] = pair else { continue };
         if subject.issuer().as_raw() != issuer.subject().as_raw() {
@@ -356,18 +361,32 @@ fn unanchored(
         if let Err(X509Error::SignatureVerificationError) =
             subject.verify_signature(Some(issuer.public_key()))
         {
-            return red(
+            return Some((
                 RedReason::BadSignature,
                 format!(
                     "{} (\"{}\") is not validly signed by the certificate after it",
                     describe_position(position),
                     subject.subject()
                 ),
-                leaf_summary,
-            );
+            ));
+        }
+        if let Some(problem) = validity_problem(issuer, now) {
+            return Some(problem);
         }
     }
+    None
+}
 
+/// Classifies a chain that reaches no trusted CA: red on a failing self-signature,
+/// else yellow.
+fn unanchored(
+    parsed: &[X509Certificate<'_>],
+    leaf_der: &CertificateDer<'static>,
+    server_name: &ServerName<'static>,
+    name: &str,
+    note: Option<String>,
+    leaf_summary: CertificateSummary,
+) -> Classification {
     let mut parts = Vec::new();
     let leaf = parsed.first();
     match leaf.filter(|leaf| is_self_issued(leaf)) {

@@ -93,7 +93,10 @@ impl fmt::Debug for VerifierLog {
 /// which gives [`TrustEvent::Red`]. A changed key is rejected with
 /// [`TrustEvent::KeyChanged`] whatever its colour. Without a pin, green is
 /// accepted, yellow is rejected with [`TrustEvent::NotTrusted`] and red with
-/// [`TrustEvent::Red`].
+/// [`TrustEvent::Red`]. The pinned certificate itself is accepted whatever its
+/// colour, even after it expires, because the user accepted exactly that
+/// certificate. A handshake whose server name differs from
+/// `policy.server_name` is rejected without an event.
 ///
 /// The server must still prove possession of the key: handshake signatures are
 /// checked with the ring provider's algorithms. The configuration allows TLS 1.2

@@ -257,6 +257,31 @@ fn expired_certificates_are_red() {
 }
 
 #[test]
+fn expired_presented_issuer_is_red_without_anchors() {
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name.push(DnType::CommonName, "Old CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    let old_ca = params.self_signed(&key).unwrap();
+    let leaf = leaf_params(&["bmc.test"])
+        .signed_by(&KeyPair::generate().unwrap(), &old_ca, &key)
+        .unwrap();
+
+    let chain = [leaf.der().clone(), old_ca.der().clone()];
+    let verdict = classify_now(&chain, &dns_name("bmc.test"), &TrustAnchors::empty());
+
+    assert_eq!(
+        verdict.red_reason,
+        Some(RedReason::Expired),
+        "{}",
+        verdict.why
+    );
+    assert!(verdict.why.contains("Old CA"), "{}", verdict.why);
+}
+
+#[test]
 fn not_yet_valid_certificate_is_red() {
     let leaf = self_signed(&["bmc.test"], &KeyPair::generate().unwrap(), |params| {
         params.not_before = rcgen::date_time_ymd(2090, 1, 1);
