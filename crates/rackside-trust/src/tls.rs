@@ -91,7 +91,8 @@ impl fmt::Debug for VerifierLog {
 /// With a pin, the pinned certificate is accepted. A new certificate for the same
 /// key is accepted with a [`TrustEvent::SameKeyNewCertificate`], unless it is red,
 /// which gives [`TrustEvent::Red`]. A changed key is rejected with
-/// [`TrustEvent::KeyChanged`] whatever its colour. Without a pin, green is
+/// [`TrustEvent::KeyChanged`] whatever its colour. A leaf that cannot be parsed
+/// has no key to compare and gives [`TrustEvent::Red`]. Without a pin, green is
 /// accepted, yellow is rejected with [`TrustEvent::NotTrusted`] and red with
 /// [`TrustEvent::Red`]. The pinned certificate itself is accepted whatever its
 /// colour, even after it expires, because the user accepted exactly that
@@ -186,6 +187,14 @@ impl PolicyVerifier {
                 }
             };
         };
+
+        // A leaf that cannot be parsed has no key to compare, so it is red rather than
+        // a key change.
+        if classification.leaf.public_key_sha256 == Fingerprint::from_bytes([0; 32]) {
+            let why = classification.why.clone();
+            self.log.record(TrustEvent::Red(classification));
+            return Err(Rejection::Red(why));
+        }
 
         match compare_pin(pin, &classification.leaf) {
             PinMatch::Exact => Ok(()),
@@ -285,5 +294,84 @@ impl fmt::Debug for PolicyVerifier {
         f.debug_struct("PolicyVerifier")
             .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::RedReason;
+
+    fn verifier(pin: Option<Pin>) -> PolicyVerifier {
+        PolicyVerifier {
+            policy: ServerPolicy {
+                server_name: ServerName::try_from("bmc.test").unwrap(),
+                anchors: Arc::new(TrustAnchors::empty()),
+                pin,
+            },
+            log: Arc::new(VerifierLog::default()),
+            provider: provider(),
+        }
+    }
+
+    fn classification(color: Color, certificate: &[u8], key: &[u8]) -> Classification {
+        let mut leaf = CertificateSummary::unparsable(certificate);
+        leaf.public_key_sha256 = Fingerprint::of(key);
+        Classification {
+            color,
+            red_reason: (color == Color::Red).then_some(RedReason::Expired),
+            why: "test".to_owned(),
+            leaf,
+        }
+    }
+
+    fn pin_for(certificate: &[u8], key: &[u8]) -> Pin {
+        Pin::from_summary(
+            &classification(Color::Yellow, certificate, key).leaf,
+            chrono::Utc::now(),
+        )
+    }
+
+    #[test]
+    fn unparsable_leaf_with_pin_is_red_not_key_change() {
+        let verifier = verifier(Some(pin_for(b"certificate", b"key")));
+        let garbage = Classification {
+            color: Color::Red,
+            red_reason: Some(RedReason::Malformed),
+            why: "malformed".to_owned(),
+            leaf: CertificateSummary::unparsable(b"garbage"),
+        };
+
+        assert!(matches!(verifier.decide(garbage), Err(Rejection::Red(_))));
+        assert!(matches!(
+            verifier.log.events().as_slice(),
+            [TrustEvent::Red(_)]
+        ));
+    }
+
+    #[test]
+    fn exact_pin_accepts_red_certificate() {
+        let verifier = verifier(Some(pin_for(b"certificate", b"key")));
+
+        let result = verifier.decide(classification(Color::Red, b"certificate", b"key"));
+
+        assert!(result.is_ok());
+        assert!(verifier.log.events().is_empty());
+    }
+
+    #[test]
+    fn unpinned_green_is_accepted_silently() {
+        let verifier = verifier(None);
+
+        let result = verifier.decide(classification(Color::Green, b"certificate", b"key"));
+
+        assert!(result.is_ok());
+        assert!(verifier.log.events().is_empty());
+    }
+
+    #[test]
+    fn rejection_debug_prints_message() {
+        let error = rustls::Error::from(Rejection::KeyChanged);
+        assert!(error.to_string().contains("server key changed"), "{error}");
     }
 }

@@ -736,6 +736,98 @@ async fn fetch_chain_sends_no_application_data() {
     }
 }
 
+/// Relays one connection from a new loopback port to `target` and returns the
+/// port and a handle that yields every byte the client sent.
+async fn recording_relay(target: SocketAddr) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let relay = tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let server = TcpStream::connect(target).await.unwrap();
+        let (mut client_read, mut client_write) = client.into_split();
+        let (mut server_read, mut server_write) = server.into_split();
+        let to_client = tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+        });
+        let mut sent = Vec::new();
+        let mut buffer = [0u8; 4096];
+        loop {
+            match client_read.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => {
+                    sent.extend_from_slice(&buffer[..read]);
+                    if server_write.write_all(&buffer[..read]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        to_client.abort();
+        sent
+    });
+    (port, relay)
+}
+
+/// Splits raw TLS bytes into (content type, payload length) records.
+fn tls_records(mut bytes: &[u8]) -> Vec<(u8, usize)> {
+    let mut records = Vec::new();
+    while bytes.len() >= 5 {
+        let length = usize::from(u16::from_be_bytes([bytes[3], bytes[4]]));
+        records.push((bytes[0], length));
+        bytes = &bytes[(5 + length).min(bytes.len())..];
+    }
+    assert!(bytes.is_empty(), "trailing partial TLS record");
+    records
+}
+
+#[tokio::test]
+async fn fetch_chain_sends_only_hello_and_alert_records() {
+    const HANDSHAKE: u8 = 22;
+    const ALERT: u8 = 21;
+    const CHANGE_CIPHER_SPEC: u8 = 20;
+    const APPLICATION_DATA: u8 = 23;
+    // An encrypted TLS 1.3 alert: 2 alert bytes, 1 inner content type, 16 tag bytes.
+    const ENCRYPTED_ALERT_LENGTH: usize = 19;
+
+    let versions: [&[&'static SupportedProtocolVersion]; 2] =
+        [&[&rustls::version::TLS12], &[&rustls::version::TLS13]];
+    for version in versions {
+        let key = KeyPair::generate().unwrap();
+        let leaf = self_signed(&["127.0.0.1"], &key, no_change);
+        let server = TestServer::start_with_versions(vec![leaf], &key, version).await;
+        let (port, relay) = recording_relay(server.address).await;
+
+        fetch_chain("127.0.0.1", port, ip_name(), Duration::from_secs(5))
+            .await
+            .unwrap();
+        let records = tls_records(&relay.await.unwrap());
+
+        assert_eq!(
+            records.first().map(|record| record.0),
+            Some(HANDSHAKE),
+            "{version:?}"
+        );
+        let handshakes = records
+            .iter()
+            .filter(|record| record.0 == HANDSHAKE)
+            .count();
+        assert_eq!(handshakes, 1, "{version:?}: {records:?}");
+        for (content_type, length) in &records[1..] {
+            match *content_type {
+                ALERT | CHANGE_CIPHER_SPEC => {}
+                APPLICATION_DATA => assert_eq!(*length, ENCRYPTED_ALERT_LENGTH, "{version:?}"),
+                other => panic!("{version:?}: unexpected record type {other} in {records:?}"),
+            }
+        }
+        if version == [&rustls::version::TLS12] {
+            assert!(
+                records.iter().all(|record| record.0 != APPLICATION_DATA),
+                "{records:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn fetch_chain_returns_intermediates_in_order() {
     let ca = Ca::new("Rack Test CA");
