@@ -88,16 +88,19 @@ impl fmt::Debug for VerifierLog {
 /// Builds a client configuration that completes a handshake only with a server
 /// `policy` trusts, and the log its verifier writes to.
 ///
-/// With a pin, the pinned certificate is accepted. A new certificate for the same
-/// key is accepted with a [`TrustEvent::SameKeyNewCertificate`], unless it is red,
-/// which gives [`TrustEvent::Red`]. A changed key is rejected with
-/// [`TrustEvent::KeyChanged`] whatever its colour. A leaf that cannot be parsed
-/// has no key to compare and gives [`TrustEvent::Red`]. Without a pin, green is
-/// accepted, yellow is rejected with [`TrustEvent::NotTrusted`] and red with
-/// [`TrustEvent::Red`]. The pinned certificate itself is accepted whatever its
-/// colour, even after it expires, because the user accepted exactly that
-/// certificate. A handshake whose server name differs from
-/// `policy.server_name` is rejected without an event.
+/// With a pin, the pinned certificate is accepted whatever its colour, even after
+/// it expires, because the user accepted exactly that certificate. A new
+/// certificate for the same key is accepted with a
+/// [`TrustEvent::SameKeyNewCertificate`], unless it is red, which gives
+/// [`TrustEvent::Red`]. A changed key is rejected with [`TrustEvent::KeyChanged`]
+/// whatever its colour. A leaf that cannot be parsed has no key to compare and
+/// gives [`TrustEvent::Red`].
+///
+/// Without a pin, green is accepted, yellow is rejected with
+/// [`TrustEvent::NotTrusted`] and red with [`TrustEvent::Red`].
+///
+/// A handshake whose server name differs from `policy.server_name` is rejected
+/// without an event.
 ///
 /// The server must still prove possession of the key: handshake signatures are
 /// checked with the ring provider's algorithms. The configuration allows TLS 1.2
@@ -333,7 +336,7 @@ mod tests {
     }
 
     #[test]
-    fn unparsable_leaf_with_pin_is_red_not_key_change() {
+    fn unparsable_pinned_leaf_is_red() {
         let verifier = verifier(Some(pin_for(b"certificate", b"key")));
         let garbage = Classification {
             color: Color::Red,
