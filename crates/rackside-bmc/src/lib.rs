@@ -1,1 +1,118 @@
-//! placeholder
+//! A stateful Redfish BMC simulator served over HTTPS.
+//!
+//! [`start`] serves either the embedded sample server ([`sample`]) or any DMTF mockup folder on
+//! a loopback port, with a self-signed certificate kept in the state directory. The service
+//! has session and Basic authentication, a per-user session limit, ETags, paging, a power
+//! state machine, simulated tasks, a lifecycle log that records every login, and switchable
+//! [`Fault`]s that reproduce the misbehaviour of real BMCs.
+//!
+//! [`router`] builds the same service without a socket, for in-process tests.
+//!
+//! # If-Match policy
+//!
+//! A PATCH with `If-Match` must name the current entity tag (or `*`), else it gets 412. A PATCH
+//! without `If-Match` is accepted, except under [`Fault::WeakEtag`], which answers it with 428.
+//!
+//! # Dynamic resources
+//!
+//! The simulator serves these itself instead of from the data: the sessions collection at the
+//! URI of the service root's `Links.Sessions`, the log Entries collections (newest first, 50 a
+//! page), the accounts collection when the data has none, `$metadata` when the data has none,
+//! `/redfish/v1/odata`, tasks, and the fault control endpoint `/rackside/faults`.
+#![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic,
+        clippy::unwrap_used
+    )
+)]
+
+mod accounts;
+mod actions;
+mod config;
+mod error;
+mod fault;
+mod listener;
+mod logs;
+mod metadata;
+mod patch;
+mod power;
+mod quirks;
+mod reply;
+pub mod sample;
+mod service;
+mod state;
+mod tasks;
+mod tls;
+mod tree;
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+pub use config::{BmcConfig, DataSource, Role, Secret, TlsSource, UserAccount};
+pub use error::BmcError;
+pub use fault::{Fault, FaultControl, Faults, UnknownFault};
+pub use listener::{ConnectionStats, RunningBmc};
+pub use logs::PAGE_SIZE;
+pub use service::{router, ClientAddr, FAULTS_PATH, TRANSIENT_EMPTY_WINDOW, TRANSIENT_FAILURES};
+pub use state::BmcState;
+pub use tls::{CERT_FILE, KEY_FILE};
+
+/// Loads the data and certificate of `config` and starts serving HTTPS on a background task.
+///
+/// # Errors
+///
+/// [`BmcError::NoUser`] without a first user; [`BmcError::InvalidMockup`] or [`BmcError::Io`]
+/// for an unreadable mockup; [`BmcError::InvalidTlsFile`], [`BmcError::CertificateGeneration`]
+/// or [`BmcError::Tls`] for certificate problems; [`BmcError::Bind`] when the address is taken.
+pub async fn start(config: BmcConfig) -> Result<RunningBmc, BmcError> {
+    let state = Arc::new(BmcState::new(&config)?);
+    let identity = tls::load_identity(&config.tls, &config.state_dir, &state.host_label)?;
+    let certificate = identity
+        .chain
+        .first()
+        .cloned()
+        .ok_or_else(|| BmcError::Tls("the certificate chain is empty".into()))?;
+    let acceptor = TlsAcceptor::from(tls::server_config(&identity)?);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| BmcError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| BmcError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+
+    let counters = Arc::new(listener::Counters::default());
+    let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+    let faults = state.faults();
+    let settings = listener::LoopSettings {
+        max_connections: config.max_connections.max(1),
+        header_read_timeout: config.header_read_timeout,
+    };
+    let task = tokio::spawn(listener::accept_loop(
+        listener,
+        acceptor,
+        router(state),
+        counters.clone(),
+        settings,
+        shutdown_rx,
+    ));
+    tracing::debug!(%local_addr, "BMC simulator listening");
+    Ok(RunningBmc {
+        local_addr,
+        certificate,
+        counters,
+        faults,
+        shutdown,
+        task,
+    })
+}

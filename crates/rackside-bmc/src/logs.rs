@@ -1,0 +1,226 @@
+//! Log services whose Entries collections change while the simulator runs: the lifecycle log
+//! (logins, logouts, changes, resets) and the SEL.
+//!
+//! Entries are served newest first in pages of [`PAGE_SIZE`]. Entries that came with the data
+//! keep their order and content; new entries go in front of them.
+
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Map, Value};
+
+/// Members per page of an Entries collection when the request has no `$top`.
+pub const PAGE_SIZE: usize = 50;
+
+/// Severity of a new log entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Severity {
+    Ok,
+    Warning,
+}
+
+impl Severity {
+    fn as_str(self) -> &'static str {
+        match self {
+            Severity::Ok => "OK",
+            Severity::Warning => "Warning",
+        }
+    }
+}
+
+/// A message written into a log.
+pub(crate) struct LogMessage {
+    pub(crate) message_id: String,
+    pub(crate) message: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) severity: Severity,
+}
+
+/// One log service's Entries collection.
+#[derive(Debug, Clone)]
+pub(crate) struct LogStore {
+    /// URI of the LogService resource.
+    pub(crate) service_path: Option<String>,
+    /// URI of its Entries collection.
+    pub(crate) entries_path: String,
+    /// Collection body without `Members`, `Members@odata.count` and `Members@odata.nextLink`.
+    template: Map<String, Value>,
+    /// Entries that came with the data, in the order they are served (newest first).
+    base: Vec<Value>,
+    /// Entries written since start, oldest first.
+    added: Vec<Value>,
+    /// Whether members are whole entries (as iDRAC serves them) or only `@odata.id` links.
+    expanded: bool,
+    entry_type: String,
+    next_id: u64,
+}
+
+impl LogStore {
+    /// Creates a store from a collection template and its entries in served order.
+    pub(crate) fn new(
+        service_path: Option<String>,
+        entries_path: String,
+        mut template: Map<String, Value>,
+        base: Vec<Value>,
+        expanded: bool,
+    ) -> Self {
+        template.remove("Members");
+        template.remove("Members@odata.count");
+        template.remove("Members@odata.nextLink");
+        template.insert("@odata.id".into(), Value::String(entries_path.clone()));
+        let entry_type = base
+            .iter()
+            .find_map(|entry| entry.get("@odata.type").and_then(Value::as_str))
+            .filter(|kind| kind.starts_with("#LogEntry."))
+            .unwrap_or("#LogEntry.v1_9_0.LogEntry")
+            .to_owned();
+        let next_id = base
+            .iter()
+            .filter_map(|entry| entry.get("Id").and_then(Value::as_str)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        Self {
+            service_path,
+            entries_path,
+            template,
+            base,
+            added: Vec::new(),
+            expanded,
+            entry_type,
+            next_id,
+        }
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.base.len() + self.added.len()
+    }
+
+    /// Writes a new entry and returns its URI.
+    pub(crate) fn append(&mut self, message: LogMessage) -> String {
+        let mut id = self.next_id;
+        while self.find(&format!("{}/{id}", self.entries_path)).is_some() {
+            id += 1;
+        }
+        self.next_id = id + 1;
+        let uri = format!("{}/{id}", self.entries_path);
+        let entry = json!({
+            "@odata.id": uri,
+            "@odata.type": self.entry_type,
+            "Id": id.to_string(),
+            "Name": format!("Log Entry {id}"),
+            "Created": Utc::now().to_rfc3339_opts(SecondsFormat::Secs, false),
+            "EntryType": "Event",
+            "Severity": message.severity.as_str(),
+            "Message": message.message,
+            "MessageId": message.message_id,
+            "MessageArgs": message.args,
+        });
+        self.added.push(entry);
+        uri
+    }
+
+    /// Removes every entry.
+    pub(crate) fn clear(&mut self) {
+        self.base.clear();
+        self.added.clear();
+    }
+
+    /// Whether `uri` is an entry that came with the data.
+    pub(crate) fn is_base_entry(&self, uri: &str) -> bool {
+        self.base.iter().any(|entry| entry_uri(entry) == Some(uri))
+    }
+
+    /// The entry at `uri`, if it exists.
+    pub(crate) fn find(&self, uri: &str) -> Option<&Value> {
+        self.added
+            .iter()
+            .chain(self.base.iter())
+            .find(|entry| entry_uri(entry) == Some(uri))
+    }
+
+    /// Builds the collection page that starts at `skip` with at most `top` members.
+    pub(crate) fn page(&self, skip: usize, top: Option<usize>) -> Value {
+        let total = self.len();
+        let limit = top.unwrap_or(PAGE_SIZE);
+        let members: Vec<Value> = self
+            .added
+            .iter()
+            .rev()
+            .chain(self.base.iter())
+            .skip(skip)
+            .take(limit)
+            .map(|entry| {
+                if self.expanded {
+                    entry.clone()
+                } else {
+                    json!({ "@odata.id": entry_uri(entry).unwrap_or_default() })
+                }
+            })
+            .collect();
+
+        let mut body = self.template.clone();
+        let shown = members.len();
+        body.insert("Members".into(), Value::Array(members));
+        body.insert("Members@odata.count".into(), json!(total));
+        if skip + shown < total {
+            let mut next = format!("{}?$skip={}", self.entries_path, skip + shown);
+            if let Some(top) = top {
+                next.push_str(&format!("&$top={top}"));
+            }
+            body.insert("Members@odata.nextLink".into(), Value::String(next));
+        }
+        Value::Object(body)
+    }
+}
+
+fn entry_uri(entry: &Value) -> Option<&str> {
+    entry.get("@odata.id").and_then(Value::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store_with(count: usize) -> LogStore {
+        let base = (0..count)
+            .rev()
+            .map(|i| json!({"@odata.id": format!("/log/Entries/{i}"), "Id": i.to_string()}))
+            .collect();
+        LogStore::new(None, "/log/Entries".into(), Map::new(), base, true)
+    }
+
+    fn message() -> LogMessage {
+        LogMessage {
+            message_id: "IDRAC.2.9.USR0030".into(),
+            message: "m".into(),
+            args: vec![],
+            severity: Severity::Ok,
+        }
+    }
+
+    #[test]
+    fn first_page_has_fifty_newest_and_next_link() {
+        let store = store_with(120);
+        let page = store.page(0, None);
+        assert_eq!(page["Members"].as_array().unwrap().len(), 50);
+        assert_eq!(page["Members"][0]["Id"], "119");
+        assert_eq!(page["Members@odata.count"], 120);
+        assert_eq!(page["Members@odata.nextLink"], "/log/Entries?$skip=50");
+    }
+
+    #[test]
+    fn last_page_has_no_next_link() {
+        let page = store_with(120).page(100, None);
+        assert_eq!(page["Members"].as_array().unwrap().len(), 20);
+        assert!(page.get("Members@odata.nextLink").is_none());
+    }
+
+    #[test]
+    fn appended_entry_is_served_first_with_next_id() {
+        let mut store = store_with(3);
+        let uri = store.append(message());
+        assert_eq!(uri, "/log/Entries/3");
+        assert_eq!(store.page(0, None)["Members"][0]["Id"], "3");
+        assert!(store.find("/log/Entries/3").is_some());
+    }
+}

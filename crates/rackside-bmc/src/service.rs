@@ -1,0 +1,1176 @@
+//! The Redfish HTTP service: one handler that authenticates each request and routes it by
+//! method to the resource tree, the dynamic collections (sessions, accounts, logs, tasks), the
+//! actions and the fault control endpoint.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::Response;
+use axum::Router;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION, IF_MATCH, WWW_AUTHENTICATE};
+use http::{HeaderMap, Method, StatusCode};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::config::Role;
+use crate::fault::Fault;
+use crate::reply::{self, msg, ErrorReply};
+use crate::state::{BmcState, Inner, OLD_SESSIONS_PATH};
+use crate::tree::{self, etag_of, Media, Resource};
+
+/// Largest request body accepted.
+const MAX_REQUEST_BODY: usize = 1024 * 1024;
+
+/// URI of the fault control endpoint.
+pub const FAULTS_PATH: &str = "/rackside/faults";
+
+/// Number of thermal and power requests that fail after [`Fault::TransientErrors`] is enabled.
+pub const TRANSIENT_FAILURES: u64 = 2;
+
+/// How long job collections stay empty after [`Fault::TransientErrors`] is enabled.
+pub const TRANSIENT_EMPTY_WINDOW: Duration = Duration::from_secs(10);
+
+/// Address of the client that sent a request, inserted by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Builds the Redfish service over `state`, without a socket.
+///
+/// The client address in log entries comes from a [`ClientAddr`] or
+/// `ConnectInfo<SocketAddr>` request extension; without either it reads `unknown`.
+pub fn router(state: Arc<BmcState>) -> Router {
+    Router::new().fallback(dispatch).with_state(state)
+}
+
+/// One request, decoded.
+pub(crate) struct Req {
+    pub(crate) method: Method,
+    pub(crate) path: String,
+    /// `(name, value)` pairs, percent-decoded.
+    pub(crate) query: Vec<(String, String)>,
+    /// The query as sent, percent-decoded, to find captured pages such as `?$skip=50`.
+    pub(crate) raw_query: String,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) client: String,
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Principal {
+    pub(crate) user: String,
+    pub(crate) role: Role,
+    pub(crate) session_id: Option<String>,
+}
+
+async fn dispatch(State(state): State<Arc<BmcState>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let client = parts
+        .extensions
+        .get::<ClientAddr>()
+        .map(|c| c.0.ip().to_string())
+        .or_else(|| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+        })
+        .unwrap_or_else(|| "unknown".to_owned());
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(_) => {
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return finish(response);
+        }
+    };
+    let raw_path = parts.uri.path();
+    let path =
+        tree::normalize_path(&percent_encoding::percent_decode_str(raw_path).decode_utf8_lossy());
+    let raw_query = parts.uri.query().unwrap_or_default();
+    let query = raw_query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode(name), decode(value))
+        })
+        .collect();
+    let req = Req {
+        method: parts.method,
+        path,
+        query,
+        raw_query: decode(raw_query),
+        headers: parts.headers,
+        body,
+        client,
+    };
+    tracing::trace!(method = %req.method, path = %req.path, "request");
+    let response = match handle(&state, &req) {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    };
+    finish(response)
+}
+
+fn decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
+}
+
+/// Adds the headers every Redfish response carries.
+fn finish(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("OData-Version", HeaderValue::from_static("4.0"));
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
+    headers.insert(
+        http::header::LINK,
+        HeaderValue::from_static("</redfish/v1/$metadata>; rel=describedby"),
+    );
+    response
+}
+
+fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
+    // 1. Faults that reject a request before anything else.
+    if state.faults.is_enabled(Fault::RejectUnusualHeaders) {
+        if let Some(name) = req.headers.keys().find(|name| !is_standard_header(name)) {
+            tracing::debug!(header = %name, "rejected an unusual request header");
+            return Err(ErrorReply::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                msg::internal_error_1_0(),
+            ));
+        }
+    }
+
+    // 2. Only OData 4.0 is spoken.
+    if let Some(version) = req.headers.get("OData-Version") {
+        if version.as_bytes() != b"4.0" {
+            let text = version.to_str().unwrap_or_default();
+            return Err(ErrorReply::new(
+                StatusCode::PRECONDITION_FAILED,
+                msg::header_invalid(&format!("OData-Version: {text}")),
+            ));
+        }
+    }
+
+    // 3. Resources that need no authentication.
+    let mut inner = state.lock();
+    let sessions_path = state.active_sessions_path().to_owned();
+    let is_read = req.method == Method::GET || req.method == Method::HEAD;
+    match req.path.as_str() {
+        "/redfish" if is_read => {
+            return Ok(json_get(&json!({ "v1": "/redfish/v1/" }), "GET, HEAD"));
+        }
+        "/redfish/v1/$metadata" if is_read => {
+            let etag = etag_of(&state.metadata);
+            return Ok(reply::resource_response(
+                state.metadata.clone(),
+                "application/xml",
+                &etag,
+                "GET, HEAD",
+            ));
+        }
+        "/redfish/v1/odata" if is_read && !inner.tree.contains("/redfish/v1/odata") => {
+            return Ok(json_get(
+                &crate::metadata::service_document(inner.tree.json("/redfish/v1")),
+                "GET, HEAD",
+            ));
+        }
+        "/redfish/v1" | "/redfish/v1/odata" if is_read => {
+            return serve_tree(state, &mut inner, req);
+        }
+        "/redfish" | "/redfish/v1" | "/redfish/v1/$metadata" | "/redfish/v1/odata" => {
+            return Err(ErrorReply::method_not_allowed("GET, HEAD"));
+        }
+        _ => {}
+    }
+    let members_form = format!("{sessions_path}/Members");
+    if req.method == Method::POST && (req.path == sessions_path || req.path == members_form) {
+        return login(state, &mut inner, req, &sessions_path);
+    }
+
+    // 4. Everything else needs a session or Basic credentials.
+    let principal = authenticate(state, &mut inner, req)?;
+
+    // 5. Route by method.
+    match req.method {
+        Method::GET | Method::HEAD => get(state, &mut inner, req, &principal, &sessions_path),
+        Method::PATCH => patch(state, &mut inner, req, &principal),
+        Method::POST => post(state, &mut inner, req, &principal),
+        Method::DELETE => delete(state, &mut inner, req, &principal, &sessions_path),
+        _ => Err(method_not_allowed(state, &inner, &req.path, &sessions_path)),
+    }
+}
+
+/// Headers that standard HTTP clients and Redfish tools send.
+fn is_standard_header(name: &HeaderName) -> bool {
+    const STANDARD: &[&str] = &[
+        "host",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "authorization",
+        "connection",
+        "content-type",
+        "content-length",
+        "if-match",
+        "if-none-match",
+        "odata-version",
+        "odata-maxversion",
+        "x-auth-token",
+        "cache-control",
+        "pragma",
+        "te",
+        "transfer-encoding",
+        "keep-alive",
+        "origin",
+        "referer",
+    ];
+    STANDARD.contains(&name.as_str())
+}
+
+fn authenticate(state: &BmcState, inner: &mut Inner, req: &Req) -> Result<Principal, ErrorReply> {
+    if let Some(token) = req.headers.get("X-Auth-Token") {
+        let session = token.to_str().ok().and_then(|t| inner.sessions.touch(t));
+        return match session {
+            Some(s) => Ok(Principal {
+                user: s.user,
+                role: s.role,
+                session_id: Some(s.id),
+            }),
+            None => Err(unauthorized(state, msg::no_valid_session())),
+        };
+    }
+    let Some(basic) = req
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        })
+    else {
+        return Err(unauthorized(state, msg::no_valid_session()));
+    };
+    if !state.basic_auth || state.faults.is_enabled(Fault::BasicAuthDisabled) {
+        return Err(ErrorReply::new(
+            StatusCode::UNAUTHORIZED,
+            msg::access_denied(&req.path),
+        ));
+    }
+    let decoded = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(basic.trim())
+            .unwrap_or_default(),
+    );
+    let text = std::str::from_utf8(&decoded).unwrap_or_default();
+    let (user, password) = text.split_once(':').unwrap_or((text, ""));
+    match state.accounts.verify(user, password) {
+        Some(role) => Ok(Principal {
+            user: user.to_owned(),
+            role,
+            session_id: None,
+        }),
+        None => {
+            inner.log_failed_login(user, &req.client);
+            Err(unauthorized(
+                state,
+                msg::resource_at_uri_unauthorized(&req.path, "Unauthorized"),
+            ))
+        }
+    }
+}
+
+fn unauthorized(state: &BmcState, message: crate::reply::Message) -> ErrorReply {
+    let reply = ErrorReply::new(StatusCode::UNAUTHORIZED, message);
+    if state.basic_auth && !state.faults.is_enabled(Fault::BasicAuthDisabled) {
+        reply.header(WWW_AUTHENTICATE, "Basic realm=\"RedfishService\"")
+    } else {
+        reply
+    }
+}
+
+/// Rejects a change by a role that may only read: 403, or 401 under [`Fault::RoleProblem401`].
+fn require_role(state: &BmcState, principal: &Principal, needed: Role) -> Result<(), ErrorReply> {
+    let allowed = match needed {
+        Role::Administrator => principal.role == Role::Administrator,
+        Role::Operator => principal.role != Role::ReadOnly,
+        Role::ReadOnly => true,
+    };
+    if allowed {
+        return Ok(());
+    }
+    let status = if state.faults.is_enabled(Fault::RoleProblem401) {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    Err(ErrorReply::new(status, msg::insufficient_privilege()))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    #[serde(rename = "UserName")]
+    user_name: String,
+    #[serde(rename = "Password")]
+    password: Zeroizing<String>,
+}
+
+fn login(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    sessions_path: &str,
+) -> Result<Response, ErrorReply> {
+    let body = Zeroizing::new(req.body.to_vec());
+    let Ok(login) = serde_json::from_slice::<LoginRequest>(&body) else {
+        return Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            msg::malformed_json(),
+        ));
+    };
+    if state.faults.is_enabled(Fault::SessionExhaustion) {
+        return Err(ErrorReply::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            msg::session_limit_rac0218(),
+        ));
+    }
+    let Some(role) = state.accounts.verify(&login.user_name, &login.password) else {
+        inner.log_failed_login(&login.user_name, &req.client);
+        return Err(ErrorReply::new(
+            StatusCode::UNAUTHORIZED,
+            msg::resource_at_uri_unauthorized(sessions_path, "Unauthorized"),
+        ));
+    };
+    let limit = state.max_sessions_per_user;
+    let Some(new) = inner
+        .sessions
+        .open(&login.user_name, role, &req.client, limit)
+    else {
+        tracing::debug!(user = %login.user_name, limit, "session limit reached");
+        return Err(ErrorReply::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            msg::session_limit_rac0218(),
+        ));
+    };
+    inner.log_login(&login.user_name, &req.client);
+    let location = format!("{sessions_path}/{}", new.session.id);
+    let body = session_body(&new.session, &location);
+    let mut response = reply::json_response(StatusCode::CREATED, tree::serialize(&body));
+    response = reply::with_location(response, &location);
+    if let Ok(value) = HeaderValue::from_str(&new.token) {
+        response.headers_mut().insert("X-Auth-Token", value);
+    }
+    Ok(response)
+}
+
+fn session_body(session: &crate::accounts::Session, uri: &str) -> Value {
+    json!({
+        "@odata.id": uri,
+        "@odata.type": "#Session.v1_7_0.Session",
+        "Id": session.id,
+        "Name": "User Session",
+        "Description": "Manager User Session",
+        "UserName": session.user,
+        "ClientOriginIPAddress": session.origin,
+        "CreatedTime": session.created,
+        "SessionType": "Redfish",
+    })
+}
+
+fn get(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+    sessions_path: &str,
+) -> Result<Response, ErrorReply> {
+    let path = req.path.as_str();
+    let now = Instant::now();
+
+    // Fault control endpoint.
+    if path == FAULTS_PATH {
+        let enabled: Vec<String> = state
+            .faults
+            .enabled()
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
+        return Ok(json_get(
+            &json!({ "enabled": enabled, "known": known }),
+            "GET, HEAD, POST",
+        ));
+    }
+
+    // Sessions.
+    if path == sessions_path {
+        let members: Vec<Value> = inner
+            .sessions
+            .iter()
+            .map(|s| json!({ "@odata.id": format!("{sessions_path}/{}", s.id) }))
+            .collect();
+        let mut body = collection_template(
+            inner,
+            &state.sessions_path,
+            sessions_path,
+            "#SessionCollection.SessionCollection",
+            "Session Collection",
+        );
+        body.insert("Members@odata.count".into(), json!(members.len()));
+        body.insert("Members".into(), Value::Array(members));
+        return paged_get(Value::Object(body), req, "GET, HEAD, POST");
+    }
+    if let Some(id) = child_of(path, sessions_path) {
+        let session = inner
+            .sessions
+            .get(id)
+            .ok_or_else(|| ErrorReply::not_found(path))?;
+        return Ok(json_get(&session_body(session, path), "GET, HEAD, DELETE"));
+    }
+    if is_inactive_sessions_path(state, path) {
+        return Err(ErrorReply::not_found(path));
+    }
+
+    // Accounts, when the data brings none.
+    if let Some(accounts_path) = state.accounts_path.as_deref() {
+        if path == accounts_path {
+            let members: Vec<Value> = state
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(i, _)| json!({ "@odata.id": format!("{accounts_path}/{}", i + 1) }))
+                .collect();
+            let body = json!({
+                "@odata.id": accounts_path,
+                "@odata.type": "#ManagerAccountCollection.ManagerAccountCollection",
+                "Name": "Accounts Collection",
+                "Members@odata.count": members.len(),
+                "Members": members,
+            });
+            return paged_get(body, req, "GET, HEAD");
+        }
+        if let Some(id) = child_of(path, accounts_path) {
+            let index = id.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
+            let account = index
+                .and_then(|i| state.accounts.iter().nth(i))
+                .ok_or_else(|| ErrorReply::not_found(path))?;
+            let role = account.role.role_id();
+            let body = json!({
+                "@odata.id": path,
+                "@odata.type": "#ManagerAccount.v1_10_0.ManagerAccount",
+                "Id": id,
+                "Name": "User Account",
+                "Description": "User Account",
+                "UserName": account.name,
+                "RoleId": role,
+                "Enabled": true,
+                "Locked": false,
+                "Password": null,
+                "AccountTypes": ["Redfish"],
+                "Links": { "Role": { "@odata.id": format!("/redfish/v1/AccountService/Roles/{role}") } },
+            });
+            return Ok(json_get(&body, "GET, HEAD"));
+        }
+    }
+
+    // Logs.
+    if let Some(index) = inner.logs.iter().position(|s| s.entries_path == path) {
+        if state.faults.is_enabled(Fault::LogShiftsWhilePaging) {
+            let user = principal.user.clone();
+            inner.log_login(&user, "192.0.2.10");
+        }
+        let paging = parse_paging(&req.query)?;
+        let store = inner
+            .logs
+            .get(index)
+            .ok_or_else(|| ErrorReply::not_found(path))?;
+        let mut body = store.page(paging.skip, paging.top);
+        crate::quirks::rewrite(path, &mut body, &state.faults.enabled(), sessions_path);
+        return Ok(json_get(&body, "GET, HEAD"));
+    }
+    if let Some(store) = inner
+        .logs
+        .iter()
+        .find(|s| child_of(path, &s.entries_path).is_some())
+    {
+        if store.is_base_entry(path) && inner.tree.contains(path) {
+            return serve_tree(state, inner, req);
+        }
+        let mut entry = store
+            .find(path)
+            .cloned()
+            .ok_or_else(|| ErrorReply::not_found(path))?;
+        crate::quirks::rewrite(path, &mut entry, &state.faults.enabled(), sessions_path);
+        return Ok(json_get(&entry, "GET, HEAD"));
+    }
+
+    // Tasks and their jobs.
+    if let Some(task) = inner.tasks.iter().find(|t| t.task_path == path) {
+        let body = task
+            .task_body(now)
+            .ok_or_else(|| ErrorReply::not_found(path))?;
+        return Ok(json_get(&body, "GET, HEAD"));
+    }
+    if let Some(body) = inner
+        .tasks
+        .iter()
+        .find(|t| t.job_path.as_deref() == Some(path))
+        .and_then(|t| t.job_body(now))
+    {
+        return Ok(json_get(&body, "GET, HEAD"));
+    }
+
+    // Transient errors on thermal and power resources.
+    if state.faults.is_enabled(Fault::TransientErrors) && is_thermal_or_power(path) {
+        let number = state.faults.next_transient_request();
+        if number <= TRANSIENT_FAILURES {
+            return Err(if number % 2 == 1 {
+                reply::unavailable(1)
+            } else {
+                ErrorReply::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    msg::data_unavailable_sys518(),
+                )
+            });
+        }
+    }
+    serve_tree(state, inner, req)
+}
+
+/// Serves a resource of the tree, with the body changes of enabled faults and `$top`/`$skip`.
+fn serve_tree(state: &BmcState, inner: &mut Inner, req: &Req) -> Result<Response, ErrorReply> {
+    let path = req.path.as_str();
+    let captured_page = format!("{path}?{}", req.raw_query);
+    let (resource, exact_page) = match inner.tree.get(&captured_page) {
+        Some(resource) if !req.raw_query.is_empty() => (resource, true),
+        _ => (
+            inner
+                .tree
+                .get(path)
+                .ok_or_else(|| ErrorReply::not_found(path))?,
+            false,
+        ),
+    };
+    let resource: Resource = resource.clone();
+    let paging = if exact_page {
+        Paging::default()
+    } else {
+        parse_paging(&req.query)?
+    };
+
+    if resource.media == Media::Xml {
+        let etag = etag_of(&resource.bytes);
+        return Ok(reply::resource_response(
+            resource.bytes,
+            "application/xml",
+            &etag,
+            "GET, HEAD",
+        ));
+    }
+    let Some(mut body) = resource.json else {
+        // A file that is not valid JSON is served as the BMC returned it.
+        let etag = etag_of(&resource.bytes);
+        return Ok(reply::resource_response(
+            resource.bytes,
+            reply::JSON_TYPE,
+            &etag,
+            "GET, HEAD",
+        ));
+    };
+    let allow = allow_for(inner, path, &body);
+    let faults = state.faults.enabled();
+    let mut changed = crate::quirks::rewrites_bodies(&faults);
+    if changed {
+        crate::quirks::rewrite(path, &mut body, &faults, state.active_sessions_path());
+    }
+    if state.faults.is_enabled(Fault::TransientErrors)
+        && path.ends_with("/Jobs")
+        && state.faults.transient_since().elapsed() < TRANSIENT_EMPTY_WINDOW
+    {
+        if let Some(map) = body.as_object_mut() {
+            map.insert("Members".into(), json!([]));
+            map.insert("Members@odata.count".into(), json!(0));
+            changed = true;
+        }
+    }
+    if paging.requested() {
+        page_members(&mut body, path, &paging);
+        changed = true;
+    }
+    if !changed
+        && !faults.contains(Fault::WeakEtag)
+        && !(faults.contains(Fault::NumericEtag) && path == "/redfish/v1/AccountService")
+    {
+        let etag = etag_of(&resource.bytes);
+        return Ok(reply::resource_response(
+            resource.bytes,
+            reply::JSON_TYPE,
+            &etag,
+            &allow,
+        ));
+    }
+    Ok(json_get_with(state, path, body, &allow))
+}
+
+/// Serializes `body` and adds the entity tag, applying the ETag faults.
+fn json_get_with(state: &BmcState, path: &str, mut body: Value, allow: &str) -> Response {
+    let bytes = tree::serialize(&body);
+    let strong = etag_of(&bytes);
+    let mut header = strong.clone();
+    let mut rebuilt = false;
+    if state.faults.is_enabled(Fault::WeakEtag) {
+        header = format!("W/{strong}");
+        if let Some(map) = body.as_object_mut() {
+            // The body's tag differs from the header, as on the BMCs that compute them apart.
+            let other = etag_of(strong.as_bytes());
+            map.insert("@odata.etag".into(), Value::String(format!("W/{other}")));
+            rebuilt = true;
+        }
+    }
+    if state.faults.is_enabled(Fault::NumericEtag) && path == "/redfish/v1/AccountService" {
+        if let Some(map) = body.as_object_mut() {
+            let digits: String = strong
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(9)
+                .collect();
+            let number = u64::from_str_radix(&digits, 16).unwrap_or(87_422_082_150);
+            map.insert("@odata.etag".into(), json!(number));
+            rebuilt = true;
+        }
+    }
+    let bytes = if rebuilt {
+        tree::serialize(&body)
+    } else {
+        bytes
+    };
+    reply::resource_response(bytes, reply::JSON_TYPE, &header, allow)
+}
+
+/// The entity tag a client must send in `If-Match` for the resource at `path` now.
+fn current_etag(state: &BmcState, inner: &mut Inner, path: &str) -> Option<String> {
+    let req = Req {
+        method: Method::GET,
+        path: path.to_owned(),
+        query: Vec::new(),
+        raw_query: String::new(),
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        client: String::new(),
+    };
+    let response = serve_tree(state, inner, &req).ok()?;
+    response
+        .headers()
+        .get(http::header::ETAG)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
+}
+
+fn json_get(body: &Value, allow: &str) -> Response {
+    let bytes = tree::serialize(body);
+    let etag = etag_of(&bytes);
+    reply::resource_response(bytes, reply::JSON_TYPE, &etag, allow)
+}
+
+fn paged_get(mut body: Value, req: &Req, allow: &str) -> Result<Response, ErrorReply> {
+    let paging = parse_paging(&req.query)?;
+    if paging.requested() {
+        page_members(&mut body, &req.path, &paging);
+    }
+    Ok(json_get(&body, allow))
+}
+
+#[derive(Debug, Default)]
+struct Paging {
+    skip: usize,
+    top: Option<usize>,
+    given: bool,
+}
+
+impl Paging {
+    fn requested(&self) -> bool {
+        self.given
+    }
+}
+
+fn parse_paging(query: &[(String, String)]) -> Result<Paging, ErrorReply> {
+    let mut paging = Paging::default();
+    for (name, value) in query {
+        let number = || {
+            value.parse::<usize>().map_err(|_| {
+                ErrorReply::new(
+                    StatusCode::BAD_REQUEST,
+                    msg::query_parameter_value_type_error(value, name),
+                )
+            })
+        };
+        match name.as_str() {
+            "$skip" => {
+                paging.skip = number()?;
+                paging.given = true;
+            }
+            "$top" => {
+                paging.top = Some(number()?);
+                paging.given = true;
+            }
+            other if other.starts_with('$') => {
+                return Err(ErrorReply::new(
+                    StatusCode::NOT_IMPLEMENTED,
+                    msg::query_parameter_unsupported(other),
+                ));
+            }
+            // Parameters without `$` that the service does not know are ignored.
+            _ => {}
+        }
+    }
+    Ok(paging)
+}
+
+/// Cuts `Members` of a collection body to the requested page and adds the next link.
+fn page_members(body: &mut Value, path: &str, paging: &Paging) {
+    let Some(map) = body.as_object_mut() else {
+        return;
+    };
+    let Some(members) = map.get("Members").and_then(Value::as_array).cloned() else {
+        return;
+    };
+    let total = members.len();
+    let page: Vec<Value> = members
+        .into_iter()
+        .skip(paging.skip)
+        .take(paging.top.unwrap_or(usize::MAX))
+        .collect();
+    let shown = page.len();
+    map.insert("Members".into(), Value::Array(page));
+    map.insert("Members@odata.count".into(), json!(total));
+    map.remove("Members@odata.nextLink");
+    if paging.skip + shown < total {
+        let mut next = format!("{path}?$skip={}", paging.skip + shown);
+        if let Some(top) = paging.top {
+            next.push_str(&format!("&$top={top}"));
+        }
+        map.insert("Members@odata.nextLink".into(), Value::String(next));
+    }
+}
+
+fn collection_template(
+    inner: &Inner,
+    data_path: &str,
+    served_path: &str,
+    kind: &str,
+    name: &str,
+) -> Map<String, Value> {
+    let mut body = inner
+        .tree
+        .json(data_path)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut map = Map::new();
+            map.insert("@odata.type".into(), kind.into());
+            map.insert("Name".into(), name.into());
+            map
+        });
+    body.insert("@odata.id".into(), served_path.into());
+    body.remove("Members@odata.nextLink");
+    body
+}
+
+/// The rest of `path` below `parent`, if it is a direct child.
+fn child_of<'a>(path: &'a str, parent: &str) -> Option<&'a str> {
+    path.strip_prefix(parent)?
+        .strip_prefix('/')
+        .filter(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// Whether `path` is the sessions collection (or a session) of the URI scheme not in use now.
+fn is_inactive_sessions_path(state: &BmcState, path: &str) -> bool {
+    let inactive = if state.faults.is_enabled(Fault::OldSessionUri) {
+        state.sessions_path.as_str()
+    } else {
+        return false;
+    };
+    inactive != OLD_SESSIONS_PATH && (path == inactive || child_of(path, inactive).is_some())
+}
+
+fn is_thermal_or_power(path: &str) -> bool {
+    path.ends_with("/Thermal")
+        || path.ends_with("/Power")
+        || path.contains("/ThermalSubsystem")
+        || path.contains("/PowerSubsystem")
+}
+
+fn allow_for(inner: &Inner, path: &str, body: &Value) -> String {
+    let mut allow = String::from("GET, HEAD");
+    if crate::patch::is_patchable(body) {
+        allow.push_str(", PATCH");
+    }
+    if inner.actions.contains_key(path) || is_subscription_collection(inner, path) {
+        allow.push_str(", POST");
+    }
+    let parent = path
+        .rsplit_once('/')
+        .map(|(parent, _)| parent)
+        .unwrap_or_default();
+    if is_subscription_collection(inner, parent) {
+        allow.push_str(", DELETE");
+    }
+    allow
+}
+
+fn method_not_allowed(
+    state: &BmcState,
+    inner: &Inner,
+    path: &str,
+    sessions_path: &str,
+) -> ErrorReply {
+    if path == sessions_path {
+        return ErrorReply::method_not_allowed("GET, HEAD, POST");
+    }
+    if child_of(path, sessions_path).is_some()
+        && inner
+            .sessions
+            .get(child_of(path, sessions_path).unwrap_or_default())
+            .is_some()
+    {
+        return ErrorReply::method_not_allowed("GET, HEAD, DELETE");
+    }
+    if path == FAULTS_PATH {
+        return ErrorReply::method_not_allowed("GET, HEAD, POST");
+    }
+    if inner.actions.contains_key(path) {
+        return ErrorReply::method_not_allowed("POST");
+    }
+    match inner.tree.json(path) {
+        Some(body) => ErrorReply::method_not_allowed(&allow_for(inner, path, body)),
+        None if inner.tree.contains(path) || is_dynamic(state, inner, path) => {
+            ErrorReply::method_not_allowed("GET, HEAD")
+        }
+        None => ErrorReply::not_found(path),
+    }
+}
+
+fn is_dynamic(state: &BmcState, inner: &Inner, path: &str) -> bool {
+    inner
+        .logs
+        .iter()
+        .any(|s| s.entries_path == path || s.find(path).is_some())
+        || state.accounts_path.as_deref() == Some(path)
+        || inner
+            .tasks
+            .iter()
+            .any(|t| t.task_path == path || t.job_path.as_deref() == Some(path))
+}
+
+fn patch(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+) -> Result<Response, ErrorReply> {
+    let path = req.path.as_str();
+    let sessions_path = state.active_sessions_path().to_owned();
+    let Some(body) = inner.tree.json(path).cloned() else {
+        return Err(method_not_allowed(state, inner, path, &sessions_path));
+    };
+    if !crate::patch::is_patchable(&body) {
+        return Err(ErrorReply::method_not_allowed(&allow_for(
+            inner, path, &body,
+        )));
+    }
+    require_role(state, principal, Role::Operator)?;
+
+    // Preconditions: If-Match must name the current tag; it is required only under WeakEtag.
+    let current = current_etag(state, inner, path).unwrap_or_default();
+    match req.headers.get(IF_MATCH).and_then(|v| v.to_str().ok()) {
+        Some(if_match) => {
+            let matches = if_match
+                .split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag == current);
+            if !matches {
+                return Err(ErrorReply::new(
+                    StatusCode::PRECONDITION_FAILED,
+                    msg::precondition_failed(),
+                ));
+            }
+        }
+        None if state.faults.is_enabled(Fault::WeakEtag) => {
+            return Err(ErrorReply::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                msg::precondition_required(),
+            ));
+        }
+        None => {}
+    }
+
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(&req.body) else {
+        return Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            msg::malformed_json(),
+        ));
+    };
+    let changes = crate::patch::apply(inner, path, &request, &state.faults.enabled())?;
+    for (name, value) in changes {
+        inner.log_change(&principal.user, format!("{name} of {path} set to {value}"));
+    }
+    serve_tree(
+        state,
+        inner,
+        &Req {
+            method: Method::GET,
+            path: path.to_owned(),
+            query: Vec::new(),
+            raw_query: String::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            client: req.client.clone(),
+        },
+    )
+}
+
+fn post(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+) -> Result<Response, ErrorReply> {
+    let path = req.path.as_str();
+    if path == FAULTS_PATH {
+        require_role(state, principal, Role::Administrator)?;
+        return control_faults(state, req);
+    }
+    let Some((resource, action)) = inner.actions.get(path).cloned() else {
+        let collection = path.strip_suffix("/Members").unwrap_or(path);
+        if is_subscription_collection(inner, collection) {
+            require_role(state, principal, Role::Operator)?;
+            return create_subscription(inner, collection, &req.body);
+        }
+        let sessions_path = state.active_sessions_path().to_owned();
+        return Err(method_not_allowed(state, inner, path, &sessions_path));
+    };
+    require_role(state, principal, Role::Operator)?;
+    crate::actions::run(state, inner, req, principal, &resource, &action)
+}
+
+fn is_subscription_collection(inner: &Inner, path: &str) -> bool {
+    inner
+        .tree
+        .json(path)
+        .and_then(|b| b.get("@odata.type"))
+        .and_then(Value::as_str)
+        == Some("#EventDestinationCollection.EventDestinationCollection")
+}
+
+/// Creates an event subscription. Events are not delivered to it.
+// NOTE: subscriptions are stored and listed, but the simulator sends no events.
+fn create_subscription(
+    inner: &mut Inner,
+    collection: &str,
+    body: &[u8],
+) -> Result<Response, ErrorReply> {
+    let Ok(Value::Object(request)) = serde_json::from_slice::<Value>(body) else {
+        return Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            msg::malformed_json(),
+        ));
+    };
+    let destination = match request.get("Destination") {
+        Some(Value::String(d)) if d.starts_with("https://") || d.starts_with("http://") => {
+            d.clone()
+        }
+        Some(other) => {
+            return Err(ErrorReply::new(
+                StatusCode::BAD_REQUEST,
+                msg::property_value_format_error(&other.to_string(), "Destination"),
+            ));
+        }
+        None => {
+            return Err(ErrorReply::new(
+                StatusCode::BAD_REQUEST,
+                msg::property_missing("Destination"),
+            ))
+        }
+    };
+    let protocol = request
+        .get("Protocol")
+        .and_then(Value::as_str)
+        .unwrap_or("Redfish");
+    if protocol != "Redfish" {
+        return Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            msg::property_value_not_in_list(protocol, "Protocol"),
+        ));
+    }
+    let mut number = inner.tree.member_paths(collection).len() + 1;
+    while inner.tree.contains(&format!("{collection}/{number}")) {
+        number += 1;
+    }
+    let path = format!("{collection}/{number}");
+    let subscription = json!({
+        "@odata.id": path,
+        "@odata.type": "#EventDestination.v1_14_0.EventDestination",
+        "Id": number.to_string(),
+        "Name": "Event Subscription",
+        "Destination": destination,
+        "Protocol": "Redfish",
+        "Context": request.get("Context").and_then(Value::as_str).unwrap_or_default(),
+        "SubscriptionType": "RedfishEvent",
+        "EventFormatType": "Event",
+    });
+    inner
+        .tree
+        .insert(path.clone(), Resource::from_value(subscription.clone()));
+    inner.tree.update(collection, |body| {
+        if let Some(map) = body.as_object_mut() {
+            let members = map.entry("Members").or_insert_with(|| json!([]));
+            if let Some(list) = members.as_array_mut() {
+                list.push(json!({ "@odata.id": path }));
+                let count = list.len();
+                map.insert("Members@odata.count".into(), json!(count));
+            }
+        }
+    });
+    let response = reply::json_response(StatusCode::CREATED, tree::serialize(&subscription));
+    Ok(reply::with_location(response, &path))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaultRequest {
+    #[serde(default)]
+    enable: Vec<String>,
+    #[serde(default)]
+    disable: Vec<String>,
+}
+
+fn control_faults(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
+    let Ok(request) = serde_json::from_slice::<FaultRequest>(&req.body) else {
+        return Err(ErrorReply::new(
+            StatusCode::BAD_REQUEST,
+            msg::malformed_json(),
+        ));
+    };
+    let parse = |names: &[String]| -> Result<Vec<Fault>, ErrorReply> {
+        names
+            .iter()
+            .map(|name| {
+                name.parse::<Fault>().map_err(|_| {
+                    ErrorReply::new(
+                        StatusCode::BAD_REQUEST,
+                        msg::property_value_not_in_list(name, "enable"),
+                    )
+                })
+            })
+            .collect()
+    };
+    let enable = parse(&request.enable)?;
+    let disable = parse(&request.disable)?;
+    for fault in disable {
+        state.faults.disable(fault);
+    }
+    for fault in enable {
+        state.faults.enable(fault);
+    }
+    let enabled: Vec<String> = state
+        .faults
+        .enabled()
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
+    Ok(json_get(&json!({ "enabled": enabled }), "GET, HEAD, POST"))
+}
+
+fn delete(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+    sessions_path: &str,
+) -> Result<Response, ErrorReply> {
+    let path = req.path.as_str();
+    if let Some(collection) = path.rsplit_once('/').map(|(parent, _)| parent) {
+        if is_subscription_collection(inner, collection) && inner.tree.contains(path) {
+            require_role(state, principal, Role::Operator)?;
+            inner.tree.remove(path);
+            inner.tree.update(collection, |body| {
+                let Some(map) = body.as_object_mut() else {
+                    return;
+                };
+                if let Some(members) = map.get_mut("Members").and_then(Value::as_array_mut) {
+                    members.retain(|m| {
+                        m.get("@odata.id")
+                            .and_then(Value::as_str)
+                            .map(tree::normalize_path)
+                            .as_deref()
+                            != Some(path)
+                    });
+                    let count = members.len();
+                    map.insert("Members@odata.count".into(), json!(count));
+                }
+            });
+            return Ok(reply::no_content());
+        }
+    }
+    let Some(id) = child_of(path, sessions_path).filter(|id| inner.sessions.get(id).is_some())
+    else {
+        return Err(method_not_allowed(state, inner, path, sessions_path));
+    };
+    let own = principal.session_id.as_deref() == Some(id);
+    if !own {
+        require_role(state, principal, Role::Administrator)?;
+    }
+    if let Some(session) = inner.sessions.remove(id) {
+        inner.log_logout(&session.user, &req.client);
+    }
+    Ok(reply::no_content())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_of_accepts_direct_children_only() {
+        assert_eq!(child_of("/a/b/c", "/a/b"), Some("c"));
+        assert_eq!(child_of("/a/b/c/d", "/a/b"), None);
+        assert_eq!(child_of("/a/bc", "/a/b"), None);
+    }
+
+    #[test]
+    fn paging_rejects_non_numbers_and_unknown_dollar_parameters() {
+        assert!(parse_paging(&[("$top".into(), "x".into())]).is_err());
+        assert!(parse_paging(&[("$expand".into(), ".".into())]).is_err());
+        assert!(parse_paging(&[("only".into(), "".into())]).is_ok());
+    }
+
+    #[test]
+    fn page_members_adds_next_link() {
+        let mut body = json!({"Members": [1, 2, 3]});
+        page_members(
+            &mut body,
+            "/c",
+            &Paging {
+                skip: 0,
+                top: Some(2),
+                given: true,
+            },
+        );
+        assert_eq!(body["Members"], json!([1, 2]));
+        assert_eq!(body["Members@odata.nextLink"], "/c?$skip=2&$top=2");
+        assert_eq!(body["Members@odata.count"], 3);
+    }
+}

@@ -1,0 +1,209 @@
+//! The shared state of one simulated BMC: the resource tree, logs, sessions, power plans and
+//! tasks behind one lock, plus the settings that do not change at run time.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::accounts::{Accounts, Sessions};
+use crate::config::{BmcConfig, DataSource};
+use crate::error::BmcError;
+use crate::fault::{Fault, FaultControl};
+use crate::logs::{LogMessage, LogStore, Severity};
+use crate::power::PowerPlan;
+use crate::tasks::Task;
+use crate::tree::{self, LoadedData, Media, Tree};
+
+/// Sessions URI of old services, served instead of the root's `Links.Sessions` under
+/// [`Fault::OldSessionUri`].
+pub(crate) const OLD_SESSIONS_PATH: &str = "/redfish/v1/Sessions";
+
+/// The state behind [`crate::router`]: build it with [`BmcState::new`].
+#[derive(Debug)]
+pub struct BmcState {
+    pub(crate) faults: FaultControl,
+    pub(crate) accounts: Accounts,
+    pub(crate) basic_auth: bool,
+    pub(crate) max_sessions_per_user: usize,
+    pub(crate) power_delay: Duration,
+    /// Sessions URI from the service root's `Links.Sessions`.
+    pub(crate) sessions_path: String,
+    /// Accounts collection served from the configured accounts, when the data has none.
+    pub(crate) accounts_path: Option<String>,
+    pub(crate) metadata: Bytes,
+    pub(crate) host_label: String,
+    pub(crate) inner: Mutex<Inner>,
+}
+
+/// Everything that requests change.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) tree: Tree,
+    pub(crate) logs: Vec<LogStore>,
+    pub(crate) lifecycle_log: Option<usize>,
+    pub(crate) sessions: Sessions,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) power: HashMap<String, PowerPlan>,
+    /// Boot mode changes waiting for the next power-on, by system URI.
+    pub(crate) pending_boot_mode: HashMap<String, String>,
+    pub(crate) tasks: Vec<Task>,
+    pub(crate) manager_path: Option<String>,
+    /// Action target URI to (resource URI, action name such as `#ComputerSystem.Reset`).
+    pub(crate) actions: HashMap<String, (String, String)>,
+}
+
+impl BmcState {
+    /// Loads the data source and accounts of `config`.
+    ///
+    /// # Errors
+    ///
+    /// [`BmcError::NoUser`] without a first user, [`BmcError::InvalidAccount`] for an empty
+    /// name or password, [`BmcError::InvalidMockup`] or [`BmcError::Io`] for an unreadable
+    /// mockup folder.
+    pub fn new(config: &BmcConfig) -> Result<Self, BmcError> {
+        let accounts = Accounts::new(config.first_user.as_ref(), &config.extra_users)?;
+        let data = match &config.data {
+            DataSource::Embedded => tree::load_sample(crate::sample::sample_server()),
+            DataSource::Mockup(dir) => tree::load_mockup(dir)?,
+        };
+        Ok(Self::from_data(data, accounts, config))
+    }
+
+    fn from_data(data: LoadedData, accounts: Accounts, config: &BmcConfig) -> Self {
+        let LoadedData {
+            tree,
+            logs,
+            lifecycle_log,
+            manager_path,
+            host_label,
+            ..
+        } = data;
+        let root = tree.json("/redfish/v1");
+        let sessions_path = root
+            .and_then(|r| r.pointer("/Links/Sessions/@odata.id"))
+            .and_then(Value::as_str)
+            .map(tree::normalize_path)
+            .unwrap_or_else(|| "/redfish/v1/SessionService/Sessions".to_owned());
+        let accounts_path = tree
+            .json("/redfish/v1/AccountService")
+            .and_then(|a| a.pointer("/Accounts/@odata.id"))
+            .and_then(Value::as_str)
+            .map(tree::normalize_path)
+            .filter(|path| !tree.contains(path));
+        let metadata = match tree.get("/redfish/v1/$metadata") {
+            Some(resource) if resource.media == Media::Xml => resource.bytes.clone(),
+            _ => crate::metadata::csdl(&tree),
+        };
+        let actions = crate::actions::index_targets(&tree);
+
+        Self {
+            faults: FaultControl::new(config.faults.clone()),
+            accounts,
+            basic_auth: config.basic_auth,
+            max_sessions_per_user: config.max_sessions_per_user,
+            power_delay: config.power_delay,
+            sessions_path,
+            accounts_path,
+            metadata,
+            host_label,
+            inner: Mutex::new(Inner {
+                tree,
+                logs,
+                lifecycle_log,
+                sessions: Sessions::default(),
+                idle_timeout: config.session_idle_timeout,
+                power: HashMap::new(),
+                pending_boot_mode: HashMap::new(),
+                tasks: Vec::new(),
+                manager_path,
+                actions,
+            }),
+        }
+    }
+
+    /// The run-time fault switch.
+    pub fn faults(&self) -> FaultControl {
+        self.faults.clone()
+    }
+
+    /// The sessions URI clients find in the service root now.
+    pub(crate) fn active_sessions_path(&self) -> &str {
+        if self.faults.is_enabled(Fault::OldSessionUri) {
+            OLD_SESSIONS_PATH
+        } else {
+            &self.sessions_path
+        }
+    }
+
+    /// Locks the mutable state and brings power transitions, tasks and sessions up to now.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.advance(Instant::now());
+        inner
+    }
+}
+
+impl Inner {
+    /// Applies every power step and task completion that is due, and expires idle sessions.
+    fn advance(&mut self, now: Instant) {
+        crate::power::advance(self, now);
+        let idle = self.idle_timeout;
+        for session in self.sessions.expire(idle, now) {
+            tracing::debug!(session = %session.id, user = %session.user, "session expired");
+        }
+    }
+
+    /// Writes an entry into the lifecycle log, if the data has one.
+    pub(crate) fn log(&mut self, message: LogMessage) {
+        let Some(index) = self.lifecycle_log else {
+            tracing::debug!(message_id = %message.message_id, "no lifecycle log to write to");
+            return;
+        };
+        if let Some(store) = self.logs.get_mut(index) {
+            store.append(message);
+        }
+    }
+
+    /// Writes a login entry (`USR0030`).
+    pub(crate) fn log_login(&mut self, user: &str, client: &str) {
+        self.log(LogMessage {
+            message_id: "IDRAC.2.9.USR0030".into(),
+            message: format!("Successfully logged in using {user}, from {client} and REDFISH."),
+            args: vec![user.into(), client.into(), "REDFISH".into()],
+            severity: Severity::Ok,
+        });
+    }
+
+    /// Writes a failed login entry (`USR0031`).
+    pub(crate) fn log_failed_login(&mut self, user: &str, client: &str) {
+        self.log(LogMessage {
+            message_id: "IDRAC.2.9.USR0031".into(),
+            message: format!("Unable to log in for {user} from {client} using REDFISH."),
+            args: vec![user.into(), client.into(), "REDFISH".into()],
+            severity: Severity::Warning,
+        });
+    }
+
+    /// Writes a logout entry (`USR0032`).
+    pub(crate) fn log_logout(&mut self, user: &str, client: &str) {
+        self.log(LogMessage {
+            message_id: "IDRAC.2.9.USR0032".into(),
+            message: format!("The session for {user} from {client} using REDFISH is logged off."),
+            args: vec![user.into(), client.into(), "REDFISH".into()],
+            severity: Severity::Ok,
+        });
+    }
+
+    /// Writes an entry for a change made through the API.
+    pub(crate) fn log_change(&mut self, user: &str, what: String) {
+        self.log(LogMessage {
+            message_id: "Rackside.1.0.ConfigurationChanged".into(),
+            message: format!("{what} by {user}."),
+            args: vec![what, user.into()],
+            severity: Severity::Ok,
+        });
+    }
+}
