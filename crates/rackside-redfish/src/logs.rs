@@ -99,7 +99,7 @@ pub struct LogRecord {
     pub created_raw: Option<String>,
     /// `Severity`.
     pub severity: Severity,
-    /// `Message`.
+    /// `Message`, else the `MessageId` when the entry has no text.
     pub message: String,
     /// `MessageId`, such as "IDRAC.2.7.USR0030".
     pub message_id: Option<String>,
@@ -185,7 +185,11 @@ fn log_name(service: &Value) -> String {
     {
         return "SEL".to_owned();
     }
-    decode::text(service, "Name").unwrap_or(id)
+    match decode::text(service, "Name") {
+        // Some services name every log service "LogService"; the Id is more telling.
+        Some(name) if !name.replace(' ', "").eq_ignore_ascii_case("logservice") => name,
+        _ => id,
+    }
 }
 
 /// Pages through one log's entries.
@@ -334,7 +338,9 @@ fn log_record(log: &str, entry: &Value) -> LogRecord {
         severity: decode::text(entry, "Severity")
             .and_then(|text| text.parse().ok())
             .unwrap_or(Severity::Ok),
-        message: decode::text(entry, "Message").unwrap_or_default(),
+        message: decode::text(entry, "Message")
+            .or_else(|| decode::text(entry, "MessageId"))
+            .unwrap_or_default(),
         message_id: decode::text(entry, "MessageId"),
     }
 }
