@@ -199,10 +199,10 @@ impl Transport for HttpsTransport {
 
 /// Sorts a reqwest failure into TLS, time-out, connect or other transport errors.
 fn map_reqwest_error(error: &reqwest::Error, url: &Url, what: &str) -> Error {
-    let detail = error_chain(error);
-    if has_tls_cause(error) {
-        return Error::Tls { detail };
+    if let Some(tls) = tls_cause(error) {
+        return Error::Tls { detail: tls };
     }
+    let detail = error_chain(error);
     if error.is_timeout() {
         let phase = if error.is_connect() {
             "connecting to"
@@ -225,15 +225,25 @@ fn map_reqwest_error(error: &reqwest::Error, url: &Url, what: &str) -> Error {
     }
 }
 
-fn has_tls_cause(error: &reqwest::Error) -> bool {
+/// Returns the text of the rustls error among the causes, if there is one. An `io::Error`
+/// hides the error it wraps from `source()`, and tokio-rustls errors arrive as an
+/// `io::Error` inside another, so nested `io::Error`s are opened with `get_ref`.
+fn tls_cause(error: &reqwest::Error) -> Option<String> {
     let mut source = error.source();
     while let Some(cause) = source {
-        if cause.downcast_ref::<rustls::Error>().is_some() {
-            return true;
+        let mut inner: &(dyn std::error::Error + 'static) = cause;
+        loop {
+            if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
+                return Some(tls.to_string());
+            }
+            match inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                Some(wrapped) => inner = wrapped,
+                None => break,
+            }
         }
         source = cause.source();
     }
-    false
+    None
 }
 
 /// Joins an error and its causes into one line.

@@ -243,3 +243,217 @@ fn check_known_values(
         _ => {}
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// HttpsTransport against a TLS server on loopback
+// ---------------------------------------------------------------------------------------
+
+/// A self-signed certificate for 127.0.0.1 and a client configuration that trusts it.
+struct TestCertificate {
+    cert_pem: String,
+    key_pem: String,
+    cert_der: rustls_pki_types::CertificateDer<'static>,
+    key_der: Vec<u8>,
+}
+
+fn test_certificate() -> TestCertificate {
+    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    TestCertificate {
+        cert_pem: certified.cert.pem(),
+        key_pem: certified.key_pair.serialize_pem(),
+        cert_der: certified.cert.der().clone(),
+        key_der: certified.key_pair.serialize_der(),
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn client_tls(trusted: Option<&TestCertificate>) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(certificate) = trusted {
+        roots.add(certificate.cert_der.clone()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// Serves one raw HTTP response to each connection on a loopback TLS listener and
+/// records each request's head.
+struct RawTlsServer {
+    port: u16,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+async fn raw_tls_server(certificate: &TestCertificate, response: Vec<u8>) -> RawTlsServer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(certificate.key_der.clone().into());
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate.cert_der.clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(Mutex::new(Vec::new()));
+    let recorded = requests.clone();
+    let response = Arc::new(response);
+
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let recorded = recorded.clone();
+            let response = response.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let mut head = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buffer).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                recorded.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                let _ = tls.write_all(&response).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    RawTlsServer { port, requests }
+}
+
+fn https_client(port: u16, tls: Arc<rustls::ClientConfig>, max_body_bytes: usize) -> Client<HttpsTransport> {
+    let base = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
+    let limits = Limits {
+        connect_timeout: Duration::from_secs(5),
+        read_timeout: Duration::from_secs(5),
+        max_body_bytes,
+    };
+    let retry = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    Client::new(HttpsTransport::new(&base, tls, limits).unwrap(), retry)
+}
+
+fn chunked_response(total: usize) -> Vec<u8> {
+    let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let chunk = vec![b' '; 16 * 1024];
+    let mut sent = 0;
+    while sent < total {
+        response.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        response.extend_from_slice(&chunk);
+        response.extend_from_slice(b"\r\n");
+        sent += chunk.len();
+    }
+    response.extend_from_slice(b"0\r\n\r\n");
+    response
+}
+
+fn json_response(status_line: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 {status_line}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra_headers}Connection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn https_streamed_body_over_cap_is_too_large() {
+    let certificate = test_certificate();
+    let server = raw_tls_server(&certificate, chunked_response(1024 * 1024)).await;
+    let client = https_client(server.port, client_tls(Some(&certificate)), 64 * 1024);
+    let error = client.get("/redfish/v1/Systems").await.expect_err("too large");
+    assert!(matches!(error, Error::TooLarge { limit: 65536 }), "{error:?}");
+    assert!(error.to_string().contains("65536 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn https_declared_length_over_cap_is_too_large() {
+    let certificate = test_certificate();
+    let response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{".to_vec();
+    let server = raw_tls_server(&certificate, response).await;
+    let client = https_client(server.port, client_tls(Some(&certificate)), 1024);
+    let error = client.get("/redfish/v1").await.expect_err("too large");
+    assert!(matches!(error, Error::TooLarge { limit: 1024 }), "{error:?}");
+}
+
+#[tokio::test]
+async fn https_redirect_is_not_followed() {
+    let certificate = test_certificate();
+    let response = json_response("302 Found", "Location: https://127.0.0.1:9/elsewhere\r\n", "{}");
+    let server = raw_tls_server(&certificate, response).await;
+    let client = https_client(server.port, client_tls(Some(&certificate)), 1024 * 1024);
+    let error = client.get("/redfish/v1/Systems").await.expect_err("redirect");
+    assert!(
+        matches!(&error, Error::Status { status, .. } if *status == StatusCode::FOUND),
+        "{error:?}"
+    );
+    assert_eq!(server.requests.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn https_sends_only_standard_headers() {
+    let certificate = test_certificate();
+    let root = r#"{"@odata.id": "/redfish/v1", "RedfishVersion": "1.6.0"}"#;
+    let server = raw_tls_server(&certificate, json_response("200 OK", "", root)).await;
+    let mut client = https_client(server.port, client_tls(Some(&certificate)), 1024 * 1024);
+    client.connect().await.expect("connect");
+
+    let requests = server.requests.lock().unwrap().clone();
+    let head = &requests[0];
+    assert!(head.starts_with("GET /redfish/v1 HTTP/1.1\r\n"), "{head}");
+    for line in head.lines().skip(1).filter(|line| !line.is_empty()) {
+        let name = line.split(':').next().unwrap().to_ascii_lowercase();
+        assert!(
+            name == "host" || STANDARD_HEADERS.contains(&name.as_str()),
+            "non-standard header {name} in {head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn https_html_page_is_not_redfish() {
+    let certificate = test_certificate();
+    let page = "<!DOCTYPE html><html><head><title>Welcome to nginx!</title></head></html>";
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{page}",
+        page.len()
+    );
+    let server = raw_tls_server(&certificate, response.into_bytes()).await;
+    let mut client = https_client(server.port, client_tls(Some(&certificate)), 1024 * 1024);
+    let error = client.connect().await.expect_err("html");
+    let message = error.to_string();
+    assert!(message.starts_with(&format!("https://127.0.0.1:{}/redfish/v1 is not a Redfish service", server.port)), "{message}");
+    assert!(message.contains("Welcome to nginx!"), "{message}");
+}
+
+#[tokio::test]
+async fn https_untrusted_certificate_is_tls_error() {
+    let certificate = test_certificate();
+    let server = raw_tls_server(&certificate, json_response("200 OK", "", "{}")).await;
+    let mut client = https_client(server.port, client_tls(None), 1024 * 1024);
+    let error = client.connect().await.expect_err("untrusted");
+    assert!(error.is_tls(), "{error:?}");
+    assert!(server.requests.lock().unwrap().is_empty(), "no request may follow a failed handshake");
+}
+
+#[tokio::test]
+async fn https_closed_port_is_connect_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut client = https_client(port, client_tls(None), 1024);
+    let error = client.connect().await.expect_err("closed");
+    assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+}
