@@ -236,7 +236,10 @@ fn tls_cause(error: &reqwest::Error) -> Option<String> {
             if let Some(tls) = inner.downcast_ref::<rustls::Error>() {
                 return Some(tls.to_string());
             }
-            match inner.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            match inner
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+            {
                 Some(wrapped) => inner = wrapped,
                 None => break,
             }

@@ -7,7 +7,12 @@
 //! - `sushy-emulator --fake` from the workspace's Python virtual environment, over HTTPS
 //!   with Basic authentication.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -17,8 +22,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode};
 use rackside_redfish::{
-    health, inventory, logs, AuthMode, Client, Credentials, Error, HttpsTransport, Limits, LogQuery, Request,
-    Response, RetryPolicy, Secret, Severity, Transport,
+    health, inventory, logs, AuthMode, Client, Credentials, Error, HttpsTransport, Limits,
+    LogQuery, Request, Response, RetryPolicy, Secret, Severity, Transport,
 };
 
 const STANDARD_HEADERS: [&str; 6] = [
@@ -87,11 +92,17 @@ impl Transport for MockupTransport {
     async fn send(&self, request: Request) -> Result<Response, Error> {
         for name in request.headers.keys() {
             if !STANDARD_HEADERS.contains(&name.as_str()) {
-                self.violations.lock().unwrap().push(format!("non-standard header {name}"));
+                self.violations
+                    .lock()
+                    .unwrap()
+                    .push(format!("non-standard header {name}"));
             }
         }
         if request.method == Method::GET && request.headers.contains_key("if-match") {
-            self.violations.lock().unwrap().push(format!("If-Match on GET {}", request.path));
+            self.violations
+                .lock()
+                .unwrap()
+                .push(format!("If-Match on GET {}", request.path));
         }
         self.requests.lock().unwrap().push(request.path.clone());
 
@@ -108,7 +119,11 @@ impl Transport for MockupTransport {
                 Bytes::from_static(br#"{"error":{"code":"Base.1.0.OperationNotAllowed","message":"read-only mockup"}}"#),
             ),
         };
-        Ok(Response { status, headers, body })
+        Ok(Response {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -141,28 +156,50 @@ fn mockup_client(mockup: &Path) -> Client<MockupTransport> {
 async fn every_mockup_gives_health_inventory_and_logs() {
     let Some(data) = test_data() else { return };
     let mockups = mockup_dirs(&data);
-    assert!(mockups.len() >= 7, "expected the DMTF mockups and vendor captures, found {mockups:?}");
+    assert!(
+        mockups.len() >= 7,
+        "expected the DMTF mockups and vendor captures, found {mockups:?}"
+    );
 
     for mockup in mockups {
         let name = mockup.file_name().unwrap().to_string_lossy().into_owned();
         let mut client = mockup_client(&mockup);
-        client.connect().await.unwrap_or_else(|e| panic!("{name}: connect: {e}"));
+        client
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: connect: {e}"));
 
-        let report = health(&client).await.unwrap_or_else(|e| panic!("{name}: health: {e}"));
-        assert!(!report.systems.is_empty(), "{name}: no systems in health report");
+        let report = health(&client)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: health: {e}"));
+        assert!(
+            !report.systems.is_empty(),
+            "{name}: no systems in health report"
+        );
         for system in &report.systems {
             assert!(!system.id.is_empty(), "{name}: system without id");
         }
 
-        let inventory = inventory(&client).await.unwrap_or_else(|e| panic!("{name}: inventory: {e}"));
+        let inventory = inventory(&client)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: inventory: {e}"));
         assert_eq!(inventory.systems.len(), report.systems.len(), "{name}");
         let processors: usize = inventory.systems.iter().map(|s| s.processors.len()).sum();
         assert!(processors > 0, "{name}: no processors found");
 
-        let records = logs(&client, &LogQuery { limit: 20, ..LogQuery::default() })
-            .await
-            .unwrap_or_else(|e| panic!("{name}: logs: {e}"));
-        let ids: HashSet<(&str, &str)> = records.iter().map(|r| (r.log.as_str(), r.path.as_str())).collect();
+        let records = logs(
+            &client,
+            &LogQuery {
+                limit: 20,
+                ..LogQuery::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{name}: logs: {e}"));
+        let ids: HashSet<(&str, &str)> = records
+            .iter()
+            .map(|r| (r.log.as_str(), r.path.as_str()))
+            .collect();
         assert_eq!(ids.len(), records.len(), "{name}: duplicate log entries");
         assert!(records.len() <= 20, "{name}: limit ignored");
 
@@ -204,13 +241,21 @@ fn check_known_values(
                 .find(|f| f.release_date_raw.as_deref() == Some("00:00:00Z"))
                 .expect("firmware with a bare-time release date");
             assert_eq!(bare_time.release_date, None);
-            let lifecycle: Vec<_> = records.iter().filter(|r| r.log == "Lifecycle Log").collect();
+            let lifecycle: Vec<_> = records
+                .iter()
+                .filter(|r| r.log == "Lifecycle Log")
+                .collect();
             let sel: Vec<_> = records.iter().filter(|r| r.log == "SEL").collect();
             assert_eq!(lifecycle.len(), 5, "{records:#?}");
             assert_eq!(sel.len(), 5, "{records:#?}");
             assert_eq!(lifecycle[0].id, "83434");
-            assert!(lifecycle[0].message.starts_with("Successfully logged in using root"));
-            assert_eq!(lifecycle[0].message_id.as_deref(), Some("IDRAC.2.7.USR0030"));
+            assert!(lifecycle[0]
+                .message
+                .starts_with("Successfully logged in using root"));
+            assert_eq!(
+                lifecycle[0].message_id.as_deref(),
+                Some("IDRAC.2.7.USR0030")
+            );
             assert!(lifecycle.iter().any(|r| r.severity == Severity::Critical));
         }
         "public-rackmount1" => {
@@ -219,7 +264,11 @@ fn check_known_values(
                 .iter()
                 .find(|p| p.path.ends_with("PowerSupplies/Bay1"))
                 .expect("power supply bay 1 problem");
-            assert!(problem.reason.contains("predicted failure"), "{}", problem.reason);
+            assert!(
+                problem.reason.contains("predicted failure"),
+                "{}",
+                problem.reason
+            );
             assert_eq!(report.systems[0].health_rollup.as_deref(), Some("Warning"));
         }
         "public-bladed" => {
@@ -229,16 +278,27 @@ fn check_known_values(
                 .iter()
                 .flat_map(|s| s.problems.iter().map(|p| p.reason.as_str()))
                 .collect();
-            assert!(reasons.contains(&"reading 77 °C above upper caution 75 °C"), "{reasons:?}");
+            assert!(
+                reasons.contains(&"reading 77 °C above upper caution 75 °C"),
+                "{reasons:?}"
+            );
         }
         "hpe" => {
-            assert!(records.iter().any(|r| r.log == "Integrated Management Log"), "{records:#?}");
+            assert!(
+                records.iter().any(|r| r.log == "Integrated Management Log"),
+                "{records:#?}"
+            );
             // iLO writes "0000-00-00T00:00:00Z" for some security log entries.
-            assert!(records.iter().any(|r| r.created.is_none() && r.created_raw.is_some()));
+            assert!(records
+                .iter()
+                .any(|r| r.created.is_none() && r.created_raw.is_some()));
         }
         "lenovo" => {
             assert!(inventory.systems[0].firmware.len() > 10);
-            assert!(records.iter().any(|r| r.log == "PlatformLog"), "{records:#?}");
+            assert!(
+                records.iter().any(|r| r.log == "PlatformLog"),
+                "{records:#?}"
+            );
         }
         _ => {}
     }
@@ -257,7 +317,9 @@ struct TestCertificate {
 }
 
 fn test_certificate() -> TestCertificate {
-    let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap();
     TestCertificate {
         cert_pem: certified.cert.pem(),
         key_pem: certified.key_pair.serialize_pem(),
@@ -314,7 +376,9 @@ async fn raw_tls_server(certificate: &TestCertificate, response: Vec<u8>) -> Raw
             let recorded = recorded.clone();
             let response = response.clone();
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
                 let mut head = Vec::new();
                 let mut buffer = [0_u8; 4096];
                 while !head.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -323,7 +387,10 @@ async fn raw_tls_server(certificate: &TestCertificate, response: Vec<u8>) -> Raw
                         Ok(n) => head.extend_from_slice(&buffer[..n]),
                     }
                 }
-                recorded.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                recorded
+                    .lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&head).into_owned());
                 let _ = tls.write_all(&response).await;
                 let _ = tls.shutdown().await;
             });
@@ -332,7 +399,11 @@ async fn raw_tls_server(certificate: &TestCertificate, response: Vec<u8>) -> Raw
     RawTlsServer { port, requests }
 }
 
-fn https_client(port: u16, tls: Arc<rustls::ClientConfig>, max_body_bytes: usize) -> Client<HttpsTransport> {
+fn https_client(
+    port: u16,
+    tls: Arc<rustls::ClientConfig>,
+    max_body_bytes: usize,
+) -> Client<HttpsTransport> {
     let base = url::Url::parse(&format!("https://127.0.0.1:{port}")).unwrap();
     let limits = Limits {
         connect_timeout: Duration::from_secs(5),
@@ -347,7 +418,9 @@ fn https_client(port: u16, tls: Arc<rustls::ClientConfig>, max_body_bytes: usize
 }
 
 fn chunked_response(total: usize) -> Vec<u8> {
-    let mut response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut response =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            .to_vec();
     let chunk = vec![b' '; 16 * 1024];
     let mut sent = 0;
     while sent < total {
@@ -373,28 +446,46 @@ async fn https_streamed_body_over_cap_is_too_large() {
     let certificate = test_certificate();
     let server = raw_tls_server(&certificate, chunked_response(1024 * 1024)).await;
     let client = https_client(server.port, client_tls(Some(&certificate)), 64 * 1024);
-    let error = client.get("/redfish/v1/Systems").await.expect_err("too large");
-    assert!(matches!(error, Error::TooLarge { limit: 65536 }), "{error:?}");
+    let error = client
+        .get("/redfish/v1/Systems")
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(error, Error::TooLarge { limit: 65536 }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("65536 bytes"), "{error}");
 }
 
 #[tokio::test]
 async fn https_declared_length_over_cap_is_too_large() {
     let certificate = test_certificate();
-    let response = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{".to_vec();
+    let response =
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\n\r\n{"
+            .to_vec();
     let server = raw_tls_server(&certificate, response).await;
     let client = https_client(server.port, client_tls(Some(&certificate)), 1024);
     let error = client.get("/redfish/v1").await.expect_err("too large");
-    assert!(matches!(error, Error::TooLarge { limit: 1024 }), "{error:?}");
+    assert!(
+        matches!(error, Error::TooLarge { limit: 1024 }),
+        "{error:?}"
+    );
 }
 
 #[tokio::test]
 async fn https_redirect_is_not_followed() {
     let certificate = test_certificate();
-    let response = json_response("302 Found", "Location: https://127.0.0.1:9/elsewhere\r\n", "{}");
+    let response = json_response(
+        "302 Found",
+        "Location: https://127.0.0.1:9/elsewhere\r\n",
+        "{}",
+    );
     let server = raw_tls_server(&certificate, response).await;
     let client = https_client(server.port, client_tls(Some(&certificate)), 1024 * 1024);
-    let error = client.get("/redfish/v1/Systems").await.expect_err("redirect");
+    let error = client
+        .get("/redfish/v1/Systems")
+        .await
+        .expect_err("redirect");
     assert!(
         matches!(&error, Error::Status { status, .. } if *status == StatusCode::FOUND),
         "{error:?}"
@@ -434,7 +525,13 @@ async fn https_html_page_is_not_redfish() {
     let mut client = https_client(server.port, client_tls(Some(&certificate)), 1024 * 1024);
     let error = client.connect().await.expect_err("html");
     let message = error.to_string();
-    assert!(message.starts_with(&format!("https://127.0.0.1:{}/redfish/v1 is not a Redfish service", server.port)), "{message}");
+    assert!(
+        message.starts_with(&format!(
+            "https://127.0.0.1:{}/redfish/v1 is not a Redfish service",
+            server.port
+        )),
+        "{message}"
+    );
     assert!(message.contains("Welcome to nginx!"), "{message}");
 }
 
@@ -445,7 +542,10 @@ async fn https_untrusted_certificate_is_tls_error() {
     let mut client = https_client(server.port, client_tls(None), 1024 * 1024);
     let error = client.connect().await.expect_err("untrusted");
     assert!(error.is_tls(), "{error:?}");
-    assert!(server.requests.lock().unwrap().is_empty(), "no request may follow a failed handshake");
+    assert!(
+        server.requests.lock().unwrap().is_empty(),
+        "no request may follow a failed handshake"
+    );
 }
 
 #[tokio::test]
@@ -456,4 +556,165 @@ async fn https_closed_port_is_connect_error() {
     let mut client = https_client(port, client_tls(None), 1024);
     let error = client.connect().await.expect_err("closed");
     assert!(matches!(error, Error::Connect { .. }), "{error:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// sushy-emulator --fake over HTTPS with Basic authentication
+// ---------------------------------------------------------------------------------------
+
+/// A running `sushy-emulator`, killed on drop.
+struct Sushy {
+    child: tokio::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sushy {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+const SUSHY_USER: &str = "rackside";
+const SUSHY_PASSWORD: &str = "correct-horse-battery";
+
+fn venv_bin() -> Option<PathBuf> {
+    let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin");
+    if bin.join("sushy-emulator").is_file() && bin.join("python3").is_file() {
+        Some(bin)
+    } else {
+        println!("skipped: no sushy-emulator in {}", bin.display());
+        None
+    }
+}
+
+/// Starts sushy-emulator with the fake driver on a free loopback port, over HTTPS with
+/// `certificate`, requiring Basic authentication from an htpasswd file (bcrypt).
+async fn start_sushy(bin: &Path, certificate: &TestCertificate) -> Sushy {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, &certificate.cert_pem).unwrap();
+    std::fs::write(&key, &certificate.key_pem).unwrap();
+
+    // sushy-emulator reads only bcrypt hashes; the test password is not a real secret.
+    let hash = std::process::Command::new(bin.join("python3"))
+        .args(["-c", "import bcrypt, sys; print(bcrypt.hashpw(sys.argv[1].encode(), bcrypt.gensalt(4)).decode())", SUSHY_PASSWORD])
+        .output()
+        .unwrap();
+    assert!(
+        hash.status.success(),
+        "bcrypt failed: {}",
+        String::from_utf8_lossy(&hash.stderr)
+    );
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!(
+            "{SUSHY_USER}:{}",
+            String::from_utf8_lossy(&hash.stdout).trim()
+        ),
+    )
+    .unwrap();
+    // The command line has no option for the auth file; the config file sets it.
+    let config = dir.path().join("sushy.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "SUSHY_EMULATOR_AUTH_FILE = {:?}\n",
+            htpasswd.display().to_string()
+        ),
+    )
+    .unwrap();
+
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let child = tokio::process::Command::new(bin.join("sushy-emulator"))
+        .arg("--fake")
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .arg("--ssl-certificate")
+        .arg(&cert)
+        .arg("--ssl-key")
+        .arg(&key)
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let sushy = Sushy {
+        child,
+        port,
+        _dir: dir,
+    };
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut probe = https_client(port, client_tls(Some(certificate)), 1024 * 1024);
+        match probe.connect().await {
+            Ok(_) => return sushy,
+            Err(error) if tokio::time::Instant::now() > deadline => {
+                panic!("sushy-emulator did not start: {error}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sushy_emulator_serves_health_and_inventory() {
+    let Some(bin) = venv_bin() else { return };
+    let certificate = test_certificate();
+    let sushy = start_sushy(&bin, &certificate).await;
+
+    let mut client = https_client(sushy.port, client_tls(Some(&certificate)), 8 * 1024 * 1024);
+    let root = client.connect().await.expect("connect");
+    assert!(root.get("RedfishVersion").is_some());
+
+    let wrong = Credentials {
+        username: SUSHY_USER.into(),
+        password: Secret::new("not-the-password"),
+    };
+    let error = client
+        .login(&wrong, AuthMode::Basic)
+        .await
+        .expect_err("wrong password");
+    assert!(matches!(error, Error::Unauthorized { .. }), "{error:?}");
+
+    let creds = Credentials {
+        username: SUSHY_USER.into(),
+        password: Secret::new(SUSHY_PASSWORD),
+    };
+    client.login(&creds, AuthMode::Basic).await.expect("login");
+
+    let report = health(&client).await.expect("health");
+    assert!(!report.systems.is_empty());
+    for system in &report.systems {
+        assert!(system.power_state.is_some(), "{system:?}");
+    }
+    let inventory = inventory(&client).await.expect("inventory");
+    assert_eq!(inventory.systems.len(), report.systems.len());
+    let system = &inventory.systems[0];
+    assert_eq!(
+        system.system.manufacturer.as_deref(),
+        Some("Sushy Emulator")
+    );
+    assert!(!system.fans.is_empty(), "{system:?}");
+    assert!(
+        system
+            .temperatures
+            .iter()
+            .all(|t| t.reading_celsius.is_some()),
+        "{system:?}"
+    );
+    println!(
+        "sushy: {} systems, first {:?} power {:?}",
+        report.systems.len(),
+        report.systems[0].name,
+        report.systems[0].power_state
+    );
+    client.logout().await.expect("logout");
 }
