@@ -19,7 +19,11 @@ const SEL_ENTRIES: usize = 80;
 
 /// Registry prefix of the lifecycle `MessageId` values, in the Redfish
 /// `Registry.Major.Minor.Key` form with Dell-style keys (`USR0030`, `PSU0031`, ...).
-const REGISTRY: &str = "RacksideEvent.1.0";
+///
+/// The sample uses `USR0030` for a login, `USR0031` for a failed login and `USR0032` for a
+/// logout, so entries the core appends at run time match the generated ones when they use
+/// this prefix with those keys.
+pub const MESSAGE_REGISTRY: &str = "RacksideEvent.1.0";
 
 /// `@odata.type` of every log entry.
 const LOG_ENTRY_TYPE: &str = "#LogEntry.v1_21_0.LogEntry";
@@ -43,13 +47,13 @@ pub(super) struct Logs {
 pub(super) fn build() -> Logs {
     let mut rng = Rng(0x5EED_1A1C_0000_0001);
 
-    let start = Utc.with_ymd_and_hms(2026, 7, 1, 6, 12, 40).single();
+    let start = Utc.with_ymd_and_hms(2026, 7, 21, 6, 12, 40).single();
     let mut lifecycle = Writer::new(LIFECYCLE_LOG, start.unwrap_or_default());
     while lifecycle.entries.len() < LIFECYCLE_ENTRIES - 2 {
         lifecycle.advance(Duration::minutes(30 + rng.below(18 * 60) as i64));
-        lifecycle_incident(&mut lifecycle, &mut rng);
+        let room = LIFECYCLE_ENTRIES - 2 - lifecycle.entries.len();
+        lifecycle_incident(&mut lifecycle, &mut rng, room);
     }
-    lifecycle.entries.truncate(LIFECYCLE_ENTRIES - 2);
 
     lifecycle.advance(Duration::hours(9));
     let fan = report_fan_fault(&mut lifecycle);
@@ -57,7 +61,7 @@ pub(super) fn build() -> Logs {
     let drive = report_drive_fault(&mut lifecycle);
     let now = timestamp(lifecycle.clock + Duration::minutes(17));
 
-    let sel_start = Utc.with_ymd_and_hms(2026, 8, 14, 3, 5, 9).single();
+    let sel_start = Utc.with_ymd_and_hms(2026, 9, 1, 3, 5, 9).single();
     let mut sel = Writer::new(SEL, sel_start.unwrap_or_default());
     sel.push_sel(&SelEvent {
         sensor_type: "Event Logging Disabled",
@@ -69,9 +73,9 @@ pub(super) fn build() -> Logs {
     });
     while sel.entries.len() < SEL_ENTRIES - 2 {
         sel.advance(Duration::minutes(90 + rng.below(72 * 60) as i64));
-        sel_incident(&mut sel, &mut rng);
+        let room = SEL_ENTRIES - 2 - sel.entries.len();
+        sel_incident(&mut sel, &mut rng, room);
     }
-    sel.entries.truncate(SEL_ENTRIES - 2);
     sel.clock = parse_or(&fan.timestamp, sel.clock);
     sel.push_sel(&SelEvent {
         sensor_type: "Fan",
@@ -154,7 +158,7 @@ impl Writer {
             "Severity": event.severity,
             "Created": timestamp(self.clock),
             "Message": event.message,
-            "MessageId": format!("{REGISTRY}.{}", event.key),
+            "MessageId": format!("{MESSAGE_REGISTRY}.{}", event.key),
             "MessageArgs": event.args,
         });
         if let (Some(origin), Some(fields)) = (event.origin, body.as_object_mut()) {
@@ -252,9 +256,21 @@ fn job_id(rng: &mut Rng) -> String {
     format!("JID_{:012}", 795_000_000_000 + rng.below(9_000_000_000))
 }
 
-/// Writes the entries of one pseudo-random incident to the lifecycle log.
-fn lifecycle_incident(log: &mut Writer, rng: &mut Rng) {
-    let roll = rng.below(100);
+/// Most entries one lifecycle incident writes (a power supply losing and regaining input).
+const MAX_LIFECYCLE_INCIDENT: usize = 4;
+
+/// Writes the entries of one pseudo-random incident to the lifecycle log, choosing a
+/// single-entry incident when fewer than [`MAX_LIFECYCLE_INCIDENT`] entries fit in `room`.
+fn lifecycle_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
+    let roll = if room < MAX_LIFECYCLE_INCIDENT {
+        match rng.below(3) {
+            0 => 32,
+            1 => 40,
+            _ => 93,
+        }
+    } else {
+        rng.below(100)
+    };
     match roll {
         0..=25 => session(log, rng),
         26..=31 => failed_logins(log, rng),
@@ -577,7 +593,7 @@ fn report_fan_fault(log: &mut Writer) -> Fault {
     Fault {
         origin: chassis::fan_path(fan),
         severity: "Critical",
-        message_id: format!("{REGISTRY}.FAN0002"),
+        message_id: format!("{MESSAGE_REGISTRY}.FAN0002"),
         message,
         message_args: args,
         timestamp,
@@ -603,7 +619,7 @@ fn report_drive_fault(log: &mut Writer) -> Fault {
     Fault {
         origin: system::drive_path(bay),
         severity: "Warning",
-        message_id: format!("{REGISTRY}.PDR1016"),
+        message_id: format!("{MESSAGE_REGISTRY}.PDR1016"),
         message,
         message_args: args,
         timestamp,
@@ -611,9 +627,11 @@ fn report_drive_fault(log: &mut Writer) -> Fault {
     }
 }
 
-/// Writes the records of one pseudo-random incident to the SEL.
-fn sel_incident(log: &mut Writer, rng: &mut Rng) {
-    match rng.below(10) {
+/// Writes the records of one pseudo-random incident to the SEL, choosing a single-record
+/// incident when only one record fits in `room`.
+fn sel_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
+    let roll = if room < 2 { 5 } else { rng.below(10) };
+    match roll {
         0 | 1 => {
             log.push_sel(&SelEvent {
                 sensor_type: "Button/Switch",

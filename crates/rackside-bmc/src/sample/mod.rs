@@ -27,6 +27,8 @@ mod tests;
 
 use serde_json::{json, Map, Value};
 
+pub use logs::MESSAGE_REGISTRY;
+
 /// Service tag of the sample server, as `SKU` and `SerialNumber` of the system and chassis.
 pub const SERVICE_TAG: &str = "RKS1U01";
 
