@@ -32,10 +32,10 @@ const FALLBACK_SESSION_PATHS: [&str; 2] = [
     "/redfish/v1/Sessions",
 ];
 
-/// Longest piece of a peer's message copied into an error.
+/// Maximum number of characters of a peer's message copied into an error.
 const MAX_PEER_MESSAGE_CHARS: usize = 200;
 
-/// How the client authenticates.
+/// Authentication method of a client.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AuthMode {
     /// A Redfish session (`X-Auth-Token`). Falls back to Basic only when the service has
@@ -78,7 +78,7 @@ pub struct Resource {
     pub body: Value,
 }
 
-/// How requests are authenticated.
+/// Credentials attached to authenticated requests.
 enum Auth {
     None,
     Session {
@@ -127,7 +127,7 @@ impl<T: Transport> Client<T> {
         self.root.as_ref()
     }
 
-    /// Returns whether the client holds a session token or Basic credentials.
+    /// Returns whether the client has a session token or Basic credentials.
     pub fn is_authenticated(&self) -> bool {
         !matches!(self.auth, Auth::None)
     }
@@ -136,7 +136,7 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     ///
-    /// [`Error::NotRedfish`] when the answer is an HTML page, non-JSON, or JSON without
+    /// [`Error::NotRedfish`] when the response is an HTML page, non-JSON, or JSON without
     /// `RedfishVersion` and a service-root `@odata.id`; transport errors as they occur.
     pub async fn connect(&mut self) -> Result<&Value, Error> {
         let response = self.execute(Method::GET, SERVICE_ROOT, None, false).await?;
@@ -150,15 +150,15 @@ impl<T: Transport> Client<T> {
         Ok(self.root.insert(root))
     }
 
-    /// Logs in. `AuthMode::Session` posts to the sessions collection linked from the
-    /// service root (then the two usual paths) and keeps the `X-Auth-Token`; it uses Basic
-    /// only when the service has no session service. `AuthMode::Basic` checks the
-    /// credentials with one authenticated read.
+    /// Logs in. `AuthMode::Session` posts the credentials to the sessions collection linked
+    /// from the service root, then to the two usual paths, and keeps the `X-Auth-Token`.
+    /// It uses Basic only when the service has no session service. `AuthMode::Basic`
+    /// checks the credentials with one authenticated read.
     ///
     /// # Errors
     ///
     /// [`Error::Unauthorized`] on 401, [`Error::SessionLimit`] when the BMC has no free
-    /// session, [`Error::Session`] when the login answer lacks a token.
+    /// session, [`Error::Session`] when the login response lacks a token.
     pub async fn login(&mut self, creds: &Credentials, mode: AuthMode) -> Result<(), Error> {
         if self.root.is_none() {
             self.connect().await?;
@@ -188,6 +188,19 @@ impl<T: Transport> Client<T> {
             decode::link(&root, "Systems").unwrap_or_else(|| format!("{SERVICE_ROOT}/Systems"));
         match self.get(&probe).await {
             Ok(_) => Ok(()),
+            Err(Error::Unauthorized { message })
+                if mode == AuthMode::Basic && !session_candidates(&root).is_empty() =>
+            {
+                self.auth = Auth::None;
+                let hint =
+                    "Basic authentication may be disabled on the BMC, session login may work";
+                let message = if message.is_empty() {
+                    hint.to_owned()
+                } else {
+                    format!("{message}; {hint}")
+                };
+                Err(Error::Unauthorized { message })
+            }
             Err(error) => {
                 self.auth = Auth::None;
                 Err(error)
@@ -195,7 +208,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    /// Deletes the session, if there is one, and forgets the credentials in every case.
+    /// Deletes the session, if there is one, and clears the credentials in every case.
     ///
     /// # Errors
     ///
@@ -246,9 +259,9 @@ impl<T: Transport> Client<T> {
         Ok(Resource { path, etag, body })
     }
 
-    /// Reads every member of a collection: follows `Members@odata.nextLink` (or `$skip`
-    /// when the count says more exist), drops duplicate `@odata.id`s and reads each member
-    /// that the page lists only as a link.
+    /// Reads every member of a collection. Follows `Members@odata.nextLink`, or `$skip`
+    /// when `Members@odata.count` shows that more exist, drops duplicate `@odata.id`s and
+    /// reads each member that the page lists only as a link.
     ///
     /// # Errors
     ///
@@ -355,7 +368,7 @@ impl<T: Transport> Client<T> {
             };
         }
         // NOTE: an iDRAC can return an empty `Members` array for about two minutes after
-        // its job queue is cleared; an empty collection is returned as empty, not retried.
+        // its job queue is cleared. Such a collection is returned as empty, not retried.
         Ok(entries)
     }
 
@@ -460,8 +473,8 @@ impl<T: Transport> Client<T> {
             "UserName": creds.username,
             "Password": creds.password.expose(),
         });
-        // NOTE: the request body holds the password in a plain buffer until the transport
-        // drops it; it never reaches a log or an error message.
+        // NOTE: the request body contains the password in a plain buffer, not zeroized, until
+        // the transport drops it. `Request`'s Debug output omits the body.
         let body = Bytes::from(body.to_string());
         let response = self.execute(Method::POST, path, Some(body), false).await?;
 
@@ -591,7 +604,7 @@ fn basic_header(creds: &Credentials) -> Secret {
 
 fn insert_secret_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
     // A token with characters outside visible ASCII cannot be sent, so the request goes
-    // out without it and the BMC answers 401.
+    // out without it and the BMC returns 401.
     if let Ok(mut value) = HeaderValue::from_str(value) {
         value.set_sensitive(true);
         headers.insert(name, value);

@@ -111,9 +111,11 @@ pub(crate) async fn crawl_systems<T: Transport>(
     };
     let (systems, system_failures) = client.members_partial(&systems_path).await?;
 
+    let mut problems = Problems::default();
+    problems.record(system_failures);
     let chassis_trees: Vec<ChassisTree> = match decode::link(&root, "Chassis") {
         Some(path) => {
-            let (chassis, _) = client.members_partial(&path).await?;
+            let chassis = keep_partial(&mut problems, &path, client.members_partial(&path).await)?;
             let trees = join_all(
                 chassis
                     .into_iter()
@@ -134,14 +136,15 @@ pub(crate) async fn crawl_systems<T: Transport>(
     let mut trees: Vec<SystemTree> = trees.into_iter().collect::<Result<_, _>>()?;
 
     if let Some(first) = trees.first_mut() {
-        let mut problems = Problems::default();
-        problems.record(system_failures);
         first.unreadable.extend(problems.0);
     }
     Ok(trees)
 }
 
 /// Picks the chassis linked from a system; with a single system, every chassis.
+///
+/// NOTE: with several systems, a chassis that no system links (such as a blade enclosure)
+/// appears in no report.
 fn chassis_for_system(
     system: &Resource,
     all: &[ChassisTree],
@@ -232,17 +235,17 @@ async fn crawl_storage<T: Transport>(
             .filter_map(decode::odata_id)
             .collect();
         let drives = join_all(drive_paths.iter().map(|path| client.get(path))).await;
-        let mut kept = Vec::new();
+        let mut drives_read = Vec::new();
         for (path, result) in drive_paths.iter().zip(drives) {
             if let Some(drive) = problems.keep(path, result.map(Some))? {
-                kept.push(drive);
+                drives_read.push(drive);
             }
         }
         Ok::<_, Error>((
             StorageTree {
                 storage,
                 controllers,
-                drives: kept,
+                drives: drives_read,
             },
             problems.0,
         ))
@@ -472,7 +475,7 @@ mod tests {
 
     use super::*;
 
-    /// A one-system service with the decoding quirks real BMCs show: numbers as strings,
+    /// Builds a one-system service with the decoding quirks real BMCs show: numbers as strings,
     /// empty strings for numbers, `{}` where an array belongs, malformed dates, and a
     /// thermal subsystem that keeps failing.
     fn quirky_service() -> Scripted {
@@ -744,5 +747,39 @@ mod tests {
         let client = client(transport);
         let error = health(&client).await.expect_err("401 ends the walk");
         assert!(matches!(error, Error::Unauthorized { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn unreadable_chassis_collection_is_not_fatal() {
+        let transport = quirky_service().expect(
+            Method::GET,
+            "/redfish/v1/Chassis",
+            redfish_error(
+                StatusCode::NOT_FOUND,
+                "Base.1.0.ResourceMissingAtURI",
+                "missing",
+            ),
+        );
+        let client = client(transport);
+        let report = health(&client).await.expect("health");
+        let system = &report.systems[0];
+        assert!(system
+            .unreadable
+            .iter()
+            .any(|entry| entry.path == "/redfish/v1/Chassis"));
+        assert!(system
+            .problems
+            .iter()
+            .any(|p| p.kind == ComponentKind::Processor));
+    }
+
+    #[test]
+    fn report_futures_are_send() {
+        fn assert_send<F: std::future::Future + Send>(_: F) {}
+        let client = client(Scripted::new());
+        assert_send(health(&client));
+        assert_send(inventory(&client));
+        assert_send(crate::logs(&client, &crate::LogQuery::default()));
+        assert_send(client.members("/redfish/v1/Systems"));
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Real BMCs send numbers as strings, empty strings for missing numbers, objects where
 //! arrays belong and dates that RFC 3339 rejects. Every accessor here returns `None` or an
-//! empty list for a field it cannot read, so one bad field never fails a whole resource.
+//! empty list for a field it cannot read, so one bad field does not fail a whole resource.
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
 use serde_json::Value;
@@ -319,7 +319,7 @@ mod tests {
     }
 
     #[test]
-    fn identifier_falls_back_to_numeric_member_id_and_path() {
+    fn identifier_uses_member_id_or_path() {
         assert_eq!(identifier(&json!({"MemberId": 3})), "3");
         assert_eq!(
             identifier(&json!({"@odata.id": "/redfish/v1/Chassis/1/Power#/PowerSupplies/0"})),

@@ -14,7 +14,7 @@ pub enum Error {
     InvalidUrl {
         /// The rejected URL or path.
         url: String,
-        /// Why it was rejected.
+        /// The reason for the rejection.
         detail: String,
     },
 
@@ -37,7 +37,7 @@ pub enum Error {
     /// A connect or read time-out expired.
     #[error("timed out {what}; the BMC may be busy or unreachable, try again later")]
     Timeout {
-        /// What was being waited for, such as "reading GET /redfish/v1/Systems".
+        /// The operation that timed out, such as "reading GET /redfish/v1/Systems".
         what: String,
     },
 
@@ -53,7 +53,7 @@ pub enum Error {
     NotRedfish {
         /// The URL of the service root.
         url: String,
-        /// What the server returned instead.
+        /// A description of the server's actual response.
         detail: String,
     },
 
@@ -101,9 +101,10 @@ pub enum Error {
 
     /// Any other unsuccessful HTTP status.
     #[error(
-        "{path} returned HTTP {status}{}{}",
+        "{path} returned HTTP {status}{}{}; {}",
         id_suffix(message_id),
-        suffix(message)
+        suffix(message),
+        status_hint(*status)
     )]
     Status {
         /// The HTTP status.
@@ -127,12 +128,12 @@ pub enum Error {
         last: Box<Error>,
     },
 
-    /// The service answered a login without the data a session needs.
+    /// The service's login response lacks the data a session needs.
     #[error("session login at {path} failed: {detail}; try again with AuthMode::Basic if the BMC allows it")]
     Session {
         /// The sessions collection that was used.
         path: String,
-        /// What was missing.
+        /// The missing item.
         detail: String,
     },
 
@@ -177,6 +178,16 @@ fn suffix(message: &str) -> String {
         String::new()
     } else {
         format!(" ({})", message.trim_end_matches('.'))
+    }
+}
+
+fn status_hint(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        404 => "the BMC does not provide this resource",
+        405 | 501 => "the BMC does not support this operation",
+        400 | 409 | 412 | 428 => "the BMC rejected the request as sent",
+        500..=599 => "the BMC reported an internal error, try again later",
+        _ => "check the BMC's state and try again",
     }
 }
 

@@ -47,7 +47,7 @@ pub struct SystemHealth {
 /// One failing component.
 #[derive(Clone, Debug, Serialize)]
 pub struct ComponentProblem {
-    /// What kind of component it is.
+    /// The component's kind.
     pub kind: ComponentKind,
     /// The component's name.
     pub name: String,

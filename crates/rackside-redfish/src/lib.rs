@@ -1,11 +1,12 @@
 //! Redfish types and the client rackside uses to read health, inventory and logs from BMCs.
 //!
 //! The [`Client`] sends plain HTTP requests through a [`Transport`]: [`HttpsTransport`]
-//! for the network, or any other channel that carries HTTP. It reads the service root,
-//! logs in with a Redfish session (Basic only when the service has no session service),
-//! retries transient failures with bounded back-off, pages collections and decodes
-//! leniently, because real BMCs send malformed dates, numbers as strings and objects
-//! where arrays belong. [`health`], [`inventory`] and [`logs`] build reports on top.
+//! for the network, or any other channel that carries HTTP. It reads the service root and
+//! logs in with a Redfish session, using Basic only when the service has no session
+//! service. It retries transient failures with bounded back-off, pages collections, and
+//! decodes leniently because real BMCs send malformed dates, numbers as strings and
+//! objects where arrays belong. [`health`], [`inventory`] and [`logs`] build reports on
+//! top.
 //!
 //! ```no_run
 //! # async fn example(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), rackside_redfish::Error> {

@@ -62,7 +62,7 @@ impl FromStr for Severity {
     }
 }
 
-/// Which log entries to return.
+/// Filters and limit for reading log entries.
 #[derive(Clone, Debug)]
 pub struct LogQuery {
     /// Maximum number of entries returned over all logs; 0 means no limit.
@@ -283,9 +283,9 @@ async fn read_log<T: Transport>(
     Ok(records)
 }
 
-/// Returns the next page to read. When the service's `nextLink` pages by `$skip` on the
-/// same collection, the skip is recomputed from the entries actually received, which is
-/// what the service means; any other `nextLink` is followed as it is.
+/// Returns the next page to read. A `nextLink` that pages the same collection by `$skip`
+/// is rebuilt with the number of entries actually received, because that is the offset
+/// the service means. Any other `nextLink` is followed as it is.
 fn with_skip_of(next_link: &str, first_path: &str, received: usize) -> String {
     let (link_base, link_query) = next_link.split_once('?').unwrap_or((next_link, ""));
     let (first_base, _) = first_path.split_once('?').unwrap_or((first_path, ""));
@@ -574,8 +574,8 @@ mod tests {
         };
         let records = logs(&client, &query).await.expect("logs");
         let numbers = numbers(&records);
-        // The first page is read after 3 logins (newest 503); the second after 3 more
-        // shifted it, so its first 3 entries repeat the first page and are dropped.
+        // The first page is read after 3 logins, so its newest entry is 503. Three more
+        // logins shift the second page, so its first 3 entries repeat and are dropped.
         let expected: Vec<u64> = (444..=503).rev().collect();
         assert_eq!(numbers, expected);
         assert_eq!(client.transport().page_requests(), 2);

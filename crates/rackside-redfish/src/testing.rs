@@ -1,7 +1,7 @@
 //! A scripted in-memory transport for unit tests.
 //!
-//! Expected requests are answered in order per method and path; fixed routes answer GETs
-//! any number of times. Every request is recorded and checked: only standard headers, no
+//! Expected requests get their scripted responses in order per method and path, and
+//! fixed routes serve GETs any number of times. Every request is recorded and checked: only standard headers, no
 //! `If-Match` on GET.
 
 use std::collections::HashMap;
@@ -57,13 +57,13 @@ impl Scripted {
         Self::default()
     }
 
-    /// Answers the next `method path` request with `response`, once.
+    /// Scripts `response` for the next `method path` request, once.
     pub fn expect(self, method: Method, path: &str, response: Response) -> Self {
         self.push(method, path, Reply::Response(response));
         self
     }
 
-    /// Answers the next `method path` request with an error, once.
+    /// Scripts an error for the next `method path` request, once.
     pub fn expect_error(
         self,
         method: Method,
@@ -74,7 +74,7 @@ impl Scripted {
         self
     }
 
-    /// Answers every GET of `path` with `body` and status 200, after the expected steps.
+    /// Serves `body` with status 200 to every GET of `path` once the expected steps are used.
     pub fn serve(self, path: &str, body: Value) -> Self {
         self.inner
             .lock()
@@ -216,7 +216,7 @@ pub fn redfish_error(status: StatusCode, message_id: &str, message: &str) -> Res
     )
 }
 
-/// A service root with a session service linked as `sessions`.
+/// Builds a service root with a session service linked as `sessions`.
 pub fn service_root(sessions: &str) -> Value {
     serde_json::json!({
         "@odata.id": "/redfish/v1",

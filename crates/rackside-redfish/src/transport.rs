@@ -14,8 +14,9 @@ use url::Url;
 
 use crate::Error;
 
-/// One HTTP request to the service.
-#[derive(Clone, Debug)]
+/// One HTTP request to the service. Its `Debug` output omits the body, which may hold a
+/// password, and `http` hides header values marked sensitive.
+#[derive(Clone)]
 pub struct Request {
     /// The request method.
     pub method: Method,
@@ -25,6 +26,17 @@ pub struct Request {
     pub headers: HeaderMap,
     /// Request body, for POST and PATCH.
     pub body: Option<Bytes>,
+}
+
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &self.headers)
+            .field("body_bytes", &self.body.as_ref().map(Bytes::len))
+            .finish()
+    }
 }
 
 /// One HTTP response from the service.
@@ -280,6 +292,23 @@ mod tests {
     }
 
     #[test]
+    fn request_debug_hides_body_and_token() {
+        let mut headers = HeaderMap::new();
+        let mut token = http::HeaderValue::from_static("token-value");
+        token.set_sensitive(true);
+        headers.insert("x-auth-token", token);
+        let request = Request {
+            method: Method::POST,
+            path: "/redfish/v1/SessionService/Sessions".into(),
+            headers,
+            body: Some(Bytes::from_static(b"{\"Password\":\"hunter2\"}")),
+        };
+        let printed = format!("{request:?}");
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(!printed.contains("token-value"), "{printed}");
+    }
+
+    #[test]
     fn https_transport_rejects_http_base() {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)
@@ -293,7 +322,7 @@ mod tests {
     }
 
     #[test]
-    fn url_for_keeps_path_and_query_on_base_host() {
+    fn url_for_keeps_path_and_query() {
         let url = transport()
             .url_for("/redfish/v1/Systems?$skip=50")
             .expect("url");

@@ -126,7 +126,7 @@ async fn connect_sends_no_credentials() {
 }
 
 #[tokio::test]
-async fn login_posts_to_linked_sessions_and_logout_deletes_session() {
+async fn session_login_and_logout_use_linked_uri() {
     // Case 13: the sessions collection comes from Links.Sessions, here the old location.
     let transport = Scripted::new()
         .serve(SERVICE_ROOT, service_root("/redfish/v1/Sessions"))
@@ -250,7 +250,7 @@ async fn session_login_works_when_basic_is_disabled() {
 }
 
 #[tokio::test]
-async fn basic_login_rejected_by_bmc_reports_role_or_credentials() {
+async fn basic_login_rejection_suggests_sessions() {
     let transport = Scripted::new()
         .serve(SERVICE_ROOT, service_root(SESSIONS))
         .expect(
@@ -403,7 +403,7 @@ async fn logout_failure_is_reported_and_forgets_token() {
 
 #[tokio::test(start_paused = true)]
 async fn get_retries_500_honouring_retry_after_seconds() {
-    // Case 12: iDRAC answers SYS518 while its data sources reload.
+    // Case 12: iDRAC returns SYS518 while its data sources reload.
     let busy = redfish_error(
         StatusCode::INTERNAL_SERVER_ERROR,
         "IDRAC.2.8.SYS518",
