@@ -521,6 +521,16 @@ impl<T: Transport> Client<T> {
     }
 }
 
+impl<T: Transport> Drop for Client<T> {
+    fn drop(&mut self) {
+        if matches!(self.auth, Auth::Session { .. }) {
+            // The BMC keeps the session until its idle time-out and counts it against its
+            // session limit, so callers should call `logout` first.
+            tracing::debug!("client dropped without logout, the BMC session stays open");
+        }
+    }
+}
+
 /// Checks that a service-root response is Redfish and returns its body.
 fn check_service_root(response: &Response, url: &str) -> Result<Value, Error> {
     let not_redfish = |detail: String| Error::NotRedfish {

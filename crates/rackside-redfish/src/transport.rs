@@ -113,6 +113,13 @@ impl HttpsTransport {
                 detail: "no host".into(),
             });
         }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(Error::InvalidUrl {
+                url: redact_userinfo(base),
+                detail: "the URL contains a user name or password; pass credentials separately"
+                    .into(),
+            });
+        }
         let mut origin = base.clone();
         origin.set_path("/");
         origin.set_query(None);
@@ -207,6 +214,14 @@ impl Transport for HttpsTransport {
     fn base_url(&self) -> Option<String> {
         Some(self.base.as_str().trim_end_matches('/').to_owned())
     }
+}
+
+/// Returns the URL without its user name and password, for messages.
+fn redact_userinfo(url: &Url) -> String {
+    let mut redacted = url.clone();
+    let _ = redacted.set_username("");
+    let _ = redacted.set_password(None);
+    redacted.to_string()
 }
 
 /// Sorts a reqwest failure into TLS, time-out, connect or other transport errors.
@@ -319,6 +334,22 @@ mod tests {
         let base = Url::parse("http://bmc.example").expect("url");
         let result = HttpsTransport::new(&base, Arc::new(config), Limits::default());
         assert!(matches!(result, Err(Error::InvalidUrl { .. })));
+    }
+
+    #[test]
+    fn https_transport_rejects_credentials_in_url() {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let base = Url::parse("https://root:calvin@bmc.example").expect("url");
+        let error =
+            HttpsTransport::new(&base, Arc::new(config), Limits::default()).expect_err("userinfo");
+        let message = error.to_string();
+        assert!(message.contains("https://bmc.example/"), "{message}");
+        assert!(!message.contains("calvin"), "{message}");
     }
 
     #[test]
