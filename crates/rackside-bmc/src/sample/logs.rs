@@ -9,6 +9,7 @@
 use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
 use serde_json::{json, Value};
 
+use super::registry::{lifecycle_message, MESSAGE_REGISTRY};
 use super::{chassis, link, system, Fault, Faults, LIFECYCLE_LOG, MANAGER, SEL, SYSTEM};
 
 /// Number of lifecycle log entries, the two fault reports included.
@@ -16,14 +17,6 @@ pub(super) const LIFECYCLE_ENTRIES: usize = 600;
 
 /// Number of SEL entries, the two fault reports included.
 const SEL_ENTRIES: usize = 80;
-
-/// Registry prefix of the lifecycle `MessageId` values, in the Redfish
-/// `Registry.Major.Minor.Key` form with Dell-style keys (`USR0030`, `PSU0031`, ...).
-///
-/// The sample uses `USR0030` for a login, `USR0031` for a failed login and `USR0032` for a
-/// logout, so entries the core appends at run time match the generated ones when they use
-/// this prefix with those keys.
-pub const MESSAGE_REGISTRY: &str = "RacksideEvent.1.0";
 
 /// `@odata.type` of every log entry.
 const LOG_ENTRY_TYPE: &str = "#LogEntry.v1_21_0.LogEntry";
@@ -107,8 +100,6 @@ pub(super) fn build() -> Logs {
 struct Event {
     /// Message key in the Dell style, for example `USR0030`.
     key: &'static str,
-    severity: &'static str,
-    message: String,
     args: Vec<String>,
     /// URI of the resource the event is about.
     origin: Option<String>,
@@ -145,20 +136,31 @@ impl Writer {
         self.clock += by;
     }
 
-    /// Appends a lifecycle entry at the current clock and returns its URI.
-    fn push(&mut self, event: Event) -> String {
+    /// Appends a lifecycle entry at the current clock, with its text and severity from the
+    /// message registry, and returns it.
+    fn push(&mut self, event: Event) -> &Value {
         let id = (self.entries.len() + 1).to_string();
         let path = format!("{}/{id}", self.path);
+        let args: Vec<&str> = event.args.iter().map(String::as_str).collect();
+        // A key missing from the registry leaves the text empty, which the unit tests catch.
+        let (message_id, message, severity) =
+            lifecycle_message(event.key, &args).unwrap_or_else(|| {
+                (
+                    format!("{MESSAGE_REGISTRY}.{}", event.key),
+                    String::new(),
+                    "OK",
+                )
+            });
         let mut body = json!({
             "@odata.id": path,
             "@odata.type": LOG_ENTRY_TYPE,
             "Id": id,
             "Name": format!("Log Entry {id}"),
             "EntryType": "Event",
-            "Severity": event.severity,
+            "Severity": severity,
             "Created": timestamp(self.clock),
-            "Message": event.message,
-            "MessageId": format!("{MESSAGE_REGISTRY}.{}", event.key),
+            "Message": message,
+            "MessageId": message_id,
             "MessageArgs": event.args,
         });
         if let (Some(origin), Some(fields)) = (event.origin, body.as_object_mut()) {
@@ -168,7 +170,7 @@ impl Writer {
             );
         }
         self.entries.push(body);
-        path
+        self.entries.last().unwrap_or(&Value::Null)
     }
 
     /// Appends a SEL entry at the current clock.
@@ -278,8 +280,6 @@ fn lifecycle_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
             let job = job_id(rng);
             log.push(Event {
                 key: "JCP027",
-                severity: "OK",
-                message: format!("Configuration job {job} completed successfully."),
                 args: vec![job],
                 origin: Some(MANAGER.to_owned()),
             });
@@ -288,8 +288,6 @@ fn lifecycle_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
             let server = rng.pick(NTP_SERVERS).to_owned();
             log.push(Event {
                 key: "RAC0560",
-                severity: "OK",
-                message: format!("BMC clock synchronized with NTP server {server}."),
                 args: vec![server],
                 origin: Some(MANAGER.to_owned()),
             });
@@ -307,8 +305,6 @@ fn lifecycle_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
             let component = rng.pick(FIRMWARE).to_owned();
             log.push(Event {
                 key: "SUP0516",
-                severity: "OK",
-                message: format!("Firmware update job {job} for {component} completed."),
                 args: vec![job, component],
                 origin: Some("/redfish/v1/UpdateService/FirmwareInventory".to_owned()),
             });
@@ -317,8 +313,6 @@ fn lifecycle_incident(log: &mut Writer, rng: &mut Rng, room: usize) {
             let user = rng.pick(USERS).to_owned();
             log.push(Event {
                 key: "RAC1195",
-                severity: "OK",
-                message: format!("Server configuration profile exported by {user}."),
                 args: vec![user],
                 origin: Some(MANAGER.to_owned()),
             });
@@ -333,16 +327,12 @@ fn session(log: &mut Writer, rng: &mut Rng) {
     let interface = rng.pick(INTERFACES).to_owned();
     log.push(Event {
         key: "USR0030",
-        severity: "OK",
-        message: format!("User {user} logged in from {address} using {interface}."),
         args: vec![user.clone(), address.clone(), interface.clone()],
         origin: Some(MANAGER.to_owned()),
     });
     log.advance(Duration::seconds(20 + rng.below(3 * 3600) as i64));
     log.push(Event {
         key: "USR0032",
-        severity: "OK",
-        message: format!("Session of user {user} from {address} using {interface} closed."),
         args: vec![user, address, interface],
         origin: Some(MANAGER.to_owned()),
     });
@@ -357,10 +347,6 @@ fn failed_logins(log: &mut Writer, rng: &mut Rng) {
     for _ in 0..attempts {
         log.push(Event {
             key: "USR0031",
-            severity: "Warning",
-            message: format!(
-                "Login failed for user {user} from {address} using Redfish: invalid credentials."
-            ),
             args: vec![user.clone(), address.clone(), "Redfish".to_owned()],
             origin: Some(MANAGER.to_owned()),
         });
@@ -372,24 +358,18 @@ fn host_restart(log: &mut Writer, rng: &mut Rng) {
     let user = rng.pick(USERS).to_owned();
     log.push(Event {
         key: "SYS1003",
-        severity: "OK",
-        message: format!("Host restart requested by {user}."),
         args: vec![user],
         origin: Some(SYSTEM.to_owned()),
     });
     log.advance(Duration::seconds(40 + rng.below(30) as i64));
     log.push(Event {
         key: "SYS1001",
-        severity: "OK",
-        message: "Host is powering on.".to_owned(),
         args: Vec::new(),
         origin: Some(SYSTEM.to_owned()),
     });
     log.advance(Duration::seconds(150 + rng.below(90) as i64));
     log.push(Event {
         key: "SYS1004",
-        severity: "OK",
-        message: "Host completed POST and started the boot loader.".to_owned(),
         args: Vec::new(),
         origin: Some(SYSTEM.to_owned()),
     });
@@ -398,25 +378,19 @@ fn host_restart(log: &mut Writer, rng: &mut Rng) {
 fn inlet_temperature(log: &mut Writer, rng: &mut Rng) {
     let sensor = chassis::sensor_path("InletTemp");
     let critical = rng.below(6) == 0;
-    let (key, severity, reading, threshold, kind) = if critical {
-        ("TMP0121", "Critical", 43 + rng.below(3), 42, "critical")
+    let (key, reading, threshold) = if critical {
+        ("TMP0121", 43 + rng.below(3), 42)
     } else {
-        ("TMP0120", "Warning", 39 + rng.below(3), 38, "warning")
+        ("TMP0120", 39 + rng.below(3), 38)
     };
     log.push(Event {
         key,
-        severity,
-        message: format!(
-            "Inlet temperature of {reading} C is above the upper {kind} threshold of {threshold} C."
-        ),
         args: vec![reading.to_string(), threshold.to_string()],
         origin: Some(sensor.clone()),
     });
     log.advance(Duration::minutes(8 + rng.below(110) as i64));
     log.push(Event {
         key: "TMP0118",
-        severity: "OK",
-        message: "Inlet temperature is back within the normal range.".to_owned(),
         args: Vec::new(),
         origin: Some(sensor),
     });
@@ -426,16 +400,12 @@ fn fan_dip(log: &mut Writer, rng: &mut Rng) {
     let fan = (1 + rng.below(6)).to_string();
     log.push(Event {
         key: "FAN0001",
-        severity: "Warning",
-        message: format!("Fan {fan} speed is below the lower warning threshold."),
         args: vec![fan.clone()],
         origin: Some(chassis::fan_path(&fan)),
     });
     log.advance(Duration::seconds(30 + rng.below(600) as i64));
     log.push(Event {
         key: "FAN0000",
-        severity: "OK",
-        message: format!("Fan {fan} speed is back within the normal range."),
         args: vec![fan.clone()],
         origin: Some(chassis::fan_path(&fan)),
     });
@@ -446,32 +416,24 @@ fn power_supply_loss(log: &mut Writer, rng: &mut Rng) {
     let supply = chassis::power_supply_path(&unit);
     log.push(Event {
         key: "PSU0031",
-        severity: "Critical",
-        message: format!("Power supply {unit} lost its AC input."),
         args: vec![unit.clone()],
         origin: Some(supply.clone()),
     });
     log.advance(Duration::seconds(1));
     log.push(Event {
         key: "RDU0012",
-        severity: "Warning",
-        message: "Power supply redundancy is lost.".to_owned(),
         args: Vec::new(),
         origin: Some(chassis::POWER_SUBSYSTEM.to_owned()),
     });
     log.advance(Duration::minutes(2 + rng.below(45) as i64));
     log.push(Event {
         key: "PSU0032",
-        severity: "OK",
-        message: format!("Power supply {unit} AC input restored."),
         args: vec![unit],
         origin: Some(supply),
     });
     log.advance(Duration::seconds(2));
     log.push(Event {
         key: "RDU0010",
-        severity: "OK",
-        message: "Power supply redundancy is restored.".to_owned(),
         args: Vec::new(),
         origin: Some(chassis::POWER_SUBSYSTEM.to_owned()),
     });
@@ -481,16 +443,12 @@ fn memory_errors(log: &mut Writer, rng: &mut Rng) {
     let slot = rng.pick(POPULATED_DIMMS).to_owned();
     log.push(Event {
         key: "MEM0701",
-        severity: "Warning",
-        message: format!("Correctable memory error rate exceeded for DIMM {slot}."),
         args: vec![slot.clone()],
         origin: Some(system::dimm_path(&slot)),
     });
     log.advance(Duration::hours(1 + rng.below(20) as i64));
     log.push(Event {
         key: "MEM0702",
-        severity: "OK",
-        message: format!("Correctable memory error rate for DIMM {slot} is back to normal."),
         args: vec![slot.clone()],
         origin: Some(system::dimm_path(&slot)),
     });
@@ -503,16 +461,12 @@ fn link_flap(log: &mut Writer, rng: &mut Rng) {
     let path = chassis::port_path(adapter, port);
     log.push(Event {
         key: "NIC100",
-        severity: "Warning",
-        message: format!("The network link on {name} is down."),
         args: vec![name.clone()],
         origin: Some(path.clone()),
     });
     log.advance(Duration::seconds(5 + rng.below(900) as i64));
     log.push(Event {
         key: "NIC101",
-        severity: "OK",
-        message: format!("The network link on {name} is up."),
         args: vec![name],
         origin: Some(path),
     });
@@ -521,16 +475,12 @@ fn link_flap(log: &mut Writer, rng: &mut Rng) {
 fn chassis_intrusion(log: &mut Writer, rng: &mut Rng) {
     log.push(Event {
         key: "SEC0031",
-        severity: "Critical",
-        message: "Chassis intrusion detected: the cover was opened.".to_owned(),
         args: Vec::new(),
         origin: Some(super::CHASSIS.to_owned()),
     });
     log.advance(Duration::minutes(4 + rng.below(50) as i64));
     log.push(Event {
         key: "SEC0033",
-        severity: "OK",
-        message: "The chassis cover was closed.".to_owned(),
         args: Vec::new(),
         origin: Some(super::CHASSIS.to_owned()),
     });
@@ -540,16 +490,12 @@ fn patrol_read(log: &mut Writer, rng: &mut Rng) {
     let controller = system::STORAGE_ID.to_owned();
     log.push(Event {
         key: "CTL0101",
-        severity: "OK",
-        message: format!("Patrol read started on {controller}."),
         args: vec![controller.clone()],
         origin: Some(system::storage_path()),
     });
     log.advance(Duration::hours(2 + rng.below(4) as i64) + Duration::minutes(rng.below(60) as i64));
     log.push(Event {
         key: "CTL0102",
-        severity: "OK",
-        message: format!("Patrol read completed on {controller}."),
         args: vec![controller],
         origin: Some(system::storage_path()),
     });
@@ -560,18 +506,12 @@ fn processor_throttling(log: &mut Writer, rng: &mut Rng) {
     let path = system::processor_path(&socket);
     log.push(Event {
         key: "CPU0001",
-        severity: "Critical",
-        message: format!(
-            "CPU {socket} temperature is above the upper critical threshold, so the processor is throttling."
-        ),
         args: vec![socket.clone()],
         origin: Some(path.clone()),
     });
     log.advance(Duration::seconds(20 + rng.below(300) as i64));
     log.push(Event {
         key: "CPU0002",
-        severity: "OK",
-        message: format!("CPU {socket} is no longer throttling."),
         args: vec![socket],
         origin: Some(path),
     });
@@ -580,50 +520,32 @@ fn processor_throttling(log: &mut Writer, rng: &mut Rng) {
 /// Writes the report of the fan that is still failing and returns it as a fault.
 fn report_fan_fault(log: &mut Writer) -> Fault {
     let fan = chassis::FAILED_FAN;
-    let message = format!("Fan {fan} speed is below the lower critical threshold.");
-    let args = vec![fan.to_owned()];
-    let timestamp = timestamp(log.clock);
-    let entry = log.push(Event {
-        key: "FAN0002",
-        severity: "Critical",
-        message: message.clone(),
-        args: args.clone(),
-        origin: Some(chassis::fan_path(fan)),
-    });
-    Fault {
-        origin: chassis::fan_path(fan),
-        severity: "Critical",
-        message_id: format!("{MESSAGE_REGISTRY}.FAN0002"),
-        message,
-        message_args: args,
-        timestamp,
-        log_entry: entry,
-    }
+    report_fault(log, "FAN0002", fan, chassis::fan_path(fan))
 }
 
 /// Writes the report of the drive that predicts its failure and returns it as a fault.
 fn report_drive_fault(log: &mut Writer) -> Fault {
     let bay = system::FAILING_DRIVE_BAY;
-    let message = format!(
-        "Predictive failure reported for the drive in bay {bay}: back up its data and replace it."
-    );
-    let args = vec![bay.to_owned()];
-    let timestamp = timestamp(log.clock);
+    report_fault(log, "PDR1016", bay, system::drive_path(bay))
+}
+
+/// Writes the lifecycle entry `key` about the component at `origin`, named by `arg` in the
+/// message, and returns the same facts as a fault.
+fn report_fault(log: &mut Writer, key: &'static str, arg: &str, origin: String) -> Fault {
     let entry = log.push(Event {
-        key: "PDR1016",
-        severity: "Warning",
-        message: message.clone(),
-        args: args.clone(),
-        origin: Some(system::drive_path(bay)),
+        key,
+        args: vec![arg.to_owned()],
+        origin: Some(origin.clone()),
     });
+    let text = |field: &str| entry[field].as_str().unwrap_or_default().to_owned();
     Fault {
-        origin: system::drive_path(bay),
-        severity: "Warning",
-        message_id: format!("{MESSAGE_REGISTRY}.PDR1016"),
-        message,
-        message_args: args,
-        timestamp,
-        log_entry: entry,
+        origin,
+        severity: text("Severity"),
+        message_id: text("MessageId"),
+        message: text("Message"),
+        message_args: vec![arg.to_owned()],
+        timestamp: text("Created"),
+        log_entry: text("@odata.id"),
     }
 }
 

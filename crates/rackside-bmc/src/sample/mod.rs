@@ -20,6 +20,7 @@
 mod chassis;
 mod logs;
 mod manager;
+mod registry;
 mod services;
 mod system;
 #[cfg(test)]
@@ -27,7 +28,7 @@ mod tests;
 
 use serde_json::{json, Map, Value};
 
-pub use logs::MESSAGE_REGISTRY;
+pub use registry::{lifecycle_message, MESSAGE_REGISTRY};
 
 /// Service tag of the sample server, as `SKU` and `SerialNumber` of the system and chassis.
 pub const SERVICE_TAG: &str = "RKS1U01";
@@ -77,6 +78,7 @@ pub fn sample_server() -> SampleServer {
     let mut tree = Tree::default();
 
     services::add(&mut tree);
+    registry::add(&mut tree);
     system::add(&mut tree, &logs.faults);
     chassis::add(&mut tree, &logs.faults);
     manager::add(&mut tree, &logs);
@@ -144,7 +146,7 @@ struct Fault {
     /// URI of the failing component.
     origin: String,
     /// `Warning` or `Critical`.
-    severity: &'static str,
+    severity: String,
     message_id: String,
     message: String,
     message_args: Vec<String>,

@@ -47,6 +47,7 @@ fn add_root(tree: &mut Tree) {
             "EventService": link("/redfish/v1/EventService"),
             "Tasks": link("/redfish/v1/TaskService"),
             "UpdateService": link("/redfish/v1/UpdateService"),
+            "Registries": link("/redfish/v1/Registries"),
             "Links": { "Sessions": link(SESSIONS_PATH) },
         }),
     );

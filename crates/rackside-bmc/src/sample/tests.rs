@@ -378,3 +378,37 @@ fn odata_types_exist_in_dmtf_schema() {
         );
     }
 }
+
+#[test]
+fn lifecycle_message_formats_arguments() {
+    let (id, text, severity) = lifecycle_message("USR0030", &["root", "192.0.2.7", "Redfish"])
+        .expect("USR0030 is in the registry");
+    assert_eq!(id, format!("{MESSAGE_REGISTRY}.USR0030"));
+    assert_eq!(text, "User root logged in from 192.0.2.7 using Redfish.");
+    assert_eq!(severity, "OK");
+}
+
+#[test]
+fn lifecycle_message_rejects_wrong_arity() {
+    assert!(lifecycle_message("USR0030", &["root"]).is_none());
+    assert!(lifecycle_message("XYZ0000", &[]).is_none());
+}
+
+#[test]
+fn every_lifecycle_message_id_is_in_registry() {
+    let server = sample_server();
+    let resources = resource_map(&server);
+    let registry = resources["/redfish/v1/Registries/RacksideEvent.1.0.0/Registry"];
+    let messages = registry["Messages"].as_object().unwrap();
+    for entry in &server.lifecycle_log {
+        let id = entry["MessageId"].as_str().unwrap();
+        let key = id.strip_prefix(&format!("{MESSAGE_REGISTRY}.")).unwrap();
+        let message = &messages[key];
+        assert_eq!(message["MessageSeverity"], entry["Severity"], "{id}");
+        assert_eq!(
+            message["NumberOfArgs"],
+            entry["MessageArgs"].as_array().unwrap().len(),
+            "{id}"
+        );
+    }
+}
