@@ -163,6 +163,12 @@ impl<T: Transport> Client<T> {
         if self.root.is_none() {
             self.connect().await?;
         }
+        if matches!(self.auth, Auth::Session { .. }) {
+            // A second login would leave the first session open on the BMC.
+            if let Err(error) = self.logout().await {
+                tracing::debug!(%error, "previous session not deleted before a new login");
+            }
+        }
         let root = self.root.clone().unwrap_or(Value::Null);
 
         if mode == AuthMode::Session {
@@ -212,17 +218,16 @@ impl<T: Transport> Client<T> {
     ///
     /// # Errors
     ///
-    /// The DELETE's error; [`Error::Session`] when the BMC never returned the session's
-    /// URI, so the session can only expire on its own.
+    /// The DELETE's error; [`Error::SessionNotDeleted`] when the BMC never returned the
+    /// session's URI, so the session can only expire on its own.
     pub async fn logout(&mut self) -> Result<(), Error> {
         let auth = std::mem::replace(&mut self.auth, Auth::None);
         let Auth::Session { token, location } = auth else {
             return Ok(());
         };
         let Some(location) = location else {
-            return Err(Error::Session {
-                path: "logout".into(),
-                detail: "the BMC returned no session URI to delete, so the session stays until its idle time-out".into(),
+            return Err(Error::SessionNotDeleted {
+                detail: "the login response had no session URI to delete".into(),
             });
         };
 

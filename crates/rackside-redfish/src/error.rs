@@ -129,11 +129,22 @@ pub enum Error {
     },
 
     /// The service's login response lacks the data a session needs.
-    #[error("session login at {path} failed: {detail}; try again with AuthMode::Basic if the BMC allows it")]
+    #[error(
+        "session login at {path} failed: {detail}; try Basic authentication if the BMC allows it"
+    )]
     Session {
         /// The sessions collection that was used.
         path: String,
         /// The missing item.
+        detail: String,
+    },
+
+    /// The session could not be deleted at logout.
+    #[error(
+        "the BMC session was not deleted: {detail}; it stays open until the BMC's idle time-out"
+    )]
+    SessionNotDeleted {
+        /// The reason.
         detail: String,
     },
 

@@ -378,6 +378,48 @@ async fn login_without_token_is_a_session_error() {
 }
 
 #[tokio::test]
+async fn second_login_deletes_first_session() {
+    let transport = session_transport()
+        .expect(
+            Method::DELETE,
+            SESSION,
+            raw(StatusCode::NO_CONTENT, "text/plain", ""),
+        )
+        .expect(
+            Method::POST,
+            SESSIONS,
+            session_created("tok-2", "/redfish/v1/SessionService/Sessions/18"),
+        );
+    let mut client = logged_in(transport).await;
+    client
+        .login(&creds(), AuthMode::Session)
+        .await
+        .expect("second login");
+    client.transport().assert_done();
+    let delete = &client.transport().requests_to(&Method::DELETE, SESSION)[0];
+    assert_eq!(header(delete, "x-auth-token"), Some("tok-1"));
+}
+
+#[tokio::test]
+async fn logout_without_session_uri_is_reported() {
+    let created = with_header(
+        json(StatusCode::CREATED, &json!({})),
+        "x-auth-token",
+        "tok-3",
+    );
+    let transport = Scripted::new()
+        .serve(SERVICE_ROOT, service_root(SESSIONS))
+        .expect(Method::POST, SESSIONS, created);
+    let mut client = logged_in(transport).await;
+    let error = client.logout().await.expect_err("no session URI");
+    assert!(
+        matches!(error, Error::SessionNotDeleted { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("idle time-out"), "{error}");
+}
+
+#[tokio::test]
 async fn logout_failure_is_reported_and_forgets_token() {
     let transport = session_transport().expect(
         Method::DELETE,
