@@ -609,10 +609,10 @@ fn serve_tree(state: &BmcState, inner: &mut Inner, req: &Req) -> Result<Response
         page_members(&mut body, path, &paging);
         changed = true;
     }
-    if !changed
-        && !faults.contains(Fault::WeakEtag)
-        && !(faults.contains(Fault::NumericEtag) && path == "/redfish/v1/AccountService")
-    {
+    let etag_fault = faults.contains(Fault::WeakEtag)
+        || (faults.contains(Fault::NumericEtag) && path == "/redfish/v1/AccountService");
+    if !changed && !etag_fault {
+        // Unchanged resources are served as stored, byte for byte.
         let etag = etag_of(&resource.bytes);
         return Ok(reply::resource_response(
             resource.bytes,
