@@ -319,6 +319,14 @@ mod tests {
     }
 
     #[test]
+    fn link_of_empty_object_is_none() {
+        let storage = json!({"Controllers": {}, "Volumes": {"@odata.id": "/v"}, "Text": "/t"});
+        assert_eq!(link(&storage, "Controllers"), None);
+        assert_eq!(link(&storage, "Volumes").as_deref(), Some("/v"));
+        assert_eq!(link(&storage, "Text").as_deref(), Some("/t"));
+    }
+
+    #[test]
     fn identifier_uses_member_id_or_path() {
         assert_eq!(identifier(&json!({"MemberId": 3})), "3");
         assert_eq!(
