@@ -59,7 +59,12 @@ pub(super) fn add(tree: &mut Tree, faults: &Faults) {
             "DepthMm": 772.0,
             "WeightKg": 17.4,
             "Location": {
-                "Placement": { "Row": "R14", "Rack": "R14-07", "RackOffsetUnits": "EIA_310", "RackOffset": 22 },
+                "Placement": {
+                    "Row": "R14",
+                    "Rack": "R14-07",
+                    "RackOffsetUnits": "EIA_310",
+                    "RackOffset": 22,
+                },
             },
             "Status": { "State": "Enabled", "Health": "OK", "HealthRollup": "Critical" },
             "PowerSubsystem": link(POWER_SUBSYSTEM),

@@ -35,6 +35,17 @@ pub(super) fn add(tree: &mut Tree, logs: &Logs) {
             "DateTime": logs.now,
             "DateTimeLocalOffset": "+00:00",
             "LastResetTime": "2026-10-20T04:12:55+00:00",
+            "TimeZoneName": "UTC",
+            "GraphicalConsole": {
+                "ServiceEnabled": true,
+                "MaxConcurrentSessions": 6,
+                "ConnectTypesSupported": ["KVMIP"],
+            },
+            "CommandShell": {
+                "ServiceEnabled": true,
+                "MaxConcurrentSessions": 4,
+                "ConnectTypesSupported": ["SSH"],
+            },
             "Status": status_ok(),
             "NetworkProtocol": link(&format!("{MANAGER}/NetworkProtocol")),
             "EthernetInterfaces": link(&format!("{MANAGER}/EthernetInterfaces")),
@@ -65,7 +76,11 @@ fn add_network(tree: &mut Tree) {
             "IPMI": { "ProtocolEnabled": false, "Port": 623 },
             "SNMP": { "ProtocolEnabled": false, "Port": 161 },
             "SSDP": { "ProtocolEnabled": false, "Port": 1900 },
-            "NTP": { "ProtocolEnabled": true, "Port": 123, "NTPServers": ["192.0.2.5", "192.0.2.6"] },
+            "NTP": {
+                "ProtocolEnabled": true,
+                "Port": 123,
+                "NTPServers": ["192.0.2.5", "192.0.2.6"],
+            },
             "Status": status_ok(),
         }),
     );

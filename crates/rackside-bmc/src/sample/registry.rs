@@ -46,7 +46,8 @@ const MESSAGES: &[Message] = &[
         text: "Login failed for user %1 from %2 using %3: invalid credentials.",
         arguments: &[STRING, STRING, STRING],
         description: "A login attempt was rejected.",
-        resolution: "Check the user name and password. Repeated failures from an unknown address can be an attack.",
+        resolution: "Check the user name and password. \
+                     Repeated failures from an unknown address can be an attack.",
     },
     Message {
         key: "USR0032",
@@ -259,7 +260,8 @@ const MESSAGES: &[Message] = &[
     Message {
         key: "CPU0001",
         severity: "Critical",
-        text: "CPU %1 temperature is above the upper critical threshold, so the processor is throttling.",
+        text: "CPU %1 temperature is above the upper critical threshold, \
+               so the processor is throttling.",
         arguments: &[STRING],
         description: "A processor slowed down to protect itself from heat.",
         resolution: "Check the fans, the heat sink and the inlet temperature.",
@@ -275,7 +277,8 @@ const MESSAGES: &[Message] = &[
     Message {
         key: "PDR1016",
         severity: "Warning",
-        text: "Predictive failure reported for the drive in bay %1: back up its data and replace it.",
+        text: "Predictive failure reported for the drive in bay %1: \
+               back up its data and replace it.",
         arguments: &[STRING],
         description: "A drive predicts that it will fail soon.",
         resolution: "Back up the data on the drive and replace it.",

@@ -32,7 +32,12 @@ fn add_root(tree: &mut Tree) {
             "Product": PRODUCT,
             "Vendor": MANUFACTURER,
             "ProtocolFeaturesSupported": {
-                "ExpandQuery": { "ExpandAll": false, "Levels": false, "Links": false, "NoLinks": false },
+                "ExpandQuery": {
+                    "ExpandAll": false,
+                    "Levels": false,
+                    "Links": false,
+                    "NoLinks": false,
+                },
                 "FilterQuery": false,
                 "SelectQuery": false,
                 "OnlyMemberQuery": false,

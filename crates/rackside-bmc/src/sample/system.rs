@@ -3,7 +3,8 @@
 use serde_json::{json, Value};
 
 use super::{
-    link, status_ok, Faults, Tree, CHASSIS, MANAGER, MANUFACTURER, PRODUCT, SERVICE_TAG, SYSTEM,
+    chassis, link, status_ok, Faults, Tree, CHASSIS, MANAGER, MANUFACTURER, PRODUCT, SERVICE_TAG,
+    SYSTEM,
 };
 
 /// Id of the RAID controller's storage subsystem.
@@ -107,7 +108,8 @@ fn add_system(tree: &mut Tree, faults: &Faults) {
             },
             "Boot": {
                 "BootSourceOverrideEnabled": "Disabled",
-                "BootSourceOverrideEnabled@Redfish.AllowableValues": ["Disabled", "Once", "Continuous"],
+                "BootSourceOverrideEnabled@Redfish.AllowableValues":
+                    ["Disabled", "Once", "Continuous"],
                 "BootSourceOverrideTarget": "None",
                 "BootSourceOverrideTarget@Redfish.AllowableValues":
                     ["None", "Pxe", "Cd", "Usb", "Hdd", "BiosSetup", "Diags", "UefiHttp"],
@@ -241,7 +243,7 @@ fn add_memory(tree: &mut Tree) {
                 "OperatingSpeedMhz": 4400,
                 "Manufacturer": vendor,
                 "PartNumber": part,
-                "SerialNumber": format!("{serial_prefix}{socket}{slot:02}{:04X}", 0x1F00 + slot * 37),
+                "SerialNumber": dimm_serial(serial_prefix, socket, slot),
                 "Enabled": true,
                 "Status": status_ok(),
             })
@@ -257,6 +259,17 @@ fn add_memory(tree: &mut Tree) {
         };
         tree.add(&dimm_path(&label), body);
     }
+}
+
+/// Makes up a DIMM serial number from the vendor prefix and the slot.
+fn dimm_serial(prefix: &str, socket: u32, slot: u32) -> String {
+    format!("{prefix}{socket}{slot:02}{:04X}", 0x1F00 + slot * 37)
+}
+
+/// Makes up a drive serial number from the model's first two letters and the bay.
+fn drive_serial(model: &str, bay: u32) -> String {
+    let prefix = model.get(..2).unwrap_or("XX");
+    format!("{prefix}{:06}", 418_200 + bay * 1_377)
 }
 
 /// One drive of the sample: bay, media, model data and capacity.
@@ -429,7 +442,8 @@ fn add_storage(tree: &mut Tree, faults: &Faults) {
             "SpeedGbps": 12,
             "SupportedControllerProtocols": ["PCIe"],
             "SupportedDeviceProtocols": ["SAS", "SATA"],
-            "SupportedRAIDTypes": ["RAID0", "RAID1", "RAID5", "RAID6", "RAID10", "RAID50", "RAID60"],
+            "SupportedRAIDTypes":
+                ["RAID0", "RAID1", "RAID5", "RAID6", "RAID10", "RAID50", "RAID60"],
             "CacheSummary": { "TotalCacheSizeMiB": 4096, "Status": status_ok() },
             "Status": status_ok(),
         }),
@@ -495,7 +509,7 @@ fn add_drive(tree: &mut Tree, spec: &DriveSpec, path: &str, storage: &str, fault
         "Manufacturer": spec.manufacturer,
         "Model": spec.model,
         "Revision": spec.revision,
-        "SerialNumber": format!("{}{:06}", &spec.model.get(..2).unwrap_or("XX"), 418_200 + bay_number * 1_377),
+        "SerialNumber": drive_serial(spec.model, bay_number),
         "CapacityBytes": spec.capacity_bytes,
         "BlockSizeBytes": 512,
         "CapableSpeedGbs": spec.speed_gbs,
@@ -554,6 +568,12 @@ const HOST_INTERFACES: &[(&str, &str, u32, bool, Option<&str>)] = &[
     ("NIC.Slot.1-2", "02:1B:2C:4B:00:21", 25_000, false, None),
 ];
 
+/// URI of the adapter port behind the host interface `NIC.Integrated.1-2` style id.
+fn host_port_path(interface: &str) -> String {
+    let (adapter, port) = interface.rsplit_once('-').unwrap_or((interface, "1"));
+    chassis::port_path(adapter, port)
+}
+
 pub(super) fn host_mac(interface: &str) -> &'static str {
     HOST_INTERFACES
         .iter()
@@ -601,6 +621,7 @@ fn add_ethernet_interfaces(tree: &mut Tree) {
                 "HostName": "rks1u01",
                 "FQDN": "rks1u01.example.net",
                 "IPv4Addresses": ipv4,
+                "Links": { "Ports": [link(&host_port_path(id))] },
                 "Status": status_ok(),
             }),
         );
