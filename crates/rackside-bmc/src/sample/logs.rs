@@ -76,7 +76,10 @@ pub(super) fn build() -> Logs {
         entry_code: "Lower Critical - going low",
         event_data: 0x01_52_0B_12,
         severity: "Critical",
-        message: "Fan 4 RPM is below the lower critical threshold.".to_owned(),
+        message: format!(
+            "Fan {} RPM is below the lower critical threshold.",
+            chassis::FAILED_FAN
+        ),
     });
     sel.clock = parse_or(&drive.timestamp, sel.clock);
     sel.push_sel(&SelEvent {
@@ -85,7 +88,10 @@ pub(super) fn build() -> Logs {
         entry_code: "Predictive Failure asserted",
         event_data: 0x6F_02_FF_05,
         severity: "Warning",
-        message: "Drive in bay 5 asserts a predictive failure.".to_owned(),
+        message: format!(
+            "Drive in bay {} asserts a predictive failure.",
+            system::FAILING_DRIVE_BAY
+        ),
     });
 
     Logs {

@@ -5,7 +5,11 @@
 //! as lists of `LogEntry` bodies. The HTTP core serves the parts that change at run time
 //! itself: the log `Entries` collections (paging, newest first), the session collection
 //! ([`SESSIONS_PATH`]), the account collection and its members ([`ACCOUNTS_PATH`]) and
-//! `$metadata`. The bodies use schema versions of DMTF release 2025.4: a unit test checks that
+//! `$metadata`. The task collection in the tree is empty, so a core that runs tasks serves its
+//! own list at that URI. Every lifecycle `MessageId` resolves in the `RacksideEvent` message
+//! registry the tree serves below `/redfish/v1/Registries`.
+//!
+//! The bodies use schema versions of DMTF release 2025.4: a unit test checks that
 //! each `@odata.type` exists in the CSDL, and DMTF's `rf_service_validator` reports no failure
 //! on the tree.
 //!
