@@ -113,7 +113,7 @@ impl Context {
             }
         }
 
-        print_certificate(name, &entry.url, &verdict);
+        print_certificate(&mut std::io::stderr(), name, &entry.url, &verdict)?;
         match verdict.color {
             Color::Red => Err(red_failure(name, &verdict).into()),
             Color::Green => {
@@ -300,20 +300,25 @@ pub fn endpoint(url: &Url) -> Result<(String, u16, ServerName<'static>), Failure
     Ok((bare, port, server_name))
 }
 
-/// Prints what the user needs to decide about a certificate.
-pub fn print_certificate(name: &str, url: &Url, verdict: &Classification) {
+/// Writes what the user needs to decide about a certificate.
+pub fn print_certificate(
+    out: &mut dyn Write,
+    name: &str,
+    url: &Url,
+    verdict: &Classification,
+) -> std::io::Result<()> {
     let leaf = &verdict.leaf;
     let date = |value: Option<chrono::DateTime<chrono::Utc>>| {
         value.map_or_else(|| "unknown".to_owned(), |time| time.to_rfc3339())
     };
-    eprintln!("Certificate of {name} ({url}): {} ({})", verdict.color, verdict.why);
-    eprintln!("  subject:        {}", leaf.subject);
-    eprintln!("  issuer:         {}", leaf.issuer);
-    eprintln!("  valid from:     {}", date(leaf.not_before));
-    eprintln!("  valid until:    {}", date(leaf.not_after));
-    eprintln!("  key:            {}", leaf.key_description);
-    eprintln!("  SHA-256 cert:   {}", leaf.certificate_sha256);
-    eprintln!("  SHA-256 key:    {}", leaf.public_key_sha256);
+    writeln!(out, "Certificate of {name} ({url}): {} ({})", verdict.color, verdict.why)?;
+    writeln!(out, "  subject:        {}", leaf.subject)?;
+    writeln!(out, "  issuer:         {}", leaf.issuer)?;
+    writeln!(out, "  valid from:     {}", date(leaf.not_before))?;
+    writeln!(out, "  valid until:    {}", date(leaf.not_after))?;
+    writeln!(out, "  key:            {}", leaf.key_description)?;
+    writeln!(out, "  SHA-256 cert:   {}", leaf.certificate_sha256)?;
+    writeln!(out, "  SHA-256 key:    {}", leaf.public_key_sha256)
 }
 
 fn red_failure(name: &str, verdict: &Classification) -> Failure {

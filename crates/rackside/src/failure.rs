@@ -105,9 +105,11 @@ pub fn redfish_kind(error: &RedfishError) -> ExitKind {
 
 fn trust_kind(error: &TrustError) -> ExitKind {
     match error {
-        TrustError::InvalidPem { .. } | TrustError::NotACa { .. } | TrustError::Io { .. } => {
-            ExitKind::Usage
-        }
+        TrustError::InvalidPem { .. }
+        | TrustError::NotACa { .. }
+        | TrustError::RedCa { .. }
+        | TrustError::InvalidCertificate { .. }
+        | TrustError::Io { .. } => ExitKind::Usage,
         _ => ExitKind::Unreachable,
     }
 }

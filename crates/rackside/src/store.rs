@@ -62,11 +62,6 @@ impl Store {
         Ok(Self { dir, servers })
     }
 
-    /// The config folder.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// All servers by name.
     pub fn servers(&self) -> &BTreeMap<String, ServerEntry> {
         &self.servers

@@ -266,10 +266,17 @@ async fn inventory_covers_every_component_kind() {
     let inventory = json(&output);
     let system = &inventory["systems"][0];
     assert_eq!(system["processors"].as_array().unwrap().len(), 2);
-    for kind in ["memory", "drives", "network_adapters", "power_supplies", "fans", "firmware"] {
+    for kind in ["memory", "storage", "network_adapters", "power_supplies", "fans", "firmware"] {
         let count = system[kind].as_array().map_or(0, Vec::len);
         assert!(count > 0, "no {kind} in {system}");
     }
+    let drives: usize = system["storage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|storage| storage["drives"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert!(drives > 0, "no drives in {system}");
     let table = cli.run(&["inventory", "r1"]).await;
     assert_success(&table);
 }

@@ -38,7 +38,7 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
                 "unknown fault {name:?}; `rackside bmc --list-faults` lists the names"
             ))
         })?;
-        faults.enable(fault);
+        faults.insert(fault);
     }
     let user = args.user.ok_or_else(|| {
         Failure::usage(
@@ -69,18 +69,17 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
         }
         None => DataSource::Embedded,
     };
-    Ok(BmcConfig {
-        listen: args.listen,
-        state_dir,
-        tls,
-        data,
-        first_user: Some((user, password.into())),
-        basic_auth: !args.no_basic_auth,
-        max_sessions_per_user: args.session_limit,
-        session_idle_timeout: Duration::from_secs(args.session_idle_timeout),
-        power_delay: Duration::from_secs(args.power_delay),
-        faults,
-    })
+    let mut config = BmcConfig::new(state_dir);
+    config.listen = args.listen;
+    config.tls = tls;
+    config.data = data;
+    config.first_user = Some((user, password.into()));
+    config.basic_auth = !args.no_basic_auth;
+    config.max_sessions_per_user = args.session_limit;
+    config.session_idle_timeout = Duration::from_secs(args.session_idle_timeout);
+    config.power_delay = Duration::from_secs(args.power_delay);
+    config.faults = faults;
+    Ok(config)
 }
 
 /// The first account's password: `--password-file`, RACKSIDE_BMC_PASSWORD, or a prompt.

@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use rackside_bmc::{BmcConfig, DataSource, Faults, TlsSource};
+use rackside_bmc::BmcConfig;
 use rackside_redfish::{health, inventory, logs, Credentials, LogQuery, Secret};
 use rackside_trust::{classify, fetch_chain, Color, Pin, TrustAnchors};
 use rand::distributions::{Alphanumeric, DistString};
@@ -31,18 +31,11 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
 
     step(1, "Start a BMC simulator with the embedded sample server on a free loopback port");
-    let config = BmcConfig {
-        listen: "127.0.0.1:0".parse()?,
-        state_dir: folder.path().join("bmc"),
-        tls: TlsSource::Generated,
-        data: DataSource::Embedded,
-        first_user: Some((USER.to_owned(), password.clone().into())),
-        basic_auth: true,
-        max_sessions_per_user: 4,
-        session_idle_timeout: Duration::from_secs(600),
-        power_delay: Duration::from_secs(3),
-        faults: Faults::default(),
-    };
+    let mut config = BmcConfig::new(folder.path().join("bmc"));
+    config.listen = "127.0.0.1:0".parse()?;
+    config.first_user = Some((USER.to_owned(), password.clone().into()));
+    config.max_sessions_per_user = 4;
+    config.session_idle_timeout = Duration::from_secs(600);
     let bmc = rackside_bmc::start(config).await?;
     let bmc_fingerprint = colon_hex(&Sha256::digest(bmc.certificate_der().as_ref()));
     let url = parse_url(&format!("https://{}", bmc.local_addr()))?;
@@ -76,7 +69,7 @@ async fn walk(
     let (host, port, server_name) = endpoint(url)?;
     let chain = fetch_chain(&host, port, server_name.clone(), Duration::from_secs(10)).await?;
     let verdict = classify(&chain, &server_name, &TrustAnchors::system(), UnixTime::now());
-    print_certificate(SERVER, url, &verdict);
+    print_certificate(&mut std::io::stdout(), SERVER, url, &verdict)?;
     if verdict.color != Color::Yellow {
         return Err(Failure::new(
             ExitKind::Failure,

@@ -133,16 +133,16 @@ fn print_table(outcomes: &[Outcome]) {
             table.row([
                 outcome.server.clone(),
                 system.id.clone(),
-                system.power_state.to_string(),
-                system.health.to_string(),
-                system.health_rollup.to_string(),
+                text(&system.power_state),
+                text(&system.health),
+                text(&system.health_rollup),
                 system.problems.len().to_string(),
             ]);
             for problem in &system.problems {
                 details.push([
                     outcome.server.clone(),
-                    problem.health.to_string(),
-                    problem.kind.clone(),
+                    problem.health.clone(),
+                    problem.kind.to_string(),
                     problem.name.clone(),
                     problem.reason.clone(),
                 ]);
@@ -170,9 +170,9 @@ fn rank(level: SeverityArg) -> u8 {
 
 fn worst_rank(report: &HealthReport) -> u8 {
     let names = report.systems.iter().flat_map(|system| {
-        [system.health.to_string(), system.health_rollup.to_string()]
+        [text(&system.health), text(&system.health_rollup)]
             .into_iter()
-            .chain(system.problems.iter().map(|problem| problem.health.to_string()))
+            .chain(system.problems.iter().map(|problem| problem.health.clone()))
     });
     names
         .map(|name| match name.to_ascii_lowercase().as_str() {
@@ -182,4 +182,8 @@ fn worst_rank(report: &HealthReport) -> u8 {
         })
         .max()
         .unwrap_or(0)
+}
+
+fn text(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".to_owned())
 }
