@@ -13,10 +13,15 @@ use zeroize::Zeroizing;
 use crate::config::{Role, Secret, UserAccount};
 use crate::error::BmcError;
 
-/// The configured accounts.
+/// The configured accounts, plus accounts that clients defined by patching the account
+/// resources of a mockup.
 #[derive(Debug, Clone)]
 pub(crate) struct Accounts {
     accounts: Vec<UserAccount>,
+    /// Accounts defined through PATCH, by the URI of their `ManagerAccount` resource.
+    patched: BTreeMap<String, UserAccount>,
+    /// Passwords set through PATCH, kept while the rest of the account is incomplete.
+    patched_passwords: BTreeMap<String, Secret>,
 }
 
 impl Accounts {
@@ -53,7 +58,29 @@ impl Accounts {
                 return Err(invalid("the user name is configured twice"));
             }
         }
-        Ok(Self { accounts })
+        Ok(Self {
+            accounts,
+            patched: BTreeMap::new(),
+            patched_passwords: BTreeMap::new(),
+        })
+    }
+
+    /// Sets or removes the account defined by the `ManagerAccount` resource at `path`.
+    pub(crate) fn set_patched(&mut self, path: &str, account: Option<UserAccount>) {
+        match account {
+            Some(account) => self.patched.insert(path.to_owned(), account),
+            None => self.patched.remove(path),
+        };
+    }
+
+    /// Stores the password set on the `ManagerAccount` resource at `path`.
+    pub(crate) fn set_patched_password(&mut self, path: &str, password: Secret) {
+        self.patched_passwords.insert(path.to_owned(), password);
+    }
+
+    /// The password last set on the `ManagerAccount` resource at `path`.
+    pub(crate) fn patched_password(&self, path: &str) -> Option<Secret> {
+        self.patched_passwords.get(path).cloned()
     }
 
     /// Checks a user name and password; returns the account's role when both match.
@@ -63,7 +90,7 @@ impl Accounts {
     pub(crate) fn verify(&self, user: &str, password: &str) -> Option<Role> {
         let given = Sha256::digest(password.as_bytes());
         let mut found = None;
-        for account in &self.accounts {
+        for account in self.accounts.iter().chain(self.patched.values()) {
             let stored = Sha256::digest(account.password.expose().as_bytes());
             let password_ok: bool = stored.ct_eq(&given).into();
             if account.name == user && password_ok {
@@ -73,7 +100,7 @@ impl Accounts {
         found
     }
 
-    /// Every account, in configuration order.
+    /// Every configured account, in configuration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &UserAccount> {
         self.accounts.iter()
     }

@@ -50,6 +50,9 @@ pub(crate) struct LogStore {
     /// Whether members are whole entries (as iDRAC serves them) or only `@odata.id` links.
     expanded: bool,
     entry_type: String,
+    /// Registry prefix for Dell-style message keys such as `USR0030`, taken from the newest
+    /// entry with such a key (`IDRAC.2.7` in an iDRAC capture).
+    key_prefix: String,
     next_id: u64,
 }
 
@@ -72,6 +75,14 @@ impl LogStore {
             .filter(|kind| kind.starts_with("#LogEntry."))
             .unwrap_or("#LogEntry.v1_9_0.LogEntry")
             .to_owned();
+        let key_prefix = base
+            .iter()
+            .filter_map(|entry| entry.get("MessageId").and_then(Value::as_str))
+            .find_map(|id| {
+                let (prefix, key) = id.rsplit_once('.')?;
+                is_dell_style_key(key).then(|| prefix.to_owned())
+            })
+            .unwrap_or_else(|| DEFAULT_KEY_PREFIX.to_owned());
         let next_id = base
             .iter()
             .filter_map(|entry| entry.get("Id").and_then(Value::as_str)?.parse::<u64>().ok())
@@ -86,8 +97,14 @@ impl LogStore {
             added: Vec::new(),
             expanded,
             entry_type,
+            key_prefix,
             next_id,
         }
+    }
+
+    /// The `MessageId` for a Dell-style message key in this log.
+    pub(crate) fn message_id(&self, key: &str) -> String {
+        format!("{}.{key}", self.key_prefix)
     }
 
     /// Number of entries.
@@ -173,6 +190,17 @@ impl LogStore {
     }
 }
 
+/// Registry prefix of new Dell-style entries when the log has none: iDRAC 9 firmware 6.x.
+const DEFAULT_KEY_PREFIX: &str = "IDRAC.2.9";
+
+/// Whether `key` looks like an iDRAC message key: three capital letters and three or four
+/// digits (`LOG007`, `USR0030`).
+fn is_dell_style_key(key: &str) -> bool {
+    (6..=7).contains(&key.len())
+        && key.chars().take(3).all(|c| c.is_ascii_uppercase())
+        && key.chars().skip(3).all(|c| c.is_ascii_digit())
+}
+
 fn entry_uri(entry: &Value) -> Option<&str> {
     entry.get("@odata.id").and_then(Value::as_str)
 }
@@ -213,6 +241,14 @@ mod tests {
         let page = store_with(120).page(100, None);
         assert_eq!(page["Members"].as_array().unwrap().len(), 20);
         assert!(page.get("Members@odata.nextLink").is_none());
+    }
+
+    #[test]
+    fn message_id_uses_prefix_of_existing_entries() {
+        let base = vec![json!({"@odata.id": "/l/1", "Id": "1", "MessageId": "IDRAC.2.7.LOG007"})];
+        let store = LogStore::new(None, "/l".into(), Map::new(), base, true);
+        assert_eq!(store.message_id("USR0030"), "IDRAC.2.7.USR0030");
+        assert_eq!(store_with(1).message_id("USR0030"), "IDRAC.2.9.USR0030");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::StatusCode;
 use serde_json::{Map, Value};
 
+use crate::config::{Role, Secret, UserAccount};
 use crate::fault::{Fault, Faults};
 use crate::reply::{msg, ErrorReply, Message};
 use crate::state::Inner;
@@ -45,6 +46,8 @@ enum Rule {
     /// An array of strings, patched element by element: `null` removes an element, `{}` keeps
     /// it, and elements past the end of the request are removed.
     TextList,
+    /// A password: checked as text, kept in the account list and never written into the body.
+    Password,
     /// An object whose own properties follow these rules.
     Object(&'static [(&'static str, Rule)]),
 }
@@ -68,6 +71,15 @@ fn writable(schema: &str) -> &'static [(&'static str, Rule)] {
         "ManagerNetworkProtocol" => &[
             ("HostName", Rule::Text),
             ("NTP", Rule::Object(NTP_WRITABLE)),
+        ],
+        "ManagerAccount" => &[
+            ("UserName", Rule::Text),
+            ("Password", Rule::Password),
+            (
+                "RoleId",
+                Rule::OneOf(&["Administrator", "Operator", "ReadOnly", "None"]),
+            ),
+            ("Enabled", Rule::Flag),
         ],
         "SessionService" => &[(
             "SessionTimeout",
@@ -133,6 +145,8 @@ pub(crate) fn apply(
                 current.get("IndicatorLED").is_some()
                     || current.get("LocationIndicatorActive").is_some()
             }
+            // Services may leave the write-only password out of the body.
+            "Password" => rules.iter().any(|(n, _)| *n == "Password"),
             _ => current.get(name).is_some(),
         };
         let rule = rules.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
@@ -159,7 +173,13 @@ pub(crate) fn apply(
 
     let defer_mode = faults.contains(Fault::BootOverrideOnce);
     let mut logged = Vec::new();
+    let mut new_password = None;
     for (name, value) in changes {
+        if name == "Password" {
+            new_password = value.as_str().map(Secret::new);
+            logged.push((name, "a new value".to_owned()));
+            continue;
+        }
         logged.push((name.clone(), value_text(&value)));
         if name == "Boot/BootSourceOverrideMode" && defer_mode {
             if let Some(mode) = value.as_str() {
@@ -176,7 +196,40 @@ pub(crate) fn apply(
         }
         inner.tree.update(path, |body| set(body, &name, value));
     }
+    if schema_of(&current) == "ManagerAccount" {
+        update_account(inner, path, new_password);
+    }
     Ok(logged)
+}
+
+/// Makes the account resource at `path` usable for login once it has a user name, a password,
+/// a role and is enabled; otherwise removes it from the accounts.
+fn update_account(inner: &mut Inner, path: &str, new_password: Option<Secret>) {
+    let body = inner.tree.json(path).cloned().unwrap_or_default();
+    if let Some(password) = new_password {
+        inner.accounts.set_patched_password(path, password);
+    }
+    let password = inner.accounts.patched_password(path);
+    let name = body
+        .get("UserName")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let enabled = body.get("Enabled").and_then(Value::as_bool).unwrap_or(true);
+    let role = match body.get("RoleId").and_then(Value::as_str) {
+        Some("Administrator") => Some(Role::Administrator),
+        Some("Operator") => Some(Role::Operator),
+        Some("ReadOnly") => Some(Role::ReadOnly),
+        _ => None,
+    };
+    let account = match (password, role) {
+        (Some(password), Some(role)) if enabled && !name.is_empty() => Some(UserAccount {
+            name: name.to_owned(),
+            password,
+            role,
+        }),
+        _ => None,
+    };
+    inner.accounts.set_patched(path, account);
 }
 
 /// Checks one value and returns the value to store.
@@ -189,7 +242,7 @@ fn check(
 ) -> Result<Value, Message> {
     let type_error = || msg::property_value_type_error(&value_text(value), name);
     match rule {
-        Rule::Text => value.as_str().map(|_| value.clone()).ok_or_else(type_error),
+        Rule::Text | Rule::Password => value.as_str().map(|_| value.clone()).ok_or_else(type_error),
         Rule::Flag => value
             .as_bool()
             .map(|_| value.clone())

@@ -113,10 +113,37 @@ async fn dispatch(State(state): State<Arc<BmcState>>, request: Request) -> Respo
     };
     tracing::trace!(method = %req.method, path = %req.path, "request");
     let response = match handle(&state, &req) {
-        Ok(response) => response,
+        Ok(response) => not_modified(&req, response),
         Err(error) => error.into_response(),
     };
     finish(response)
+}
+
+/// Turns a successful read into 304 Not Modified when `If-None-Match` names its entity tag.
+fn not_modified(req: &Req, response: Response) -> Response {
+    let is_read = req.method == Method::GET || req.method == Method::HEAD;
+    let Some(wanted) = req
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return response;
+    };
+    let Some(etag) = response.headers().get(http::header::ETAG).cloned() else {
+        return response;
+    };
+    let current = etag.to_str().unwrap_or_default();
+    let matches = wanted
+        .split(',')
+        .map(str::trim)
+        .any(|tag| tag == "*" || tag == current);
+    if !is_read || response.status() != StatusCode::OK || !matches {
+        return response;
+    }
+    let mut unchanged = Response::new(Body::empty());
+    *unchanged.status_mut() = StatusCode::NOT_MODIFIED;
+    unchanged.headers_mut().insert(http::header::ETAG, etag);
+    unchanged
 }
 
 fn decode(text: &str) -> String {
@@ -276,7 +303,7 @@ fn authenticate(state: &BmcState, inner: &mut Inner, req: &Req) -> Result<Princi
     );
     let text = std::str::from_utf8(&decoded).unwrap_or_default();
     let (user, password) = text.split_once(':').unwrap_or((text, ""));
-    match state.accounts.verify(user, password) {
+    match inner.accounts.verify(user, password) {
         Some(role) => Ok(Principal {
             user: user.to_owned(),
             role,
@@ -346,7 +373,7 @@ fn login(
             msg::session_limit_rac0218(),
         ));
     }
-    let Some(role) = state.accounts.verify(&login.user_name, &login.password) else {
+    let Some(role) = inner.accounts.verify(&login.user_name, &login.password) else {
         inner.log_failed_login(&login.user_name, &req.client);
         return Err(ErrorReply::new(
             StatusCode::UNAUTHORIZED,
@@ -446,7 +473,7 @@ fn get(
     // Accounts, when the data brings none.
     if let Some(accounts_path) = state.accounts_path.as_deref() {
         if path == accounts_path {
-            let members: Vec<Value> = state
+            let members: Vec<Value> = inner
                 .accounts
                 .iter()
                 .enumerate()
@@ -464,7 +491,7 @@ fn get(
         if let Some(id) = child_of(path, accounts_path) {
             let index = id.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
             let account = index
-                .and_then(|i| state.accounts.iter().nth(i))
+                .and_then(|i| inner.accounts.iter().nth(i))
                 .ok_or_else(|| ErrorReply::not_found(path))?;
             let role = account.role.role_id();
             let body = json!({
@@ -517,6 +544,29 @@ fn get(
     }
 
     // Tasks and their jobs.
+    // The task collection of the data is served as it is until a task runs.
+    let live_tasks = inner.tasks.iter().any(|t| t.task_body(now).is_some());
+    if path == crate::tasks::TASKS_PATH && live_tasks && inner.tree.contains(path) {
+        let mut body = collection_template(
+            inner,
+            path,
+            path,
+            "#TaskCollection.TaskCollection",
+            "Task Collection",
+        );
+        let mut members: Vec<Value> = inner
+            .tree
+            .member_paths(path)
+            .into_iter()
+            .map(|p| json!({ "@odata.id": p }))
+            .collect();
+        for task in inner.tasks.iter().filter(|t| t.task_body(now).is_some()) {
+            members.push(json!({ "@odata.id": task.task_path }));
+        }
+        body.insert("Members@odata.count".into(), json!(members.len()));
+        body.insert("Members".into(), Value::Array(members));
+        return paged_get(Value::Object(body), req, "GET, HEAD");
+    }
     if let Some(task) = inner.tasks.iter().find(|t| t.task_path == path) {
         let body = task
             .task_body(now)
@@ -589,6 +639,27 @@ fn serve_tree(state: &BmcState, inner: &mut Inner, req: &Req) -> Result<Response
             "GET, HEAD",
         ));
     };
+    if paging.only {
+        let members = body.get("Members").and_then(Value::as_array);
+        if let Some([member]) = members.map(Vec::as_slice) {
+            let member_path = member
+                .get("@odata.id")
+                .and_then(Value::as_str)
+                .map(tree::normalize_path);
+            if let Some(member_path) = member_path.filter(|p| p != path) {
+                let member_req = Req {
+                    method: Method::GET,
+                    path: member_path,
+                    query: Vec::new(),
+                    raw_query: String::new(),
+                    headers: HeaderMap::new(),
+                    body: Bytes::new(),
+                    client: req.client.clone(),
+                };
+                return serve_tree(state, inner, &member_req);
+            }
+        }
+    }
     let allow = allow_for(inner, path, &body);
     let faults = state.faults.enabled();
     let mut changed = crate::quirks::rewrites_bodies(&faults);
@@ -698,6 +769,8 @@ struct Paging {
     skip: usize,
     top: Option<usize>,
     given: bool,
+    /// `only`: a collection with exactly one member is answered with that member.
+    only: bool,
 }
 
 impl Paging {
@@ -726,6 +799,14 @@ fn parse_paging(query: &[(String, String)]) -> Result<Paging, ErrorReply> {
                 paging.top = Some(number()?);
                 paging.given = true;
             }
+            // `only` and `excerpt` take no value.
+            "only" | "excerpt" if !value.is_empty() => {
+                return Err(ErrorReply::new(
+                    StatusCode::BAD_REQUEST,
+                    msg::query_parameter_value_type_error(value, name),
+                ));
+            }
+            "only" => paging.only = true,
             other if other.starts_with('$') => {
                 return Err(ErrorReply::new(
                     StatusCode::NOT_IMPLEMENTED,
@@ -1167,6 +1248,7 @@ mod tests {
                 skip: 0,
                 top: Some(2),
                 given: true,
+                only: false,
             },
         );
         assert_eq!(body["Members"], json!([1, 2]));

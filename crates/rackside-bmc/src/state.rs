@@ -25,7 +25,6 @@ pub(crate) const OLD_SESSIONS_PATH: &str = "/redfish/v1/Sessions";
 #[derive(Debug)]
 pub struct BmcState {
     pub(crate) faults: FaultControl,
-    pub(crate) accounts: Accounts,
     pub(crate) basic_auth: bool,
     pub(crate) max_sessions_per_user: usize,
     pub(crate) power_delay: Duration,
@@ -42,6 +41,7 @@ pub struct BmcState {
 #[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) tree: Tree,
+    pub(crate) accounts: Accounts,
     pub(crate) logs: Vec<LogStore>,
     pub(crate) lifecycle_log: Option<usize>,
     pub(crate) sessions: Sessions,
@@ -101,7 +101,6 @@ impl BmcState {
 
         Self {
             faults: FaultControl::new(config.faults.clone()),
-            accounts,
             basic_auth: config.basic_auth,
             max_sessions_per_user: config.max_sessions_per_user,
             power_delay: config.power_delay,
@@ -111,6 +110,7 @@ impl BmcState {
             host_label,
             inner: Mutex::new(Inner {
                 tree,
+                accounts,
                 logs,
                 lifecycle_log,
                 sessions: Sessions::default(),
@@ -167,10 +167,18 @@ impl Inner {
         }
     }
 
+    /// The `MessageId` of a Dell-style key in the lifecycle log.
+    fn lifecycle_id(&self, key: &str) -> String {
+        let store = self.lifecycle_log.and_then(|index| self.logs.get(index));
+        store
+            .map(|s| s.message_id(key))
+            .unwrap_or_else(|| key.to_owned())
+    }
+
     /// Writes a login entry (`USR0030`).
     pub(crate) fn log_login(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
-            message_id: "IDRAC.2.9.USR0030".into(),
+            message_id: self.lifecycle_id("USR0030"),
             message: format!("Successfully logged in using {user}, from {client} and REDFISH."),
             args: vec![user.into(), client.into(), "REDFISH".into()],
             severity: Severity::Ok,
@@ -180,7 +188,7 @@ impl Inner {
     /// Writes a failed login entry (`USR0031`).
     pub(crate) fn log_failed_login(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
-            message_id: "IDRAC.2.9.USR0031".into(),
+            message_id: self.lifecycle_id("USR0031"),
             message: format!("Unable to log in for {user} from {client} using REDFISH."),
             args: vec![user.into(), client.into(), "REDFISH".into()],
             severity: Severity::Warning,
@@ -190,7 +198,7 @@ impl Inner {
     /// Writes a logout entry (`USR0032`).
     pub(crate) fn log_logout(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
-            message_id: "IDRAC.2.9.USR0032".into(),
+            message_id: self.lifecycle_id("USR0032"),
             message: format!("The session for {user} from {client} using REDFISH is logged off."),
             args: vec![user.into(), client.into(), "REDFISH".into()],
             severity: Severity::Ok,

@@ -1204,6 +1204,13 @@ async fn fault_vanishing_task_monitor_keeps_job() {
     let reply = bmc.post(&token, update, body.clone()).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED);
     let normal_task = reply.header("Location").unwrap().to_owned();
+    let tasks = bmc.get(&token, "/redfish/v1/TaskService/Tasks").await;
+    if tasks.status == StatusCode::OK {
+        assert!(tasks.json()["Members"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"@odata.id": normal_task})));
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let done = bmc.get(&token, &normal_task).await;
     assert_eq!(done.status, StatusCode::OK);
@@ -1482,4 +1489,97 @@ async fn fault_delayed_power_state_keeps_old_state_first() {
     assert_eq!(power_state(&bmc, &token, SYSTEM).await, "PoweringOff");
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(power_state(&bmc, &token, SYSTEM).await, "Off");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Later additions: accounts in mockups, query options, connection handling
+
+#[tokio::test]
+async fn patched_mockup_account_can_log_in() {
+    let dir = require_mockup!("vendor-captures/dell");
+    let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
+    let token = bmc.login().await;
+    let slot = "/redfish/v1/AccountService/Accounts/5";
+    let body = json!({"UserName": "operator1", "Password": "operator-pass-1", "RoleId": "Operator", "Enabled": true});
+    let reply = bmc.patch(&token, slot, body, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let account = reply.json();
+    assert_eq!(account["UserName"], "operator1");
+    assert!(!reply.bytes.windows(15).any(|w| w == b"operator-pass-1"));
+    bmc.login_at(SESSIONS, "operator1", "operator-pass-1").await;
+
+    let disable = bmc
+        .patch(&token, slot, json!({"Enabled": false}), &[])
+        .await;
+    assert_eq!(disable.status, StatusCode::OK);
+    let reply = bmc
+        .try_login_at(SESSIONS, "operator1", "operator-pass-1")
+        .await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn only_query_returns_single_member() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let reply = bmc.get(&token, "/redfish/v1/Systems?only").await;
+    assert_eq!(reply.json()["@odata.id"], SYSTEM);
+    let bad = bmc.get(&token, "/redfish/v1/Systems?only=yes").await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn matching_if_none_match_gives_304() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let etag = bmc
+        .get(&token, SYSTEM)
+        .await
+        .header("ETag")
+        .unwrap()
+        .to_owned();
+    let headers = [("If-None-Match", etag.as_str())];
+    let reply = bmc
+        .send(Method::GET, SYSTEM, Auth::Token(&token), None, &headers)
+        .await;
+    assert_eq!(reply.status, StatusCode::NOT_MODIFIED);
+    let stale = [("If-None-Match", "\"old\"")];
+    let reply = bmc
+        .send(Method::GET, SYSTEM, Auth::Token(&token), None, &stale)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn silent_client_is_dropped_after_timeout() {
+    use tokio::io::AsyncReadExt;
+    let bmc = start(|c| c.header_read_timeout = Duration::from_millis(200)).await;
+    let mut tcp = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buffer)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "connection still open: {read:?}"
+    );
+}
+
+#[tokio::test]
+async fn connection_over_limit_is_closed() {
+    let bmc = start(|c| c.max_connections = 1).await;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config({
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(bmc.running.certificate_der()).unwrap();
+        roots
+    })));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let first = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    let _open = connector.connect(name.clone(), first).await.unwrap();
+    let second = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    assert!(connector.connect(name, second).await.is_err());
 }
