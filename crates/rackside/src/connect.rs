@@ -44,7 +44,10 @@ impl Context {
         let mut anchors = TrustAnchors::system();
         for file in store.ca_files()?.iter().chain(&options.trust_ca) {
             anchors.add_user_ca_file(file).map_err(|error| {
-                Failure::usage(format!("failed to load CA file {}: {error}", file.display()))
+                Failure::usage(format!(
+                    "failed to load CA file {}: {error}",
+                    file.display()
+                ))
             })?;
         }
         let accept_fingerprint = match &options.accept_fingerprint {
@@ -143,13 +146,23 @@ impl Context {
             self.store.save()?;
         }
         let credentials = self.credentials(name, &entry.user)?;
-        Ok(Prepared { name: name.to_owned(), entry, pin, credentials })
+        Ok(Prepared {
+            name: name.to_owned(),
+            entry,
+            pin,
+            credentials,
+        })
     }
 
     /// Logs in to a prepared server.
     pub async fn connect(&self, prepared: &Prepared) -> anyhow::Result<Connection> {
-        self.login(&prepared.name, &prepared.entry, prepared.pin.clone(), &prepared.credentials)
-            .await
+        self.login(
+            &prepared.name,
+            &prepared.entry,
+            prepared.pin.clone(),
+            &prepared.credentials,
+        )
+        .await
     }
 
     /// Connects with an already decided pin and logs in.
@@ -161,7 +174,11 @@ impl Context {
         credentials: &Credentials,
     ) -> anyhow::Result<Connection> {
         let (_, _, server_name) = endpoint(&entry.url)?;
-        let policy = ServerPolicy { server_name, anchors: self.anchors.clone(), pin: Some(pin) };
+        let policy = ServerPolicy {
+            server_name,
+            anchors: self.anchors.clone(),
+            pin: Some(pin),
+        };
         let (tls, log) = client_config(policy);
         let transport = HttpsTransport::new(&entry.url, tls, Limits::default())?;
         let mut client = Client::new(transport, RetryPolicy::default());
@@ -174,7 +191,10 @@ impl Context {
             .await
             .map_err(|error| explain_tls(name, error, &log))
             .with_context(|| format!("login to {name} as {} failed", credentials.username))?;
-        Ok(Connection { name: name.to_owned(), client })
+        Ok(Connection {
+            name: name.to_owned(),
+            client,
+        })
     }
 
     /// The password for `user` on `name`: standard input, RACKSIDE_PASSWORD, or a prompt.
@@ -209,7 +229,10 @@ impl Context {
             ))
             .into());
         };
-        Ok(Credentials { username: user.to_owned(), password })
+        Ok(Credentials {
+            username: user.to_owned(),
+            password,
+        })
     }
 
     /// Asks the user (or checks `--accept-fingerprint`) whether to trust a yellow certificate.
@@ -293,7 +316,10 @@ pub fn endpoint(url: &Url) -> Result<(String, u16, ServerName<'static>), Failure
     let host = url
         .host_str()
         .ok_or_else(|| Failure::usage(format!("invalid BMC URL {url}: no host name")))?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let server_name = ServerName::try_from(bare.clone())
         .map_err(|_| Failure::usage(format!("invalid host name {host:?} in {url}")))?;
     let port = url.port_or_known_default().unwrap_or(443);
@@ -311,7 +337,11 @@ pub fn print_certificate(
     let date = |value: Option<chrono::DateTime<chrono::Utc>>| {
         value.map_or_else(|| "unknown".to_owned(), |time| time.to_rfc3339())
     };
-    writeln!(out, "Certificate of {name} ({url}): {} ({})", verdict.color, verdict.why)?;
+    writeln!(
+        out,
+        "Certificate of {name} ({url}): {} ({})",
+        verdict.color, verdict.why
+    )?;
     writeln!(out, "  subject:        {}", leaf.subject)?;
     writeln!(out, "  issuer:         {}", leaf.issuer)?;
     writeln!(out, "  valid from:     {}", date(leaf.not_before))?;
@@ -337,9 +367,8 @@ fn key_changed(name: &str, pinned: &Fingerprint, verdict: &Classification) -> Fa
         ExitKind::CertificateBlocked,
         format!(
             "ALARM: the key of {name}'s certificate changed (pinned key SHA-256 {pinned}, now {}); \
-             this is not a password problem and nothing was sent. Someone may be impersonating \
-             the BMC. If it was re-keyed on purpose, check the new fingerprint at the BMC and run \
-             `rackside server trust {name}`",
+             nothing was sent. Someone may be impersonating the BMC. If it was re-keyed on \
+             purpose, check the new fingerprint at the BMC and run `rackside server trust {name}`",
             verdict.leaf.public_key_sha256
         ),
     )

@@ -51,7 +51,10 @@ pub struct Failure {
 impl Failure {
     /// Builds a failure of `kind` with `message`.
     pub fn new(kind: ExitKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// A usage failure (exit 2).

@@ -135,7 +135,9 @@ impl Store {
 pub fn check_name(name: &str) -> Result<(), Failure> {
     let valid = !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if valid {
         Ok(())
     } else {
@@ -147,8 +149,11 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
 
 /// Parses a BMC address. A bare host gets `https://`; `http://` is rejected.
 pub fn parse_url(text: &str) -> Result<Url, Failure> {
-    let with_scheme =
-        if text.contains("://") { text.to_owned() } else { format!("https://{text}") };
+    let with_scheme = if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("https://{text}")
+    };
     let url = Url::parse(&with_scheme).map_err(|error| {
         Failure::usage(format!(
             "invalid BMC URL {text:?}: {error}; use the form https://HOST[:PORT]"
@@ -160,7 +165,9 @@ pub fn parse_url(text: &str) -> Result<Url, Failure> {
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Failure::usage(format!("invalid BMC URL {text:?}: no host name")));
+        return Err(Failure::usage(format!(
+            "invalid BMC URL {text:?}: no host name"
+        )));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Failure::usage(format!(
@@ -191,8 +198,9 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file =
-        options.open(&temp).with_context(|| format!("failed to write {}", temp.display()))?;
+    let mut file = options
+        .open(&temp)
+        .with_context(|| format!("failed to write {}", temp.display()))?;
     file.write_all(bytes)?;
     file.sync_all()?;
     drop(file);
@@ -242,7 +250,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(SERVERS_FILE), b"{not json").unwrap();
         assert!(Store::open(Some(dir.path())).is_err());
-        assert_eq!(fs::read(dir.path().join(SERVERS_FILE)).unwrap(), b"{not json");
+        assert_eq!(
+            fs::read(dir.path().join(SERVERS_FILE)).unwrap(),
+            b"{not json"
+        );
     }
 
     #[test]
@@ -250,7 +261,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(Some(dir.path())).unwrap();
         let url = parse_url("https://192.0.2.10").unwrap();
-        store.insert("r1", ServerEntry { url, user: "root".into(), pin: None });
+        store.insert(
+            "r1",
+            ServerEntry {
+                url,
+                user: "root".into(),
+                pin: None,
+            },
+        );
         store.save().unwrap();
         let again = Store::open(Some(dir.path())).unwrap();
         assert_eq!(again.servers().len(), 1);

@@ -86,7 +86,10 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
 fn first_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
     if let Some(path) = file {
         let handle = std::fs::File::open(path).map_err(|error| {
-            Failure::usage(format!("failed to read password file {}: {error}", path.display()))
+            Failure::usage(format!(
+                "failed to read password file {}: {error}",
+                path.display()
+            ))
         })?;
         let mut line = String::new();
         std::io::BufReader::new(handle).read_line(&mut line)?;
@@ -106,7 +109,9 @@ fn first_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
         }
     }
     if std::io::stdin().is_terminal() {
-        return Ok(rpassword::prompt_password("Password for the BMC's first account: ")?);
+        return Ok(rpassword::prompt_password(
+            "Password for the BMC's first account: ",
+        )?);
     }
     Err(Failure::usage(
         "no BMC password: set RACKSIDE_BMC_PASSWORD or pass --password-file FILE; there is no \
@@ -117,7 +122,11 @@ fn first_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
 
 /// Formats bytes as uppercase hex pairs joined by colons.
 pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 async fn wait_for_shutdown_signal() {

@@ -17,12 +17,17 @@ pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
             let pem = fs::read(&file).map_err(|error| {
                 Failure::usage(format!("failed to read {}: {error}", file.display()))
             })?;
-            let count = TrustAnchors::empty().add_user_ca_pem(&pem).map_err(|error| {
-                Failure::usage(format!("{} cannot be installed: {error}", file.display()))
-            })?;
+            let count = TrustAnchors::empty()
+                .add_user_ca_pem(&pem)
+                .map_err(|error| {
+                    Failure::usage(format!("{} cannot be installed: {error}", file.display()))
+                })?;
             let name = format!("{}.pem", hex::encode(&Sha256::digest(&pem)[..8]));
             context.store.install_ca(&name, &pem)?;
-            eprintln!("installed {count} CA certificate(s) from {} as {name}", file.display());
+            eprintln!(
+                "installed {count} CA certificate(s) from {} as {name}",
+                file.display()
+            );
         }
         CaCommand::List => {
             for path in context.store.ca_files()? {

@@ -30,7 +30,10 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let folder = tempfile::tempdir()?;
     let password = Alphanumeric.sample_string(&mut rand::thread_rng(), 24);
 
-    step(1, "Start a BMC simulator with the embedded sample server on a free loopback port");
+    step(
+        1,
+        "Start a BMC simulator with the embedded sample server on a free loopback port",
+    );
     let mut config = BmcConfig::new(folder.path().join("bmc"));
     config.listen = "127.0.0.1:0".parse()?;
     config.first_user = Some((USER.to_owned(), password.clone().into()));
@@ -65,20 +68,34 @@ async fn walk(
     };
     let mut context = Context::new(&options)?;
 
-    step(2, "Fetch the BMC's certificate; no request is sent before it is accepted");
+    step(
+        2,
+        "Fetch the BMC's certificate; no request is sent before it is accepted",
+    );
     let (host, port, server_name) = endpoint(url)?;
     let chain = fetch_chain(&host, port, server_name.clone(), Duration::from_secs(10)).await?;
-    let verdict = classify(&chain, &server_name, &TrustAnchors::system(), UnixTime::now());
+    let verdict = classify(
+        &chain,
+        &server_name,
+        &TrustAnchors::system(),
+        UnixTime::now(),
+    );
     print_certificate(&mut std::io::stdout(), SERVER, url, &verdict)?;
     if verdict.color != Color::Yellow {
         return Err(Failure::new(
             ExitKind::Failure,
-            format!("expected a yellow self-signed certificate, got {}", verdict.color),
+            format!(
+                "expected a yellow self-signed certificate, got {}",
+                verdict.color
+            ),
         )
         .into());
     }
 
-    step(3, "Accept it: the fingerprint matches the one on the BMC's display");
+    step(
+        3,
+        "Accept it: the fingerprint matches the one on the BMC's display",
+    );
     let presented = verdict.leaf.certificate_sha256.to_string();
     if presented != bmc_fingerprint {
         return Err(Failure::new(
@@ -89,13 +106,19 @@ async fn walk(
     }
     println!("   {presented} matches; in a terminal you would type yes here");
     let pin = Pin::from_summary(&verdict.leaf, chrono::Utc::now());
-    let entry = ServerEntry { url: url.clone(), user: USER.to_owned(), pin: Some(pin.clone()) };
+    let entry = ServerEntry {
+        url: url.clone(),
+        user: USER.to_owned(),
+        pin: Some(pin.clone()),
+    };
     context.store.insert(SERVER, entry.clone());
     context.store.save()?;
     println!("   pinned certificate and public key; saved as server {SERVER:?}");
 
-    let credentials =
-        Credentials { username: USER.to_owned(), password: Secret::new(password.to_owned()) };
+    let credentials = Credentials {
+        username: USER.to_owned(),
+        password: Secret::new(password.to_owned()),
+    };
     let connection = context.login(SERVER, &entry, pin, &credentials).await?;
     println!("   logged in with a Redfish session (X-Auth-Token)");
 
@@ -107,13 +130,27 @@ async fn walk(
     let inventory = inventory(&connection.client).await?;
     inventory_command::print_inventory(&inventory);
 
-    step(6, "The newest lifecycle log and SEL entries (your login is the newest)");
-    let query = LogQuery { limit: NEWEST_ENTRIES, min_severity: None, since: None };
+    step(
+        6,
+        "The newest lifecycle log and SEL entries (your login is the newest)",
+    );
+    let query = LogQuery {
+        limit: NEWEST_ENTRIES,
+        min_severity: None,
+        since: None,
+    };
     let records = logs(&connection.client, &query).await?;
     let mut table = Table::new(["CREATED", "SEVERITY", "LOG", "MESSAGE"]);
     for record in &records {
-        let created = record.created.map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339());
-        table.row([created, record.severity.to_string(), record.log.clone(), record.message.clone()]);
+        let created = record
+            .created
+            .map_or_else(|| "unknown".to_owned(), |t| t.to_rfc3339());
+        table.row([
+            created,
+            record.severity.to_string(),
+            record.log.clone(),
+            record.message.clone(),
+        ]);
     }
     table.print();
 

@@ -49,9 +49,12 @@ pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitC
         .map(|prepared: Prepared| async move {
             let name = prepared.name.clone();
             match fetch(context, prepared).await {
-                Ok(report) => {
-                    Outcome { server: name, report: Some(report), error: None, exit: None }
-                }
+                Ok(report) => Outcome {
+                    server: name,
+                    report: Some(report),
+                    error: None,
+                    exit: None,
+                },
                 Err(error) => failed(&name, &error),
             }
         })
@@ -63,7 +66,12 @@ pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitC
 
     // 3. Output and exit code.
     if !args.target.all {
-        if let Some(Outcome { exit: Some(kind), error: Some(message), .. }) = outcomes.first() {
+        if let Some(Outcome {
+            exit: Some(kind),
+            error: Some(message),
+            ..
+        }) = outcomes.first()
+        {
             return Err(Failure::new(*kind, message.clone()).into());
         }
     }
@@ -96,7 +104,12 @@ async fn fetch(context: &Context, prepared: Prepared) -> anyhow::Result<HealthRe
 
 fn failed(name: &str, error: &anyhow::Error) -> Outcome {
     let (kind, message) = describe(error);
-    Outcome { server: name.to_owned(), report: None, error: Some(message), exit: Some(kind) }
+    Outcome {
+        server: name.to_owned(),
+        report: None,
+        error: Some(message),
+        exit: Some(kind),
+    }
 }
 
 /// Prints health reports as the `health` command does.

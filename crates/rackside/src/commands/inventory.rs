@@ -45,7 +45,9 @@ pub fn print_inventory(inventory: &Inventory) {
         }
 
         section("Processors");
-        let mut table = Table::new(["ID", "SOCKET", "MODEL", "CORES", "THREADS", "MAX MHZ", "HEALTH"]);
+        let mut table = Table::new([
+            "ID", "SOCKET", "MODEL", "CORES", "THREADS", "MAX MHZ", "HEALTH",
+        ]);
         for cpu in &item.processors {
             table.row([
                 cpu.id.clone(),
@@ -86,14 +88,19 @@ pub fn print_inventory(inventory: &Inventory) {
                 ]);
             }
             for drive in &storage.drives {
-                let size = drive
-                    .capacity_bytes
-                    .map_or_else(|| "-".to_owned(), |bytes| format!("{} GB", bytes / 1_000_000_000));
+                let size = drive.capacity_bytes.map_or_else(
+                    || "-".to_owned(),
+                    |bytes| format!("{} GB", bytes / 1_000_000_000),
+                );
                 table.row([
                     storage.id.clone(),
                     drive.name.clone(),
                     text(&drive.model),
-                    format!("{size} {} {}", text(&drive.media_type), text(&drive.protocol)),
+                    format!(
+                        "{size} {} {}",
+                        text(&drive.media_type),
+                        text(&drive.protocol)
+                    ),
                     text(&drive.health),
                 ]);
             }
@@ -160,10 +167,17 @@ pub fn print_inventory(inventory: &Inventory) {
         let mut table = Table::new(["NAME", "VERSION", "RELEASED", "UPDATEABLE"]);
         for firmware in &item.firmware {
             let released = firmware.release_date.map_or_else(
-                || firmware.release_date_raw.clone().unwrap_or_else(|| "-".into()),
+                || {
+                    firmware
+                        .release_date_raw
+                        .clone()
+                        .unwrap_or_else(|| "-".into())
+                },
                 |date| date.date_naive().to_string(),
             );
-            let updateable = firmware.updateable.map_or("-", |yes| if yes { "yes" } else { "no" });
+            let updateable = firmware
+                .updateable
+                .map_or("-", |yes| if yes { "yes" } else { "no" });
             table.row([
                 firmware.name.clone(),
                 text(&firmware.version),

@@ -40,9 +40,10 @@ pub async fn run(mut context: Context, args: LogsArgs) -> anyhow::Result<ExitCod
     }
     let mut table = Table::new(["CREATED", "SEVERITY", "LOG", "MESSAGE ID", "MESSAGE"]);
     for record in &records {
-        let created = record
-            .created
-            .map_or_else(|| record.created_raw.clone().unwrap_or_default(), |t| t.to_rfc3339());
+        let created = record.created.map_or_else(
+            || record.created_raw.clone().unwrap_or_default(),
+            |t| t.to_rfc3339(),
+        );
         table.row([
             created,
             record.severity.to_string(),
@@ -86,7 +87,9 @@ fn parse_since(text: &str, now: DateTime<Utc>) -> Result<DateTime<FixedOffset>, 
         .checked_mul(seconds_per_unit)
         .and_then(chrono::Duration::try_seconds)
         .ok_or_else(invalid)?;
-    now.checked_sub_signed(age).map(|time| time.fixed_offset()).ok_or_else(invalid)
+    now.checked_sub_signed(age)
+        .map(|time| time.fixed_offset())
+        .ok_or_else(invalid)
 }
 
 #[cfg(test)]
@@ -94,7 +97,9 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z").unwrap().to_utc()
+        DateTime::parse_from_rfc3339("2026-12-04T12:00:00Z")
+            .unwrap()
+            .to_utc()
     }
 
     #[test]

@@ -23,7 +23,11 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
             }
             let url = parse_url(&url)?;
             let user = user.unwrap_or_else(|| DEFAULT_USER.to_owned());
-            let mut entry = ServerEntry { url, user, pin: None };
+            let mut entry = ServerEntry {
+                url,
+                user,
+                pin: None,
+            };
             let pin = context.decide_trust(&name, &entry, false).await?;
             entry.pin = Some(pin);
             context.store.insert(&name, entry);

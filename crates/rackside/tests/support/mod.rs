@@ -61,11 +61,36 @@ impl Bmc {
         format!("https://{}", self.running.local_addr())
     }
 
+    /// Number of open Redfish sessions, read from the sessions collection with Basic auth.
+    pub async fn open_sessions(&self) -> u64 {
+        // Test-only client on loopback: the certificate was checked by the code under test.
+        let client = reqwest::Client::builder()
+            .danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let url = format!("{}/redfish/v1/SessionService/Sessions", self.url());
+        let bytes = client
+            .get(url)
+            .basic_auth(USER, Some(PASSWORD))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        body["Members@odata.count"].as_u64().unwrap()
+    }
+
     /// SHA-256 of the BMC's certificate as the CLI prints it.
     pub fn fingerprint(&self) -> String {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(self.running.certificate_der().as_ref());
-        digest.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+        digest
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect::<Vec<_>>()
+            .join(":")
     }
 }
 
@@ -103,12 +128,15 @@ pub struct Cli {
 
 impl Cli {
     pub fn new() -> Self {
-        Self { config: tempfile::tempdir().unwrap() }
+        Self {
+            config: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Runs `rackside ARGS` with this config folder, the test password and no terminal.
     pub async fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[("RACKSIDE_PASSWORD", PASSWORD)]).await
+        self.run_with(args, &[("RACKSIDE_PASSWORD", PASSWORD)])
+            .await
     }
 
     /// Runs `rackside ARGS` with extra environment variables.
@@ -133,7 +161,16 @@ impl Cli {
     /// Adds `name` at `url`, accepting `fingerprint`, and asserts success.
     pub async fn add(&self, name: &str, url: &str, fingerprint: &str) {
         let output = self
-            .run(&["server", "add", name, url, "--user", USER, "--accept-fingerprint", fingerprint])
+            .run(&[
+                "server",
+                "add",
+                name,
+                url,
+                "--user",
+                USER,
+                "--accept-fingerprint",
+                fingerprint,
+            ])
             .await;
         assert_success(&output);
     }
