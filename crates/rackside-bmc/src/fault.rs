@@ -43,6 +43,7 @@ pub enum Fault {
     WrongContainerTypes,
     /// The first requests to thermal and power resources get 503 with `Retry-After` or 500
     /// with `SYS518`, and job collections are empty for a while.
+    // NOTE: the read time-outs that real BMCs also show on these resources are not reproduced.
     TransientErrors,
     /// The sessions collection lives at the old `/redfish/v1/Sessions`.
     OldSessionUri,

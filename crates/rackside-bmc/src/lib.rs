@@ -13,6 +13,12 @@
 //! A PATCH with `If-Match` must name the current entity tag (or `*`), else it gets 412. A PATCH
 //! without `If-Match` is accepted, except under [`Fault::WeakEtag`], which answers it with 428.
 //!
+//! # Audit
+//!
+//! Every session login, failed login (session or Basic) and logout writes a lifecycle log entry
+//! with the client address. A successful Basic request writes none, so that a client polling
+//! with Basic credentials does not flood the log.
+//!
 //! # Dynamic resources
 //!
 //! The simulator serves these itself instead of from the data: the sessions collection at the

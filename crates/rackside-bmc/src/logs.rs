@@ -142,12 +142,12 @@ impl LogStore {
         self.added.clear();
     }
 
-    /// Whether `uri` is an entry that came with the data.
+    /// Checks whether `uri` is an entry that came with the data.
     pub(crate) fn is_base_entry(&self, uri: &str) -> bool {
         self.base.iter().any(|entry| entry_uri(entry) == Some(uri))
     }
 
-    /// The entry at `uri`, if it exists.
+    /// Finds the entry at `uri`.
     pub(crate) fn find(&self, uri: &str) -> Option<&Value> {
         self.added
             .iter()

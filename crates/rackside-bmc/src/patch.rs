@@ -32,7 +32,7 @@ const STANDARD_BOOT_TARGETS: &[&str] = &[
     "UefiBootNext",
 ];
 
-/// How a writable property's value is checked.
+/// Check applied to the value of a writable property.
 #[derive(Clone, Copy)]
 enum Rule {
     Text,
@@ -52,7 +52,7 @@ enum Rule {
     Object(&'static [(&'static str, Rule)]),
 }
 
-/// The writable top-level properties of a resource type (the schema name in `@odata.type`).
+/// Lists the writable top-level properties of a resource type (the schema name in `@odata.type`).
 fn writable(schema: &str) -> &'static [(&'static str, Rule)] {
     match schema {
         "ComputerSystem" => &[
@@ -105,7 +105,7 @@ const NTP_WRITABLE: &[(&str, Rule)] = &[
     ("ProtocolEnabled", Rule::Flag),
 ];
 
-/// The schema name of a body, `ComputerSystem` for `#ComputerSystem.v1_20_0.ComputerSystem`.
+/// Returns the schema name of a body, `ComputerSystem` for `#ComputerSystem.v1_20_0.ComputerSystem`.
 pub(crate) fn schema_of(body: &Value) -> &str {
     body.get("@odata.type")
         .and_then(Value::as_str)
@@ -113,7 +113,7 @@ pub(crate) fn schema_of(body: &Value) -> &str {
         .unwrap_or_default()
 }
 
-/// Whether a resource has any property that PATCH may change.
+/// Checks whether a resource has any property that PATCH may change.
 pub(crate) fn is_patchable(body: &Value) -> bool {
     writable(schema_of(body))
         .iter()

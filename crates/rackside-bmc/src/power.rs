@@ -46,7 +46,7 @@ impl PowerPlan {
     }
 }
 
-/// The reset types a system accepts, from `ResetType@Redfish.AllowableValues` of its reset
+/// Lists the reset types a system accepts, from `ResetType@Redfish.AllowableValues` of its reset
 /// action or from the `@Redfish.ActionInfo` resource it links.
 pub(crate) fn allowed_reset_types(system: &Value, tree: &Tree, strict: bool) -> Vec<String> {
     let action = system.pointer("/Actions/#ComputerSystem.Reset");
@@ -88,7 +88,7 @@ pub(crate) fn allowed_reset_types(system: &Value, tree: &Tree, strict: bool) -> 
 /// Schedules the power transitions of `reset_type` for the system at `path`.
 ///
 /// Under `delayed`, `PowerState` keeps its old value for one `delay` before the transition
-/// starts. `revert_boot_once` asks for a one-time boot override to end when the system is on.
+/// starts. With `revert_boot_once`, a one-time boot override ends when the system is on again.
 pub(crate) fn reset(
     inner: &mut Inner,
     path: &str,

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use crate::fault::{Fault, Faults};
 use crate::power::STRICT_RESET_TYPES;
 
-/// Whether any enabled fault rewrites bodies, so that the raw bytes cannot be served as they are.
+/// Checks whether any enabled fault rewrites bodies, so that stored bytes cannot be served as they are.
 pub(crate) fn rewrites_bodies(faults: &Faults) -> bool {
     [
         Fault::OldSessionUri,

@@ -218,7 +218,7 @@ pub(crate) mod msg {
         )
     }
 
-    /// The Base 1.0 spelling that old iDRAC firmware sends for a rejected request header.
+    /// Builds the Base 1.0 `InternalError` that old iDRAC firmware sends for a rejected header.
     pub(crate) fn internal_error_1_0() -> Message {
         Message {
             id: "Base.1.0.InternalError".into(),
@@ -376,7 +376,7 @@ impl ErrorReply {
     }
 }
 
-/// A JSON response with `Content-Type` set.
+/// Builds a JSON response with `Content-Type` set.
 pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
     *response.status_mut() = status;
@@ -386,7 +386,7 @@ pub(crate) fn json_response(status: StatusCode, body: Bytes) -> Response {
     response
 }
 
-/// A successful read: body, `ETag` and `Allow`.
+/// Builds a successful read: body, `ETag` and `Allow`.
 pub(crate) fn resource_response(
     body: Bytes,
     content_type: &'static str,

@@ -354,6 +354,8 @@ struct LoginRequest {
     password: Zeroizing<String>,
 }
 
+// NOTE: the request body that carries the password stays in hyper's buffer until it is freed;
+// only the copies made here are wiped.
 fn login(
     state: &BmcState,
     inner: &mut Inner,
@@ -870,14 +872,14 @@ fn collection_template(
     body
 }
 
-/// The rest of `path` below `parent`, if it is a direct child.
+/// Returns the last segment of `path` when `path` is a direct child of `parent`.
 fn child_of<'a>(path: &'a str, parent: &str) -> Option<&'a str> {
     path.strip_prefix(parent)?
         .strip_prefix('/')
         .filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
-/// Whether `path` is the sessions collection (or a session) of the URI scheme not in use now.
+/// Checks whether `path` is the sessions collection, or a session, at the URI not in use now.
 fn is_inactive_sessions_path(state: &BmcState, path: &str) -> bool {
     let inactive = if state.faults.is_enabled(Fault::OldSessionUri) {
         state.sessions_path.as_str()

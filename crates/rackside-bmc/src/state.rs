@@ -124,12 +124,12 @@ impl BmcState {
         }
     }
 
-    /// The run-time fault switch.
+    /// Returns the run-time fault switch.
     pub fn faults(&self) -> FaultControl {
         self.faults.clone()
     }
 
-    /// The sessions URI clients find in the service root now.
+    /// Returns the sessions URI that the service root names now.
     pub(crate) fn active_sessions_path(&self) -> &str {
         if self.faults.is_enabled(Fault::OldSessionUri) {
             OLD_SESSIONS_PATH
@@ -167,7 +167,7 @@ impl Inner {
         }
     }
 
-    /// The `MessageId` of a Dell-style key in the lifecycle log.
+    /// Builds the `MessageId` of a Dell-style key in the lifecycle log.
     fn lifecycle_id(&self, key: &str) -> String {
         let store = self.lifecycle_log.and_then(|index| self.logs.get(index));
         store

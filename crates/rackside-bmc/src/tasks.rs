@@ -1,4 +1,4 @@
-//! Simulated long-running tasks: an action answers 202 with the task URI in `Location`; the
+//! Simulated long-running tasks. An action returns 202 with the task URI in `Location`, and the
 //! task completes after the configured delay. iDRAC also keeps a job resource under its
 //! manager, which outlives the task under [`crate::Fault::VanishingTaskMonitor`].
 
@@ -19,7 +19,7 @@ pub(crate) struct Task {
     pub(crate) job_path: Option<String>,
     started: String,
     completes_at: Instant,
-    /// Whether the task URI answers 404 once the task completed.
+    /// Whether the task URI returns 404 once the task completed.
     vanishes: bool,
 }
 
@@ -48,7 +48,7 @@ impl Task {
         now >= self.completes_at
     }
 
-    /// The Task resource, or `None` when it has vanished.
+    /// Builds the Task resource, or `None` when it has vanished.
     pub(crate) fn task_body(&self, now: Instant) -> Option<Value> {
         let done = self.completed(now);
         if done && self.vanishes {
@@ -67,7 +67,7 @@ impl Task {
         }))
     }
 
-    /// The job resource, which stays after completion.
+    /// Builds the job resource, which stays after completion.
     pub(crate) fn job_body(&self, now: Instant) -> Option<Value> {
         let path = self.job_path.as_ref()?;
         let done = self.completed(now);
@@ -90,7 +90,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn vanishing_task_is_gone_after_completion_but_job_stays() {
+    fn vanishing_task_leaves_job() {
         let task = Task::start(
             1,
             "update",

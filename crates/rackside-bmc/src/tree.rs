@@ -1,8 +1,8 @@
 //! The resource tree: every static resource by URI, loaded from a mockup folder or from the
 //! embedded sample server.
 //!
-//! A mockup's files are served byte for byte until the simulator changes a resource (a PATCH or
-//! a power transition); only then is the resource serialized from its parsed JSON.
+//! A mockup's files are served byte for byte. Only a resource that the simulator changes (by a
+//! PATCH or a power transition) is serialized again from its parsed JSON.
 
 use std::collections::HashMap;
 use std::fs;
@@ -33,7 +33,7 @@ pub(crate) struct Resource {
 }
 
 impl Resource {
-    /// A resource served exactly as `bytes`.
+    /// Creates a resource served exactly as `bytes`.
     pub(crate) fn from_file(bytes: Bytes, media: Media) -> Self {
         let json = match media {
             Media::Json => serde_json::from_slice(&bytes).ok(),
@@ -42,7 +42,7 @@ impl Resource {
         Self { bytes, json, media }
     }
 
-    /// A JSON resource serialized from `value`.
+    /// Creates a JSON resource serialized from `value`.
     pub(crate) fn from_value(value: Value) -> Self {
         Self {
             bytes: serialize(&value),
@@ -54,7 +54,7 @@ impl Resource {
 
 /// Serializes a JSON body the way this simulator serves the resources it builds.
 pub(crate) fn serialize(value: &Value) -> Bytes {
-    // Serializing a `Value` cannot fail: its map keys are strings.
+    // Serializing a `Value` cannot fail because its map keys are strings.
     Bytes::from(serde_json::to_vec_pretty(value).unwrap_or_default())
 }
 
@@ -110,7 +110,7 @@ impl Tree {
         self.resources.iter()
     }
 
-    /// The `@odata.id` links of the `Members` of the collection at `path`.
+    /// Returns the `@odata.id` links of the `Members` of the collection at `path`.
     pub(crate) fn member_paths(&self, path: &str) -> Vec<String> {
         self.json(path)
             .and_then(|body| body.get("Members"))
