@@ -39,14 +39,17 @@
 mod accounts;
 mod actions;
 mod config;
+mod control;
 mod error;
 mod fault;
 mod listener;
+mod login;
 mod logs;
 mod metadata;
 mod patch;
 mod power;
 mod quirks;
+mod read;
 mod reply;
 pub mod sample;
 mod service;
