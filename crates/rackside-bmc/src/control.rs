@@ -21,7 +21,7 @@ pub(crate) fn is_subscription_collection(inner: &Inner, path: &str) -> bool {
         == Some("#EventDestinationCollection.EventDestinationCollection")
 }
 
-/// Creates an event subscription. Events are not delivered to it.
+/// Creates an event subscription.
 // NOTE: subscriptions are stored and listed, but the simulator sends no events.
 pub(crate) fn create_subscription(
     inner: &mut Inner,

@@ -191,7 +191,7 @@ pub(crate) struct Paging {
     pub(crate) skip: usize,
     pub(crate) top: Option<usize>,
     given: bool,
-    /// `only`: a collection with exactly one member is answered with that member.
+    /// `only`: a collection with exactly one member is replaced by that member.
     only: bool,
 }
 

@@ -333,7 +333,8 @@ fn unauthorized(state: &BmcState, message: crate::reply::Message) -> ErrorReply 
     }
 }
 
-/// Rejects a change by a role that may only read: 403, or 401 under [`Fault::RoleProblem401`].
+/// Rejects a request that the caller's role does not allow: 403, or 401 under
+/// [`Fault::RoleProblem401`].
 fn require_role(state: &BmcState, principal: &Principal, needed: Role) -> Result<(), ErrorReply> {
     let allowed = match needed {
         Role::Administrator => principal.role == Role::Administrator,

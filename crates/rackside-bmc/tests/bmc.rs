@@ -1018,6 +1018,20 @@ async fn mockup_system_resets_and_logs_login() {
 }
 
 #[tokio::test]
+async fn mockup_metadata_is_served_unchanged() {
+    let dir = require_mockup!("dmtf/public-rackmount1");
+    let bmc = start_with(DataSource::Mockup(dir.clone()), |_| {}).await;
+    let reply = bmc
+        .send(Method::GET, "/redfish/v1/$metadata", Auth::None, None, &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.bytes,
+        std::fs::read(dir.join("$metadata/index.xml")).unwrap()
+    );
+}
+
+#[tokio::test]
 async fn missing_mockup_folder_is_rejected() {
     let state = tempfile::tempdir().unwrap();
     let config = config(state.path(), DataSource::Mockup(state.path().join("nope")));
