@@ -52,7 +52,8 @@ pub enum Fault {
     /// Systems, chassis and drives expose only `IndicatorLED`, not `LocationIndicatorActive`.
     LegacyIndicatorLed,
     /// After a reset, a one-time boot override (`BootSourceOverrideEnabled: Once`) goes back to
-    /// `Disabled`, and a boot mode change waits for the next power-on as a job.
+    /// `Disabled`, and a boot mode change waits for the next power-on as a job. Without this
+    /// fault an override stays as set and a mode change applies at once.
     BootOverrideOnce,
     /// After a reset returns 204, `PowerState` keeps its old value for a while before the
     /// transition starts.

@@ -1032,6 +1032,26 @@ async fn mockup_metadata_is_served_unchanged() {
 }
 
 #[tokio::test]
+async fn clear_log_empties_mockup_sel() {
+    let dir = require_mockup!("vendor-captures/dell");
+    let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
+    let token = bmc.login().await;
+    let sel = "/redfish/v1/Managers/iDRAC.Embedded.1/LogServices/Sel";
+    let before = bmc.get(&token, &format!("{sel}/Entries")).await.json();
+    assert!(before["Members@odata.count"].as_u64().unwrap() > 0);
+    let action = format!("{sel}/Actions/LogService.ClearLog");
+    let reply = bmc.post(&token, &action, json!({})).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    let after = bmc.get(&token, &format!("{sel}/Entries")).await.json();
+    assert_eq!(after["Members@odata.count"], 0);
+    let old_entry = before["Members"][0]["@odata.id"].as_str().unwrap();
+    assert_eq!(
+        bmc.get(&token, old_entry).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
 async fn missing_mockup_folder_is_rejected() {
     let state = tempfile::tempdir().unwrap();
     let config = config(state.path(), DataSource::Mockup(state.path().join("nope")));
