@@ -179,7 +179,8 @@ impl LogStore {
         let shown = members.len();
         body.insert("Members".into(), Value::Array(members));
         body.insert("Members@odata.count".into(), json!(total));
-        if skip + shown < total {
+        // `$top=0` gets no next link, which would point back at the same empty page.
+        if shown > 0 && skip + shown < total {
             let mut next = format!("{}?$skip={}", self.entries_path, skip + shown);
             if let Some(top) = top {
                 next.push_str(&format!("&$top={top}"));
@@ -234,6 +235,12 @@ mod tests {
         assert_eq!(page["Members"][0]["Id"], "119");
         assert_eq!(page["Members@odata.count"], 120);
         assert_eq!(page["Members@odata.nextLink"], "/log/Entries?$skip=50");
+    }
+
+    #[test]
+    fn empty_page_has_no_next_link() {
+        let page = store_with(10).page(0, Some(0));
+        assert!(page.get("Members@odata.nextLink").is_none());
     }
 
     #[test]

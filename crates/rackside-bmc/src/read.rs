@@ -260,7 +260,8 @@ pub(crate) fn page_members(body: &mut Value, path: &str, paging: &Paging) {
     map.insert("Members".into(), Value::Array(page));
     map.insert("Members@odata.count".into(), json!(total));
     map.remove("Members@odata.nextLink");
-    if paging.skip + shown < total {
+    // `$top=0` gets no next link, which would point back at the same empty page.
+    if shown > 0 && paging.skip + shown < total {
         let mut next = format!("{path}?$skip={}", paging.skip + shown);
         if let Some(top) = paging.top {
             next.push_str(&format!("&$top={top}"));
