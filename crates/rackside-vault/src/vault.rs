@@ -1,0 +1,616 @@
+//! The vault: an SQLCipher database keyed with a random data key, and the
+//! header that holds that key wrapped.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::header::{self, DataKey, HeaderBody};
+use crate::kdf::{self, KdfChoice, KdfParams};
+use crate::keystore::{self, DeviceKeyStore};
+use crate::records;
+use crate::secret::Secret;
+
+/// The header file's name inside the vault folder.
+pub const HEADER_FILE: &str = "vault.header";
+/// The database file's name inside the vault folder.
+pub const DATABASE_FILE: &str = "vault.db";
+
+/// The database's name while `Vault::create` builds it.
+const NEW_DATABASE_FILE: &str = "vault.db.new";
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// How to create a vault.
+#[derive(Debug, Default)]
+pub struct CreateOptions {
+    /// The app password, checked against the policy; `None` for a vault
+    /// unlocked by the device secret alone.
+    pub password: Option<Secret>,
+    /// How to choose Argon2id parameters.
+    pub kdf: KdfChoice,
+}
+
+/// How to unlock a vault.
+#[derive(Debug, Default)]
+pub struct Unlock {
+    /// The app password, when the vault has one.
+    pub password: Option<Secret>,
+    /// Use the quick-unlock wrap held by the key store instead.
+    pub quick: bool,
+}
+
+impl Unlock {
+    /// Unlock with `password`.
+    pub fn with_password(password: Secret) -> Self {
+        Unlock {
+            password: Some(password),
+            quick: false,
+        }
+    }
+
+    /// Unlock a vault that has no password.
+    pub fn without_password() -> Self {
+        Unlock::default()
+    }
+
+    /// Unlock through the quick-unlock wrap.
+    pub fn quick() -> Self {
+        Unlock {
+            password: None,
+            quick: true,
+        }
+    }
+}
+
+/// What `rackside vault status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultStatus {
+    /// The vault folder.
+    pub path: PathBuf,
+    /// Whether an app password is set.
+    pub password_set: bool,
+    /// Whether quick unlock is enabled.
+    pub quick_unlock: bool,
+    /// The stored Argon2id parameters.
+    pub kdf: KdfParams,
+    /// Where the device secret lives.
+    pub keystore: String,
+    /// How many servers the vault holds.
+    pub servers: u64,
+    /// The database file's size in bytes.
+    pub database_bytes: u64,
+}
+
+/// An unlocked vault. Dropping it (or [`Vault::close`]) closes the database
+/// and wipes the keys.
+pub struct Vault {
+    dir: PathBuf,
+    pub(crate) conn: Connection,
+    data_key: DataKey,
+    device_secret: Secret,
+    header: HeaderBody,
+    keystore: String,
+}
+
+impl std::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vault")
+            .field("dir", &self.dir)
+            .field("keys", &"[REDACTED]")
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vault {
+    /// Creates a vault in `dir` (made with mode 0700), with a new data key.
+    ///
+    /// # Errors
+    /// `AlreadyExists` when the folder holds a vault file; `WeakPassword`;
+    /// `InvalidParameters`; key store, file and database errors.
+    pub fn create(
+        dir: &Path,
+        options: CreateOptions,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<Vault> {
+        let header_path = dir.join(HEADER_FILE);
+        let db_path = dir.join(DATABASE_FILE);
+        let new_db_path = dir.join(NEW_DATABASE_FILE);
+        if header_path.exists() || db_path.exists() {
+            return Err(Error::AlreadyExists {
+                path: dir.to_path_buf(),
+            });
+        }
+        if let Some(password) = &options.password {
+            kdf::check_password(password)?;
+        }
+
+        // 1. Keys and parameters.
+        let params = options.kdf.resolve()?;
+        let device_secret = keystore::device_secret(keystore, true)?;
+        let mut data_key = Zeroizing::new([0u8; 32]);
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, data_key.as_mut());
+        let mut id = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
+        let mut salt = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        let mut body = HeaderBody {
+            version: header::VERSION,
+            vault_id: hex::encode(id),
+            kdf: params,
+            salt: hex::encode(salt),
+            password_set: options.password.is_some(),
+            wrap: header::WrapBlob {
+                nonce: String::new(),
+                ciphertext: String::new(),
+            },
+            quick: None,
+        };
+        let kek = body.main_wrap_key(
+            device_secret.expose(),
+            options.password.as_ref().map(Secret::expose),
+        )?;
+        body.wrap = header::wrap(&kek, &data_key, &body.main_aad());
+
+        // 2. The database under a temporary name, encrypted from its first
+        // page. A leftover from a create that crashed before its header was
+        // written holds nothing and its key is lost: it goes.
+        fsutil::ensure_private_dir(dir)?;
+        remove_if_present(&new_db_path)?;
+        let conn = open_database(&new_db_path, &data_key, true)?;
+        records::create_schema(&conn).map_err(|e| db_error(&new_db_path, "creating tables", e))?;
+        conn.close()
+            .map_err(|(_, e)| db_error(&new_db_path, "closing", e))?;
+
+        // 3. The header, then the database under its real name. A crash in
+        // between is finished by the next `open`.
+        fsutil::write_atomic(&header_path, &header::encode(&body, &data_key))?;
+        finish_create(dir)?;
+        let conn = open_database(&db_path, &data_key, false)?;
+        tracing::debug!(dir = %dir.display(), password = body.password_set, "created vault");
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            conn,
+            data_key,
+            device_secret,
+            header: body,
+            keystore: keystore.describe(),
+        })
+    }
+
+    /// Opens the vault in `dir`.
+    ///
+    /// # Errors
+    /// `NotFound`, `HeaderMissing`, `HeaderCorrupted`, `PlaintextDatabase`,
+    /// `DeviceSecretMissing`, `PasswordRequired`, `NoPasswordSet`,
+    /// `QuickUnlockUnavailable`, `WrongPasswordOrDevice`,
+    /// `DatabaseCorrupted`, `DatabaseBusy`, and key store or file errors.
+    pub fn open(dir: &Path, unlock: Unlock, keystore: &dyn DeviceKeyStore) -> Result<Vault> {
+        let header_path = dir.join(HEADER_FILE);
+        let db_path = dir.join(DATABASE_FILE);
+
+        // 1. Refuse a plain SQLite file before anything else touches it.
+        refuse_plaintext(&db_path)?;
+
+        // 2. Read and parse the header.
+        let bytes = match fs::read(&header_path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(if db_path.exists() {
+                    Error::HeaderMissing { path: header_path }
+                } else {
+                    Error::NotFound {
+                        path: dir.to_path_buf(),
+                    }
+                });
+            }
+            Err(err) => return Err(Error::io("read", &header_path, err)),
+        };
+        let parsed = header::decode(&bytes).ok_or_else(|| Error::HeaderCorrupted {
+            path: header_path.clone(),
+        })?;
+        if !parsed.body.is_well_formed() {
+            return Err(Error::HeaderCorrupted { path: header_path });
+        }
+        if parsed.body.version != header::VERSION {
+            return Err(Error::UnsupportedVersion {
+                path: header_path,
+                version: parsed.body.version,
+                supported: header::VERSION,
+            });
+        }
+        let body = &parsed.body;
+
+        // 3. Unwrap the data key.
+        let device_secret = keystore::device_secret(keystore, false)?;
+        let data_key = if unlock.quick {
+            let blob = body.quick.as_ref().ok_or(Error::QuickUnlockUnavailable)?;
+            let quick_key = keystore
+                .get(&body.quick_entry())?
+                .ok_or(Error::QuickUnlockUnavailable)?;
+            let kek = header::quick_wrap_key(device_secret.expose(), quick_key.expose());
+            header::unwrap(&kek, blob, &body.quick_aad())
+        } else {
+            let password = match (&unlock.password, body.password_set) {
+                (None, true) => return Err(Error::PasswordRequired),
+                (Some(_), false) => return Err(Error::NoPasswordSet),
+                (password, _) => password.as_ref().map(Secret::expose),
+            };
+            let kek = body.main_wrap_key(device_secret.expose(), password)?;
+            header::unwrap(&kek, &body.wrap, &body.main_aad())
+        };
+        let data_key = data_key.ok_or_else(|| {
+            tracing::debug!("data key unwrap failed");
+            Error::WrongPasswordOrDevice {
+                store: keystore.describe(),
+            }
+        })?;
+
+        // 4. The whole header must carry a tag made with this data key.
+        if !parsed.verify(&data_key) {
+            return Err(Error::HeaderCorrupted { path: header_path });
+        }
+
+        // 5. Open the database and check every page's authentication.
+        finish_create(dir)?;
+        if !db_path.exists() {
+            return Err(Error::DatabaseCorrupted { path: db_path });
+        }
+        let conn = open_database(&db_path, &data_key, false)?;
+        verify_database(&conn, &db_path)?;
+        tracing::debug!(dir = %dir.display(), quick = unlock.quick, "opened vault");
+        Ok(Vault {
+            dir: dir.to_path_buf(),
+            conn,
+            data_key,
+            device_secret,
+            header: parsed.body,
+            keystore: keystore.describe(),
+        })
+    }
+
+    /// The vault folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Sets, changes or (with `new` as `None`) removes the app password. The
+    /// data key is rewrapped and the header replaced; the database file is
+    /// not touched. Quick unlock is dropped.
+    ///
+    /// # Errors
+    /// `PasswordRequired` or `WrongPasswordOrDevice` when `current` does not
+    /// match; `NoPasswordSet` when `current` is given for a vault without
+    /// one; `WeakPassword` for `new`; key store and file errors.
+    pub fn change_password(
+        &mut self,
+        current: Option<&Secret>,
+        new: Option<&Secret>,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<()> {
+        self.check_current_password(current)?;
+        if let Some(new) = new {
+            kdf::check_password(new)?;
+        }
+        self.disable_quick_unlock(keystore)?;
+        let mut body = self.header.clone();
+        body.password_set = new.is_some();
+        self.rewrap(body, new)?;
+        tracing::debug!(password = new.is_some(), "changed vault password");
+        Ok(())
+    }
+
+    /// Removes the app password: the vault then unlocks with the device
+    /// secret alone.
+    ///
+    /// # Errors
+    /// As for [`Vault::change_password`].
+    pub fn remove_password(
+        &mut self,
+        current: &Secret,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<()> {
+        self.change_password(Some(current), None, keystore)
+    }
+
+    /// Raises the Argon2id parameters by rewrapping the data key; no cost may
+    /// go down.
+    ///
+    /// # Errors
+    /// `InvalidParameters` when a cost would drop or is out of range; as for
+    /// [`Vault::change_password`] for `password`.
+    pub fn raise_parameters(&mut self, password: Option<&Secret>, params: KdfParams) -> Result<()> {
+        params.validate()?;
+        if !params.at_least(&self.header.kdf) {
+            return Err(Error::InvalidParameters {
+                detail: format!("{params:?} is lower than the stored {:?}", self.header.kdf),
+            });
+        }
+        self.check_current_password(password)?;
+        let mut body = self.header.clone();
+        body.kdf = params;
+        self.rewrap(body, password)
+    }
+
+    /// Enables quick unlock: a second wrap of the data key under a random
+    /// key that the device key store holds.
+    ///
+    /// # Errors
+    /// Key store and file errors.
+    pub fn enable_quick_unlock(&mut self, keystore: &dyn DeviceKeyStore) -> Result<()> {
+        let quick_key = Secret::random(32);
+        let mut body = self.header.clone();
+        let kek = header::quick_wrap_key(self.device_secret.expose(), quick_key.expose());
+        body.quick = Some(header::wrap(&kek, &self.data_key, &body.quick_aad()));
+        keystore.set(&body.quick_entry(), &quick_key)?;
+        self.write_header(body)
+    }
+
+    /// Disables quick unlock: drops the second wrap and its key.
+    ///
+    /// # Errors
+    /// Key store and file errors.
+    pub fn disable_quick_unlock(&mut self, keystore: &dyn DeviceKeyStore) -> Result<()> {
+        if self.header.quick.is_none() {
+            return Ok(());
+        }
+        let mut body = self.header.clone();
+        body.quick = None;
+        self.write_header(body)?;
+        keystore.delete(&self.header.quick_entry())
+    }
+
+    /// The vault's state for `rackside vault status`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn status(&self) -> Result<VaultStatus> {
+        let db_path = self.dir.join(DATABASE_FILE);
+        let servers: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM servers", [], |r| r.get(0))
+            .map_err(|e| db_error(&db_path, "counting servers", e))?;
+        Ok(VaultStatus {
+            path: self.dir.clone(),
+            password_set: self.header.password_set,
+            quick_unlock: self.header.quick.is_some(),
+            kdf: self.header.kdf,
+            keystore: self.keystore.clone(),
+            servers: u64::try_from(servers).unwrap_or(0),
+            database_bytes: fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0),
+        })
+    }
+
+    /// Closes the database and wipes the keys.
+    ///
+    /// # Errors
+    /// `Database` when SQLite cannot close cleanly (the keys are wiped all
+    /// the same).
+    pub fn close(self) -> Result<()> {
+        let Vault { conn, dir, .. } = self;
+        conn.close()
+            .map_err(|(_, e)| db_error(&dir.join(DATABASE_FILE), "closing", e))
+    }
+
+    pub(crate) fn db_path(&self) -> PathBuf {
+        self.dir.join(DATABASE_FILE)
+    }
+
+    /// The key that seals credentials inside the database.
+    pub(crate) fn credential_key(&self) -> Zeroizing<[u8; 32]> {
+        kdf::hkdf(
+            self.data_key.as_ref(),
+            b"",
+            b"rackside-vault/credentials/v1",
+        )
+    }
+
+    pub(crate) fn kdf_params(&self) -> KdfParams {
+        self.header.kdf
+    }
+
+    fn check_current_password(&self, current: Option<&Secret>) -> Result<()> {
+        let password = match (current, self.header.password_set) {
+            (None, true) => return Err(Error::PasswordRequired),
+            (Some(_), false) => return Err(Error::NoPasswordSet),
+            (None, false) => return Ok(()),
+            (Some(password), true) => password,
+        };
+        let kek = self
+            .header
+            .main_wrap_key(self.device_secret.expose(), Some(password.expose()))?;
+        match header::unwrap(&kek, &self.header.wrap, &self.header.main_aad()) {
+            Some(key) if *key == *self.data_key => Ok(()),
+            _ => Err(Error::WrongPasswordOrDevice {
+                store: self.keystore.clone(),
+            }),
+        }
+    }
+
+    fn rewrap(&mut self, mut body: HeaderBody, password: Option<&Secret>) -> Result<()> {
+        let mut salt = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        body.salt = hex::encode(salt);
+        let kek = body.main_wrap_key(self.device_secret.expose(), password.map(Secret::expose))?;
+        body.wrap = header::wrap(&kek, &self.data_key, &body.main_aad());
+        self.write_header(body)
+    }
+
+    fn write_header(&mut self, body: HeaderBody) -> Result<()> {
+        let bytes = header::encode(&body, &self.data_key);
+        fsutil::write_atomic(&self.dir.join(HEADER_FILE), &bytes)?;
+        self.header = body;
+        Ok(())
+    }
+}
+
+/// Renames a created database to its real name when a create stopped
+/// between writing the header and that rename.
+fn finish_create(dir: &Path) -> Result<()> {
+    let new_db_path = dir.join(NEW_DATABASE_FILE);
+    let db_path = dir.join(DATABASE_FILE);
+    if db_path.exists() || !new_db_path.exists() {
+        return Ok(());
+    }
+    refuse_plaintext(&new_db_path)?;
+    fs::rename(&new_db_path, &db_path).map_err(|e| Error::io("rename", &new_db_path, e))?;
+    fsutil::sync_dir(dir)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    for victim in [path.to_path_buf(), journal_path(path)] {
+        match fs::remove_file(&victim) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(Error::io("remove", &victim, err)),
+        }
+    }
+    Ok(())
+}
+
+fn journal_path(db: &Path) -> PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-journal");
+    PathBuf::from(name)
+}
+
+/// Refuses a database file that starts like a plain SQLite file.
+fn refuse_plaintext(db_path: &Path) -> Result<()> {
+    let mut start = [0u8; 16];
+    match fs::File::open(db_path) {
+        Ok(mut file) => {
+            if file.read_exact(&mut start).is_ok() && &start == SQLITE_MAGIC {
+                return Err(Error::PlaintextDatabase {
+                    path: db_path.to_path_buf(),
+                });
+            }
+            Ok(())
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(Error::io("open", db_path, err)),
+    }
+}
+
+/// Opens the SQLCipher database keyed with the raw data key. Without
+/// `create`, a missing file is an error rather than a new empty database.
+fn open_database(path: &Path, data_key: &[u8; 32], create: bool) -> Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
+    let conn =
+        Connection::open_with_flags(path, flags).map_err(|e| db_error(path, "opening", e))?;
+    // SQLCipher would print page authentication failures to stderr; the
+    // vault reports them as one error instead.
+    conn.execute_batch("PRAGMA cipher_log_level = NONE;")
+        .map_err(|e| db_error(path, "setting up", e))?;
+    // NOTE: SQLite copies this statement text internally and frees it
+    // without wiping; cipher_memory_security is left off for speed.
+    let pragma = Zeroizing::new(format!(
+        "PRAGMA key = \"x'{}'\";",
+        Zeroizing::new(hex::encode(data_key)).as_str()
+    ));
+    conn.execute_batch(&pragma)
+        .map_err(|e| db_error(path, "keying", e))?;
+    conn.execute_batch(
+        "PRAGMA cipher_memory_security = OFF;
+         PRAGMA temp_store = MEMORY;
+         PRAGMA journal_mode = DELETE;
+         PRAGMA synchronous = FULL;
+         PRAGMA foreign_keys = ON;",
+    )
+    .map_err(|e| db_error(path, "setting up", e))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(|e| db_error(path, "setting up", e))?;
+    Ok(conn)
+}
+
+/// Reads every page through SQLCipher's per-page HMAC check.
+fn verify_database(conn: &Connection, path: &Path) -> Result<()> {
+    let mut stmt = conn
+        .prepare("PRAGMA cipher_integrity_check")
+        .map_err(|e| db_error(path, "checking integrity", e))?;
+    let failures = stmt
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(|e| db_error(path, "checking integrity", e))?
+        .count();
+    if failures > 0 {
+        tracing::debug!(failures, "cipher integrity check failed");
+        return Err(Error::DatabaseCorrupted {
+            path: path.to_path_buf(),
+        });
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| db_error(path, "reading the schema", e))?;
+    if version != records::SCHEMA_VERSION {
+        return Err(Error::DatabaseCorrupted {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// Maps a SQLite error to the crate's error for `path`.
+pub(crate) fn db_error(path: &Path, context: &'static str, err: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode;
+    if let rusqlite::Error::SqliteFailure(code, _) = &err {
+        match code.code {
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
+                return Error::DatabaseCorrupted {
+                    path: path.to_path_buf(),
+                }
+            }
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                return Error::DatabaseBusy {
+                    path: path.to_path_buf(),
+                }
+            }
+            ErrorCode::DiskFull => {
+                return Error::DiskFull {
+                    path: path.to_path_buf(),
+                }
+            }
+            _ => {}
+        }
+    }
+    Error::Database {
+        context,
+        message: err.to_string(),
+    }
+}
+
+/// A server the client manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerRecord {
+    /// The name the user gave it.
+    pub name: String,
+    /// The BMC's base URL.
+    pub url: String,
+    /// The BMC user name.
+    pub user: Option<String>,
+    /// The certificate pin, as `rackside-trust` serializes it.
+    pub pin: Option<serde_json::Value>,
+}
+
+/// A cached result (health, inventory) with the time it was fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheEntry {
+    /// What was cached, such as `health` or `inventory`.
+    pub kind: String,
+    /// The server it belongs to.
+    pub server: String,
+    /// The result.
+    pub body: serde_json::Value,
+    /// When it was fetched.
+    pub fetched_at: DateTime<Utc>,
+}

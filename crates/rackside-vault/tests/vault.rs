@@ -1,0 +1,756 @@
+//! Integration tests for the vault, its key hierarchy, and the agent.
+
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rackside_vault::agent::{self, Agent, AgentConfig, ManualClock, Request, Response};
+use rackside_vault::{
+    device_secret, CacheEntry, CreateOptions, DeviceKeyStore, Error, KdfChoice, KdfParams,
+    MemoryKeyStore, Secret, ServerRecord, Unlock, Vault, DATABASE_FILE, HEADER_FILE,
+};
+
+const PASSWORD: &str = "copper kettle orbit 91 lantern";
+const CREDENTIAL: &str = "bmc-credential-Zq81-unique";
+
+fn options(password: Option<&str>) -> CreateOptions {
+    CreateOptions {
+        password: password.map(Secret::new),
+        kdf: KdfChoice::Fixed(KdfParams::TEST),
+    }
+}
+
+fn server(n: u32) -> ServerRecord {
+    ServerRecord {
+        name: format!("srv-{n}"),
+        url: format!("https://bmc-{n}.example"),
+        user: Some("root".into()),
+        pin: Some(serde_json::json!({ "sha256": format!("pin-{n}") })),
+    }
+}
+
+/// A closed vault with a password, three servers and a credential.
+fn filled_vault(dir: &Path, store: &dyn DeviceKeyStore) {
+    let vault = Vault::create(dir, options(Some(PASSWORD)), store).unwrap();
+    for n in 0..3 {
+        vault.put_server(&server(n)).unwrap();
+    }
+    vault
+        .put_credential("srv-1", &Secret::new(CREDENTIAL))
+        .unwrap();
+    vault.put_setting("theme", "dark").unwrap();
+    vault.close().unwrap();
+}
+
+fn open_with_password(dir: &Path, store: &dyn DeviceKeyStore) -> rackside_vault::Result<Vault> {
+    Vault::open(dir, Unlock::with_password(Secret::new(PASSWORD)), store)
+}
+
+#[test]
+fn records_survive_close_and_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    assert_eq!(
+        vault.servers().unwrap(),
+        vec![server(0), server(1), server(2)]
+    );
+    assert_eq!(
+        vault.credential("srv-1").unwrap(),
+        Some(Secret::new(CREDENTIAL))
+    );
+    assert_eq!(vault.credential("srv-0").unwrap(), None);
+    assert_eq!(vault.setting("theme").unwrap().as_deref(), Some("dark"));
+    let entry = CacheEntry {
+        kind: "health".into(),
+        server: "srv-0".into(),
+        body: serde_json::json!({"Status": "OK"}),
+        fetched_at: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+    };
+    vault.put_cache(&entry).unwrap();
+    assert_eq!(vault.cache("health", "srv-0").unwrap(), Some(entry));
+    assert!(vault.remove_server("srv-1").unwrap());
+    assert_eq!(vault.credential("srv-1").unwrap(), None);
+    assert_eq!(vault.status().unwrap().servers, 2);
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let err = Vault::open(
+        &dir,
+        Unlock::with_password(Secret::new("copper kettle orbit 92 lantern")),
+        &store,
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
+    assert!(err.to_string().contains("wrong password"), "{err}");
+    let err = Vault::open(&dir, Unlock::without_password(), &store).unwrap_err();
+    assert!(matches!(err, Error::PasswordRequired), "{err}");
+    open_with_password(&dir, &store).unwrap();
+}
+
+#[test]
+fn copy_opened_with_another_device_secret_is_refused_even_with_the_right_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let other = MemoryKeyStore::new();
+    let err = open_with_password(&dir, &other).unwrap_err();
+    assert!(matches!(err, Error::DeviceSecretMissing { .. }), "{err}");
+    device_secret(&other, true).unwrap();
+    let err = open_with_password(&dir, &other).unwrap_err();
+    assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
+}
+
+#[test]
+fn copy_without_password_is_useless_on_another_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    Vault::create(&dir, options(None), &store)
+        .unwrap()
+        .close()
+        .unwrap();
+    Vault::open(&dir, Unlock::without_password(), &store).unwrap();
+    let other = MemoryKeyStore::new();
+    device_secret(&other, true).unwrap();
+    let err = Vault::open(&dir, Unlock::without_password(), &other).unwrap_err();
+    assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
+}
+
+fn flip_each_byte_and_expect_refusal(
+    dir: &Path,
+    store: &dyn DeviceKeyStore,
+    file: &str,
+    stride: usize,
+) {
+    let path = dir.join(file);
+    let original = fs::read(&path).unwrap();
+    let mut checked = 0;
+    for pos in (0..original.len()).step_by(stride) {
+        for mask in [0x01u8, 0x80] {
+            let mut bytes = original.clone();
+            bytes[pos] ^= mask;
+            fs::write(&path, &bytes).unwrap();
+            match open_with_password(dir, store) {
+                Err(
+                    Error::HeaderCorrupted { .. }
+                    | Error::DatabaseCorrupted { .. }
+                    | Error::WrongPasswordOrDevice { .. }
+                    | Error::UnsupportedVersion { .. },
+                ) => {}
+                Err(other) => panic!("{file} byte {pos} mask {mask:#x}: unexpected error {other}"),
+                Ok(_) => panic!("{file} byte {pos} mask {mask:#x}: modified vault opened"),
+            }
+            checked += 1;
+        }
+    }
+    fs::write(&path, &original).unwrap();
+    open_with_password(dir, store).unwrap();
+    assert!(checked > 0);
+}
+
+#[test]
+fn flipped_byte_anywhere_in_the_header_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    flip_each_byte_and_expect_refusal(&dir, &store, HEADER_FILE, 1);
+}
+
+#[test]
+fn flipped_byte_anywhere_in_the_database_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    // Every byte of the first page's salt and start, then a stride across
+    // all pages (page data, IVs and HMACs alike).
+    let len = fs::metadata(dir.join(DATABASE_FILE)).unwrap().len() as usize;
+    flip_each_byte_and_expect_refusal(&dir, &store, DATABASE_FILE, 1.max(len / 150));
+    let path = dir.join(DATABASE_FILE);
+    let original = fs::read(&path).unwrap();
+    for pos in (0..64).chain(original.len() - 64..original.len()) {
+        let mut bytes = original.clone();
+        bytes[pos] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        assert!(open_with_password(&dir, &store).is_err(), "byte {pos}");
+    }
+    fs::write(&path, &original).unwrap();
+}
+
+#[test]
+fn missing_header_beside_a_database_is_reported_as_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    fs::remove_file(dir.join(HEADER_FILE)).unwrap();
+    let err = open_with_password(&dir, &store).unwrap_err();
+    assert!(matches!(err, Error::HeaderMissing { .. }), "{err}");
+    let err = open_with_password(&tmp.path().join("none"), &store).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+fn write_plain_sqlite(path: &Path) {
+    // SQLCipher without a key is plain SQLite.
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE servers (name TEXT, url TEXT);
+         INSERT INTO servers VALUES ('plain-srv', 'https://plaintext-record.example');",
+    )
+    .unwrap();
+    conn.close().unwrap();
+}
+
+#[test]
+fn plaintext_sqlite_in_the_vaults_place_is_refused_and_left_as_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = MemoryKeyStore::new();
+
+    // A real vault whose database was swapped for a plain one.
+    let dir = tmp.path().join("vault");
+    filled_vault(&dir, &store);
+    let db = dir.join(DATABASE_FILE);
+    fs::remove_file(&db).unwrap();
+    write_plain_sqlite(&db);
+    let before = fs::read(&db).unwrap();
+    assert!(before.starts_with(b"SQLite format 3\0"));
+    let err = open_with_password(&dir, &store).unwrap_err();
+    assert!(matches!(err, Error::PlaintextDatabase { .. }), "{err}");
+    assert_eq!(fs::read(&db).unwrap(), before);
+
+    // A folder holding only a plain database: not opened, not recreated.
+    let lone = tmp.path().join("lone");
+    fs::create_dir(&lone).unwrap();
+    write_plain_sqlite(&lone.join(DATABASE_FILE));
+    let before = fs::read(lone.join(DATABASE_FILE)).unwrap();
+    let err = Vault::open(&lone, Unlock::without_password(), &store).unwrap_err();
+    assert!(matches!(err, Error::PlaintextDatabase { .. }), "{err}");
+    let err = Vault::create(&lone, options(None), &store).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    assert_eq!(fs::read(lone.join(DATABASE_FILE)).unwrap(), before);
+    assert!(!lone.join(HEADER_FILE).exists());
+}
+
+#[test]
+fn password_change_leaves_the_database_byte_for_byte_unchanged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let db_before = fs::read(dir.join(DATABASE_FILE)).unwrap();
+    let header_before = fs::read(dir.join(HEADER_FILE)).unwrap();
+
+    let new = Secret::new("violet harbor sextant 58 quill");
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    let err = vault
+        .change_password(
+            Some(&Secret::new("not the password at all")),
+            Some(&new),
+            &store,
+        )
+        .unwrap_err();
+    assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
+    vault
+        .change_password(Some(&Secret::new(PASSWORD)), Some(&new), &store)
+        .unwrap();
+    vault.close().unwrap();
+
+    assert_eq!(fs::read(dir.join(DATABASE_FILE)).unwrap(), db_before);
+    assert_ne!(fs::read(dir.join(HEADER_FILE)).unwrap(), header_before);
+    assert!(open_with_password(&dir, &store).is_err());
+    let mut vault = Vault::open(&dir, Unlock::with_password(new.clone()), &store).unwrap();
+    assert_eq!(vault.servers().unwrap().len(), 3);
+    assert_eq!(
+        vault.credential("srv-1").unwrap(),
+        Some(Secret::new(CREDENTIAL))
+    );
+
+    // Removing the password and raising the parameters rewrap only, too.
+    vault.remove_password(&new, &store).unwrap();
+    let raised = KdfParams {
+        m_cost_kib: 2048,
+        t_cost: 2,
+        p_cost: 1,
+    };
+    assert!(matches!(
+        vault.raise_parameters(
+            None,
+            KdfParams {
+                m_cost_kib: 512,
+                t_cost: 1,
+                p_cost: 1
+            }
+        ),
+        Err(Error::InvalidParameters { .. })
+    ));
+    vault.raise_parameters(None, raised).unwrap();
+    vault.close().unwrap();
+    assert_eq!(fs::read(dir.join(DATABASE_FILE)).unwrap(), db_before);
+    let vault = Vault::open(&dir, Unlock::without_password(), &store).unwrap();
+    assert_eq!(vault.status().unwrap().kdf, raised);
+    assert_eq!(
+        vault.credential("srv-1").unwrap(),
+        Some(Secret::new(CREDENTIAL))
+    );
+}
+
+#[test]
+fn weak_new_password_is_refused_with_the_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = MemoryKeyStore::new();
+    let err = Vault::create(
+        &tmp.path().join("v"),
+        options(Some("password12345")),
+        &store,
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::WeakPassword { .. }), "{text}");
+    assert!(text.contains("score"), "{text}");
+    assert!(!text.contains("password12345"), "{text}");
+    assert!(!tmp.path().join("v").exists());
+}
+
+#[test]
+fn quick_unlock_opens_until_disabled_and_is_dropped_on_password_change() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let err = Vault::open(&dir, Unlock::quick(), &store).unwrap_err();
+    assert!(matches!(err, Error::QuickUnlockUnavailable), "{err}");
+
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    vault.enable_quick_unlock(&store).unwrap();
+    assert!(vault.status().unwrap().quick_unlock);
+    vault.close().unwrap();
+    let vault = Vault::open(&dir, Unlock::quick(), &store).unwrap();
+    assert_eq!(vault.servers().unwrap().len(), 3);
+    drop(vault);
+
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    let new = Secret::new("violet harbor sextant 58 quill");
+    vault
+        .change_password(Some(&Secret::new(PASSWORD)), Some(&new), &store)
+        .unwrap();
+    assert!(!vault.status().unwrap().quick_unlock);
+    drop(vault);
+    assert!(matches!(
+        Vault::open(&dir, Unlock::quick(), &store),
+        Err(Error::QuickUnlockUnavailable)
+    ));
+}
+
+#[test]
+fn export_moves_records_to_another_device_and_refuses_a_wrong_passphrase() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let export = tmp.path().join("backup.rsv");
+    let passphrase = Secret::new("granite meadow pulley 73 ember");
+    open_with_password(&dir, &store)
+        .unwrap()
+        .export(&export, &passphrase)
+        .unwrap();
+    let bytes = fs::read(&export).unwrap();
+    assert!(!contains(&bytes, CREDENTIAL.as_bytes()));
+    assert!(!contains(&bytes, b"bmc-1.example"));
+
+    let other = MemoryKeyStore::new();
+    let mut moved = Vault::create(&tmp.path().join("moved"), options(None), &other).unwrap();
+    let err = moved
+        .import(&export, &Secret::new("granite meadow pulley 74 ember"))
+        .unwrap_err();
+    assert!(matches!(err, Error::ExportDecrypt { .. }), "{err}");
+    moved.import(&export, &passphrase).unwrap();
+    assert_eq!(moved.servers().unwrap().len(), 3);
+    assert_eq!(
+        moved.credential("srv-1").unwrap(),
+        Some(Secret::new(CREDENTIAL))
+    );
+    assert_eq!(moved.setting("theme").unwrap().as_deref(), Some("dark"));
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every regular file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn write_loop_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let path = debug.join("examples").join("write_loop");
+    assert!(
+        path.exists(),
+        "{} missing: run through `cargo test`, which builds examples",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let keys = tmp.path().join("keys");
+    let child_tmp = tmp.path().join("tmp");
+    fs::create_dir(&child_tmp).unwrap();
+    let binary = write_loop_binary();
+    let store = rackside_vault::FileKeyStore::new(&keys);
+    let mut committed: Vec<u64> = Vec::new();
+    let mut next = 0u64;
+    for round in 0..40 {
+        let mut child = Command::new(&binary)
+            .arg(&dir)
+            .arg(&keys)
+            .arg(next.to_string())
+            .env("TMPDIR", &child_tmp)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let reader = {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(n) = line.strip_prefix("committed ") {
+                        seen.lock().unwrap().push(n.parse::<u64>().unwrap());
+                    }
+                }
+            })
+        };
+        let wait = rand::random::<u64>() % 120 + 5;
+        std::thread::sleep(Duration::from_millis(wait));
+        child.kill().unwrap(); // SIGKILL on Unix
+        let status = child.wait().unwrap();
+        reader.join().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            status.code().is_none(),
+            "round {round}: write loop exited by itself: {stderr}"
+        );
+
+        let seen = seen.lock().unwrap().clone();
+        committed.extend(&seen);
+        next = committed.last().map_or(next, |n| n + 1) + 1000;
+
+        // The store always opens and holds every reported commit.
+        if dir.join(HEADER_FILE).exists() {
+            let vault = Vault::open(&dir, Unlock::without_password(), &store)
+                .unwrap_or_else(|e| panic!("round {round}: vault does not open: {e}"));
+            for n in &committed {
+                let name = format!("srv-{n}");
+                assert!(
+                    vault.server(&name).unwrap().is_some(),
+                    "round {round}: {name} lost"
+                );
+                assert_eq!(
+                    vault.credential(&name).unwrap(),
+                    Some(Secret::new(format!("credmarker-{n}"))),
+                    "round {round}: credential of {name} lost"
+                );
+            }
+            vault.close().unwrap();
+        }
+        for file in files_under(tmp.path()) {
+            let bytes = fs::read(&file).unwrap();
+            for marker in [&b"plainmarker-"[..], b"credmarker-", b"pinmarker-"] {
+                assert!(
+                    !contains(&bytes, marker),
+                    "round {round}: plaintext in {}",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(
+        committed.len() > 40,
+        "too few commits to prove anything: {}",
+        committed.len()
+    );
+}
+
+fn agent_config(
+    dir: &Path,
+    socket: &Path,
+    clock: Arc<ManualClock>,
+    store: Arc<MemoryKeyStore>,
+) -> AgentConfig {
+    AgentConfig {
+        vault_dir: dir.to_path_buf(),
+        socket_path: socket.to_path_buf(),
+        idle_timeout: Duration::from_secs(15 * 60),
+        clock,
+        keystore: store,
+        check_interval: Duration::from_millis(20),
+        exit_when_locked: false,
+    }
+}
+
+#[test]
+fn agent_locks_after_the_idle_timeout_on_its_clock() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let clock = Arc::new(ManualClock::new());
+    let mut agent = Agent::new(agent_config(
+        &dir,
+        &tmp.path().join("s"),
+        clock.clone(),
+        store,
+    ));
+
+    let unlock = Request::Unlock {
+        password: Some(Secret::new(PASSWORD)),
+        quick: false,
+    };
+    assert!(matches!(agent.handle(unlock), Response::Done));
+    clock.advance(Duration::from_secs(14 * 60));
+    assert!(matches!(
+        agent.handle(Request::Servers),
+        Response::Servers { .. }
+    ));
+    clock.advance(Duration::from_secs(14 * 60));
+    assert!(!agent.check_idle());
+    assert!(agent.is_unlocked());
+    // Status does not count as use.
+    assert!(matches!(
+        agent.handle(Request::Status),
+        Response::Status { vault: Some(_), .. }
+    ));
+    clock.advance(Duration::from_secs(60));
+    assert!(agent.check_idle());
+    assert!(!agent.is_unlocked());
+    assert!(matches!(agent.handle(Request::Servers), Response::Locked));
+}
+
+#[test]
+fn request_after_the_idle_timeout_finds_the_vault_locked_before_any_tick() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let clock = Arc::new(ManualClock::new());
+    let mut agent = Agent::new(agent_config(
+        &dir,
+        &tmp.path().join("s"),
+        clock.clone(),
+        store,
+    ));
+    agent.handle(Request::Unlock {
+        password: Some(Secret::new(PASSWORD)),
+        quick: false,
+    });
+    clock.advance(Duration::from_secs(15 * 60));
+    assert!(matches!(
+        agent.handle(Request::Credential {
+            server: "srv-1".into()
+        }),
+        Response::Locked
+    ));
+}
+
+#[tokio::test]
+async fn agent_serves_records_over_its_socket_and_locks_when_idle() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let clock = Arc::new(ManualClock::new());
+    let socket = tmp.path().join("run").join("agent.sock");
+    let handle = agent::serve(agent_config(&dir, &socket, clock.clone(), store))
+        .await
+        .unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+
+    let mut client = agent::Client::connect(&socket).await.unwrap();
+    assert!(matches!(client.servers().await, Err(Error::Locked)));
+    let err = client
+        .unlock(Unlock::with_password(Secret::new(
+            "wrong wrong wrong wrong",
+        )))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong password"), "{err}");
+    client
+        .unlock(Unlock::with_password(Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+    assert_eq!(client.servers().await.unwrap().len(), 3);
+    client
+        .put_credential("srv-2", Secret::new("other-credential-1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        client.credential("srv-2").await.unwrap(),
+        Some(Secret::new("other-credential-1"))
+    );
+
+    // A second agent on the same socket is refused.
+    let second = agent::serve(agent_config(
+        &dir,
+        &socket,
+        clock.clone(),
+        Arc::new(MemoryKeyStore::new()),
+    ))
+    .await;
+    assert!(matches!(second, Err(Error::Agent { .. })));
+
+    clock.advance(Duration::from_secs(15 * 60));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let (status, _) = client.status().await.unwrap();
+    assert!(
+        status.is_none(),
+        "vault still unlocked after the idle timeout"
+    );
+    client
+        .unlock(Unlock::with_password(Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+    client.lock().await.unwrap();
+    assert!(matches!(
+        client.credential("srv-2").await,
+        Err(Error::Locked)
+    ));
+    handle.shutdown().await;
+    assert!(!socket.exists());
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn secrets_never_reach_logs_debug_output_errors_or_files() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    let mut shown = String::new();
+    tracing::subscriber::with_default(subscriber, || {
+        filled_vault(&dir, &store);
+        let mut vault = open_with_password(&dir, &store).unwrap();
+        shown.push_str(&format!(
+            "{vault:?} {:?}",
+            vault.credential("srv-1").unwrap()
+        ));
+        shown.push_str(&format!("{:?}", vault.status().unwrap()));
+        let new = Secret::new("violet harbor sextant 58 quill");
+        let errors = [
+            vault
+                .change_password(
+                    Some(&Secret::new("guessed wrong password")),
+                    Some(&new),
+                    &store,
+                )
+                .unwrap_err(),
+            vault
+                .change_password(
+                    Some(&Secret::new(PASSWORD)),
+                    Some(&Secret::new("short")),
+                    &store,
+                )
+                .unwrap_err(),
+            Vault::open(
+                &dir,
+                Unlock::with_password(Secret::new("guessed wrong password")),
+                &store,
+            )
+            .unwrap_err(),
+        ];
+        for err in &errors {
+            shown.push_str(&format!("{err} {err:?}\n"));
+        }
+        vault
+            .export(
+                &tmp.path().join("export.rsv"),
+                &Secret::new("granite meadow pulley 73 ember"),
+            )
+            .unwrap();
+        vault.enable_quick_unlock(&store).unwrap();
+    });
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("opened vault"),
+        "log capture did not work: {logs}"
+    );
+    let device = hex::encode(device_secret(&store, false).unwrap().expose());
+    for needle in [
+        PASSWORD,
+        CREDENTIAL,
+        "guessed wrong password",
+        "granite meadow",
+        "short",
+        &device,
+    ] {
+        assert!(!logs.contains(needle), "{needle:?} in logs");
+        assert!(
+            !shown.contains(needle),
+            "{needle:?} in Debug or error output: {shown}"
+        );
+    }
+    for file in files_under(tmp.path()) {
+        let bytes = fs::read(&file).unwrap();
+        for needle in [
+            PASSWORD.as_bytes(),
+            CREDENTIAL.as_bytes(),
+            b"granite meadow",
+        ] {
+            assert!(!contains(&bytes, needle), "secret in {}", file.display());
+        }
+    }
+}
