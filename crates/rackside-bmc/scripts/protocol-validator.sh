@@ -4,13 +4,14 @@
 # loopback.
 #
 # Usage: protocol-validator.sh [MOCKUP_DIR]
-# Environment: VENV (Python venv holding the validator, default: .venv at the workspace root),
+# Environment: RACKSIDE_VENV (Python venv holding the validator, default: .venv at the
+#              workspace root),
 #              REPORT_DIR (where reports go, default: a new temporary folder).
 # Exit status: the validator's (0 when nothing failed).
 set -eu
 
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-venv=${VENV:-$root/.venv}
+venv=${RACKSIDE_VENV:-$root/.venv}
 target=${CARGO_TARGET_DIR:-$root/target}
 cargo build -q -p rackside-bmc --example serve --manifest-path "$root/Cargo.toml"
 

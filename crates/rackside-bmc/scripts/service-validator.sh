@@ -3,7 +3,8 @@
 # serving its embedded sample server (or MOCKUP_DIR) on a free loopback port.
 #
 # Usage: service-validator.sh SCHEMA_DIR [MOCKUP_DIR]
-# Environment: VENV (Python venv holding the validator, default: .venv at the workspace root).
+# Environment: RACKSIDE_VENV (Python venv holding the validator, default: .venv at the
+#              workspace root).
 # Exit status: the validator's (1 when any property failed).
 set -eu
 
@@ -13,7 +14,7 @@ if [ $# -lt 1 ]; then
 fi
 schemas=$1
 root=$(cd "$(dirname "$0")/../../.." && pwd)
-venv=${VENV:-$root/.venv}
+venv=${RACKSIDE_VENV:-$root/.venv}
 target=${CARGO_TARGET_DIR:-$root/target}
 cargo build -q -p rackside-bmc --example serve --manifest-path "$root/Cargo.toml"
 

@@ -33,6 +33,29 @@ fn shared_data() -> Option<PathBuf> {
     default.is_dir().then_some(default)
 }
 
+/// Skips a test whose external input is missing, or fails it under
+/// `RACKSIDE_REQUIRE_EXTERNAL=1` (as in CI).
+fn skip_or_fail(reason: &str) {
+    if std::env::var("RACKSIDE_REQUIRE_EXTERNAL").is_ok_and(|value| value == "1") {
+        panic!("required test input missing: {reason}");
+    }
+    eprintln!("skipped: {reason}");
+}
+
+/// Finds the Python venv with DMTF's validators, from `RACKSIDE_VENV` or `.venv` of the
+/// workspace.
+fn venv() -> Option<PathBuf> {
+    let path = match std::env::var_os("RACKSIDE_VENV") {
+        Some(path) => PathBuf::from(path),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"),
+    };
+    if path.join("bin/rf_protocol_validator").exists() {
+        return Some(path);
+    }
+    skip_or_fail("RACKSIDE_VENV not set and .venv not found; run ./scripts/test");
+    None
+}
+
 fn mockup(name: &str) -> Option<PathBuf> {
     let dir = shared_data()?.join("redfish/mockups").join(name);
     dir.is_dir().then_some(dir)
@@ -43,7 +66,7 @@ macro_rules! require_mockup {
         match mockup($name) {
             Some(dir) => dir,
             None => {
-                eprintln!("skipped: RACKSIDE_TEST_DATA not set and ../shared not found");
+                skip_or_fail("RACKSIDE_TEST_DATA not set and ../shared not found");
                 return;
             }
         }
@@ -873,7 +896,7 @@ fn is_login_entry(member: &Value) -> bool {
 #[tokio::test]
 async fn every_mockup_serves_linked_files_unchanged() {
     let Some(shared) = shared_data() else {
-        eprintln!("skipped: RACKSIDE_TEST_DATA not set and ../shared not found");
+        skip_or_fail("RACKSIDE_TEST_DATA not set and ../shared not found");
         return;
     };
     let names = [
@@ -1634,4 +1657,97 @@ async fn connection_over_limit_is_closed() {
         .await
         .unwrap();
     assert!(connector.connect(name, second).await.is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// DMTF validators
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_validator_finds_no_failure() {
+    let (Some(venv), Some(shared)) = (venv(), shared_data()) else {
+        return;
+    };
+    let bmc = start(|_| {}).await;
+    let logs = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(venv.join("bin/rf_service_validator"))
+        .arg("-r")
+        .arg(&bmc.base)
+        .args(["-u", USER, "-p", PASSWORD, "--schema_directory"])
+        .arg(shared.join("redfish/csdl"))
+        .arg("--logdir")
+        .arg(logs.path())
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let summary: Vec<&str> = text.lines().filter(|l| l.contains('|')).collect();
+    assert!(
+        output.status.success(),
+        "validator failed:\n{}",
+        summary.join("\n")
+    );
+}
+
+/// The example binary `serve`, which `cargo test` builds next to the test binaries.
+fn serve_binary() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    deps.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/serve")
+}
+
+#[tokio::test]
+async fn protocol_validator_finds_no_failure() {
+    let Some(venv) = venv() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    // The validator sends SSDP multicast, so it and the simulator run in a network namespace
+    // that has only loopback.
+    let script = r#"
+        ip link set lo up || exit 97
+        "$BMC" --port 8443 --state-dir "$WORK/state" --power-delay-ms 500 > "$WORK/bmc.out" 2>&1 &
+        bmc=$!
+        for _ in 1 2 3 4 5 6 7 8 9 10; do [ -s "$WORK/bmc.out" ] && break; sleep 0.5; done
+        REQUESTS_CA_BUNDLE="$WORK/state/bmc-cert.pem" "$VALIDATOR" -r https://127.0.0.1:8443 \
+            -u root -p "$RACKSIDE_BMC_PASSWORD" --ca-bundle "$WORK/state/bmc-cert.pem" \
+            --avoid-http-redirect --report-dir "$WORK/reports" --report-type tsv
+        result=$?
+        kill $bmc
+        exit $result
+    "#;
+    let root = std::process::Command::new("id").arg("-u").output().unwrap();
+    let namespace = if String::from_utf8_lossy(&root.stdout).trim() == "0" {
+        "-n"
+    } else {
+        "-rn"
+    };
+    let output = tokio::process::Command::new("unshare")
+        .args([namespace, "sh", "-c", script])
+        .env("BMC", serve_binary())
+        .env("WORK", work.path())
+        .env("VALIDATOR", venv.join("bin/rf_protocol_validator"))
+        .env("RACKSIDE_BMC_PASSWORD", PASSWORD)
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    if output.status.code() == Some(97) || (text.is_empty() && !output.status.success()) {
+        skip_or_fail("no loopback-only network namespace (unshare -n) available");
+        return;
+    }
+    let summary = text
+        .lines()
+        .find(|l| l.starts_with("Summary"))
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!("rf_protocol_validator: {summary}");
+    assert!(
+        summary.contains("FAIL: 0"),
+        "{summary}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{summary}");
 }
