@@ -23,8 +23,23 @@
 //!
 //! The simulator serves these itself instead of from the data: the sessions collection at the
 //! URI of the service root's `Links.Sessions`, the log Entries collections (newest first, 50 a
-//! page), the accounts collection when the data has none, `$metadata` when the data has none,
-//! `/redfish/v1/odata`, tasks, and the fault control endpoint `/rackside/faults`.
+//! page), the accounts collection and `$metadata` and `/redfish/v1/odata` when the data has
+//! none, tasks, and new event subscriptions.
+//!
+//! # Writable properties
+//!
+//! PATCH changes `AssetTag`, `HostName`, `IndicatorLED`, `LocationIndicatorActive` and the
+//! `Boot` override of systems, the identify LED and asset tag of chassis and drives, `HostName`
+//! and `NTP` of network protocol settings, `SessionTimeout` of the session service, and
+//! `UserName`, `Password`, `RoleId` and `Enabled` of account resources in a mockup (a filled
+//! account can log in). A read-only property gets 400 `PropertyNotWritable`, an absent one
+//! 400 `PropertyUnknown`, and nothing changes when any property of a request is rejected.
+//!
+//! # Fault control
+//!
+//! `GET /rackside/faults` lists the enabled and the known faults. An administrator changes them
+//! with `POST /rackside/faults` and a body such as
+//! `{"enable": ["weak-etag"], "disable": ["numeric-etag"]}`.
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
     test,
