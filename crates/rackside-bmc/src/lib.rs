@@ -55,6 +55,7 @@ mod accounts;
 mod actions;
 mod config;
 mod control;
+mod dynamic;
 mod error;
 mod fault;
 mod listener;

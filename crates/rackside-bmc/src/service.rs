@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -18,16 +18,15 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::config::Role;
+use crate::dynamic;
 use crate::fault::Fault;
 use crate::reply::{self, msg, ErrorReply};
 use crate::state::{BmcState, Inner, OLD_SESSIONS_PATH};
 use crate::tree::{self, etag_of};
 
 use crate::control::{control_faults, create_subscription, is_subscription_collection};
-use crate::login::{login, session_body};
-use crate::read::{
-    collection_template, current_etag, json_get, paged_get, parse_paging, serve_tree,
-};
+use crate::login::login;
+use crate::read::{current_etag, json_get, serve_tree};
 
 /// Largest request body accepted.
 const MAX_REQUEST_BODY: usize = 1024 * 1024;
@@ -360,7 +359,6 @@ fn get(
     sessions_path: &str,
 ) -> Result<Response, ErrorReply> {
     let path = req.path.as_str();
-    let now = Instant::now();
 
     // Fault control endpoint.
     if path == FAULTS_PATH {
@@ -377,145 +375,17 @@ fn get(
         ));
     }
 
-    // Sessions.
-    if path == sessions_path {
-        let members: Vec<Value> = inner
-            .sessions
-            .iter()
-            .map(|s| json!({ "@odata.id": format!("{sessions_path}/{}", s.id) }))
-            .collect();
-        let mut body = collection_template(
-            inner,
-            &state.sessions_path,
-            sessions_path,
-            "#SessionCollection.SessionCollection",
-            "Session Collection",
-        );
-        body.insert("Members@odata.count".into(), json!(members.len()));
-        body.insert("Members".into(), Value::Array(members));
-        return paged_get(Value::Object(body), req, "GET, HEAD, POST");
+    if let Some(response) = dynamic::sessions(state, inner, req, sessions_path)? {
+        return Ok(response);
     }
-    if let Some(id) = child_of(path, sessions_path) {
-        let session = inner
-            .sessions
-            .get(id)
-            .ok_or_else(|| ErrorReply::not_found(path))?;
-        return Ok(json_get(&session_body(session, path), "GET, HEAD, DELETE"));
+    if let Some(response) = dynamic::accounts(state, inner, req)? {
+        return Ok(response);
     }
-    if is_inactive_sessions_path(state, path) {
-        return Err(ErrorReply::not_found(path));
+    if let Some(response) = dynamic::logs(state, inner, req, principal, sessions_path)? {
+        return Ok(response);
     }
-
-    // Accounts, when the data brings none.
-    if let Some(accounts_path) = state.accounts_path.as_deref() {
-        if path == accounts_path {
-            let members: Vec<Value> = inner
-                .accounts
-                .iter()
-                .enumerate()
-                .map(|(i, _)| json!({ "@odata.id": format!("{accounts_path}/{}", i + 1) }))
-                .collect();
-            let body = json!({
-                "@odata.id": accounts_path,
-                "@odata.type": "#ManagerAccountCollection.ManagerAccountCollection",
-                "Name": "Accounts Collection",
-                "Members@odata.count": members.len(),
-                "Members": members,
-            });
-            return paged_get(body, req, "GET, HEAD");
-        }
-        if let Some(id) = child_of(path, accounts_path) {
-            let index = id.parse::<usize>().ok().and_then(|n| n.checked_sub(1));
-            let account = index
-                .and_then(|i| inner.accounts.iter().nth(i))
-                .ok_or_else(|| ErrorReply::not_found(path))?;
-            let role = account.role.role_id();
-            let body = json!({
-                "@odata.id": path,
-                "@odata.type": "#ManagerAccount.v1_10_0.ManagerAccount",
-                "Id": id,
-                "Name": "User Account",
-                "Description": "User Account",
-                "UserName": account.name,
-                "RoleId": role,
-                "Enabled": true,
-                "Locked": false,
-                "Password": null,
-                "AccountTypes": ["Redfish"],
-                "Links": { "Role": { "@odata.id": format!("/redfish/v1/AccountService/Roles/{role}") } },
-            });
-            return Ok(json_get(&body, "GET, HEAD"));
-        }
-    }
-
-    // Logs.
-    if let Some(index) = inner.logs.iter().position(|s| s.entries_path == path) {
-        if state.faults.is_enabled(Fault::LogShiftsWhilePaging) {
-            let user = principal.user.clone();
-            inner.log_login(&user, "192.0.2.10");
-        }
-        let paging = parse_paging(&req.query)?;
-        let store = inner
-            .logs
-            .get(index)
-            .ok_or_else(|| ErrorReply::not_found(path))?;
-        let mut body = store.page(paging.skip, paging.top);
-        crate::quirks::rewrite(path, &mut body, &state.faults.enabled(), sessions_path);
-        return Ok(json_get(&body, "GET, HEAD"));
-    }
-    if let Some(store) = inner
-        .logs
-        .iter()
-        .find(|s| child_of(path, &s.entries_path).is_some())
-    {
-        if store.is_base_entry(path) && inner.tree.contains(path) {
-            return serve_tree(state, inner, req);
-        }
-        let mut entry = store
-            .find(path)
-            .cloned()
-            .ok_or_else(|| ErrorReply::not_found(path))?;
-        crate::quirks::rewrite(path, &mut entry, &state.faults.enabled(), sessions_path);
-        return Ok(json_get(&entry, "GET, HEAD"));
-    }
-
-    // Tasks and their jobs.
-    // The task collection of the data is served as it is until a task runs.
-    let live_tasks = inner.tasks.iter().any(|t| t.task_body(now).is_some());
-    if path == crate::tasks::TASKS_PATH && live_tasks && inner.tree.contains(path) {
-        let mut body = collection_template(
-            inner,
-            path,
-            path,
-            "#TaskCollection.TaskCollection",
-            "Task Collection",
-        );
-        let mut members: Vec<Value> = inner
-            .tree
-            .member_paths(path)
-            .into_iter()
-            .map(|p| json!({ "@odata.id": p }))
-            .collect();
-        for task in inner.tasks.iter().filter(|t| t.task_body(now).is_some()) {
-            members.push(json!({ "@odata.id": task.task_path }));
-        }
-        body.insert("Members@odata.count".into(), json!(members.len()));
-        body.insert("Members".into(), Value::Array(members));
-        return paged_get(Value::Object(body), req, "GET, HEAD");
-    }
-    if let Some(task) = inner.tasks.iter().find(|t| t.task_path == path) {
-        let body = task
-            .task_body(now)
-            .ok_or_else(|| ErrorReply::not_found(path))?;
-        return Ok(json_get(&body, "GET, HEAD"));
-    }
-    if let Some(body) = inner
-        .tasks
-        .iter()
-        .find(|t| t.job_path.as_deref() == Some(path))
-        .and_then(|t| t.job_body(now))
-    {
-        return Ok(json_get(&body, "GET, HEAD"));
+    if let Some(response) = dynamic::tasks(inner, req)? {
+        return Ok(response);
     }
 
     // Transient errors on thermal and power resources.
@@ -536,14 +406,14 @@ fn get(
 }
 
 /// Returns the last segment of `path` when `path` is a direct child of `parent`.
-fn child_of<'a>(path: &'a str, parent: &str) -> Option<&'a str> {
+pub(crate) fn child_of<'a>(path: &'a str, parent: &str) -> Option<&'a str> {
     path.strip_prefix(parent)?
         .strip_prefix('/')
         .filter(|rest| !rest.is_empty() && !rest.contains('/'))
 }
 
 /// Checks whether `path` is the sessions collection, or a session, at the URI not in use now.
-fn is_inactive_sessions_path(state: &BmcState, path: &str) -> bool {
+pub(crate) fn is_inactive_sessions_path(state: &BmcState, path: &str) -> bool {
     let inactive = if state.faults.is_enabled(Fault::OldSessionUri) {
         state.sessions_path.as_str()
     } else {
