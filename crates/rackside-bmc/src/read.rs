@@ -10,7 +10,7 @@ use crate::fault::Fault;
 use crate::reply::{self, msg, ErrorReply};
 use crate::service::{allow_for, Req, TRANSIENT_EMPTY_WINDOW};
 use crate::state::{BmcState, Inner};
-use crate::tree::{self, etag_of, Media, Resource};
+use crate::tree::{self, etag_of, Media};
 
 /// Serves a resource of the tree, with the body changes of enabled faults and `$top`/`$skip`.
 pub(crate) fn serve_tree(
@@ -30,32 +30,63 @@ pub(crate) fn serve_tree(
             false,
         ),
     };
-    let resource: Resource = resource.clone();
+    let bytes = resource.bytes.clone();
+    let media = resource.media;
+    let is_json = resource.json.is_some();
     let paging = if exact_page {
         Paging::default()
     } else {
         parse_paging(&req.query)?
     };
 
-    if resource.media == Media::Xml {
-        let etag = etag_of(&resource.bytes);
+    if media == Media::Xml {
+        let etag = etag_of(&bytes);
         return Ok(reply::resource_response(
-            resource.bytes,
+            bytes,
             "application/xml",
             &etag,
             "GET, HEAD",
         ));
     }
-    let Some(mut body) = resource.json else {
+    if !is_json {
         // A file that is not valid JSON is served as the BMC returned it.
-        let etag = etag_of(&resource.bytes);
+        let etag = etag_of(&bytes);
         return Ok(reply::resource_response(
-            resource.bytes,
+            bytes,
             reply::JSON_TYPE,
             &etag,
             "GET, HEAD",
         ));
+    }
+
+    // Unchanged resources are served as stored, byte for byte, without copying the parsed body.
+    let faults = state.faults.enabled();
+    let empty_jobs = state.faults.is_enabled(Fault::TransientErrors)
+        && path.ends_with("/Jobs")
+        && state.faults.transient_since().elapsed() < TRANSIENT_EMPTY_WINDOW;
+    let etag_fault = faults.contains(Fault::WeakEtag)
+        || (faults.contains(Fault::NumericEtag) && path == "/redfish/v1/AccountService");
+    let rewrites = crate::quirks::rewrites_bodies(&faults);
+    let tree_path = if exact_page {
+        captured_page.as_str()
+    } else {
+        path
     };
+    let allow = allow_for(
+        inner,
+        path,
+        inner.tree.json(tree_path).unwrap_or(&Value::Null),
+    );
+    if !rewrites && !empty_jobs && !etag_fault && !paging.requested() && !paging.only {
+        let etag = etag_of(&bytes);
+        return Ok(reply::resource_response(
+            bytes,
+            reply::JSON_TYPE,
+            &etag,
+            &allow,
+        ));
+    }
+    let mut body = inner.tree.json(tree_path).cloned().unwrap_or_default();
     if paging.only {
         let members = body.get("Members").and_then(Value::as_array);
         if let Some([member]) = members.map(Vec::as_slice) {
@@ -77,16 +108,11 @@ pub(crate) fn serve_tree(
             }
         }
     }
-    let allow = allow_for(inner, path, &body);
-    let faults = state.faults.enabled();
-    let mut changed = crate::quirks::rewrites_bodies(&faults);
-    if changed {
+    let mut changed = rewrites;
+    if rewrites {
         crate::quirks::rewrite(path, &mut body, &faults, state.active_sessions_path());
     }
-    if state.faults.is_enabled(Fault::TransientErrors)
-        && path.ends_with("/Jobs")
-        && state.faults.transient_since().elapsed() < TRANSIENT_EMPTY_WINDOW
-    {
+    if empty_jobs {
         if let Some(map) = body.as_object_mut() {
             map.insert("Members".into(), json!([]));
             map.insert("Members@odata.count".into(), json!(0));
@@ -97,13 +123,10 @@ pub(crate) fn serve_tree(
         page_members(&mut body, path, &paging);
         changed = true;
     }
-    let etag_fault = faults.contains(Fault::WeakEtag)
-        || (faults.contains(Fault::NumericEtag) && path == "/redfish/v1/AccountService");
     if !changed && !etag_fault {
-        // Unchanged resources are served as stored, byte for byte.
-        let etag = etag_of(&resource.bytes);
+        let etag = etag_of(&bytes);
         return Ok(reply::resource_response(
-            resource.bytes,
+            bytes,
             reply::JSON_TYPE,
             &etag,
             &allow,
@@ -229,6 +252,8 @@ pub(crate) fn parse_paging(query: &[(String, String)]) -> Result<Paging, ErrorRe
                 ));
             }
             "only" => paging.only = true,
+            // NOTE: `$expand`, `$select` and `$filter` get 501 even where a mockup's service root
+            // advertises them in `ProtocolFeaturesSupported`.
             other if other.starts_with('$') => {
                 return Err(ErrorReply::new(
                     StatusCode::NOT_IMPLEMENTED,
