@@ -179,8 +179,8 @@ impl Inner {
     pub(crate) fn log_login(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0030"),
-            message: format!("Successfully logged in using {user}, from {client} and REDFISH."),
-            args: vec![user.into(), client.into(), "REDFISH".into()],
+            message: format!("User {user} logged in from {client} using Redfish."),
+            args: vec![user.into(), client.into(), "Redfish".into()],
             severity: Severity::Ok,
         });
     }
@@ -189,8 +189,10 @@ impl Inner {
     pub(crate) fn log_failed_login(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0031"),
-            message: format!("Unable to log in for {user} from {client} using REDFISH."),
-            args: vec![user.into(), client.into(), "REDFISH".into()],
+            message: format!(
+                "Login failed for user {user} from {client} using Redfish: invalid credentials."
+            ),
+            args: vec![user.into(), client.into(), "Redfish".into()],
             severity: Severity::Warning,
         });
     }
@@ -199,8 +201,8 @@ impl Inner {
     pub(crate) fn log_logout(&mut self, user: &str, client: &str) {
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0032"),
-            message: format!("The session for {user} from {client} using REDFISH is logged off."),
-            args: vec![user.into(), client.into(), "REDFISH".into()],
+            message: format!("Session of user {user} from {client} using Redfish closed."),
+            args: vec![user.into(), client.into(), "Redfish".into()],
             severity: Severity::Ok,
         });
     }

@@ -403,7 +403,7 @@ async fn login_returns_token_and_logs_client_address() {
     assert!(entry["MessageId"].as_str().unwrap().ends_with("USR0030"));
     assert_eq!(
         entry["Message"],
-        "Successfully logged in using root, from 127.0.0.1 and REDFISH."
+        "User root logged in from 127.0.0.1 using Redfish."
     );
 }
 
