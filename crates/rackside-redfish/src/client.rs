@@ -26,6 +26,9 @@ pub const MAX_PAGES: usize = 500;
 /// Default maximum number of requests in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
 
+/// Default time between two reads while waiting for a task or a power state.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Sessions collections tried when the service root does not link one.
 const FALLBACK_SESSION_PATHS: [&str; 2] = [
     "/redfish/v1/SessionService/Sessions",
@@ -93,10 +96,11 @@ enum Auth {
 /// A client for one Redfish service over a [`Transport`].
 pub struct Client<T: Transport> {
     transport: T,
-    retry: RetryPolicy,
+    pub(crate) retry: RetryPolicy,
     root: Option<Value>,
     auth: Auth,
     in_flight: Semaphore,
+    poll_interval: Duration,
 }
 
 impl<T: Transport> Client<T> {
@@ -108,6 +112,7 @@ impl<T: Transport> Client<T> {
             root: None,
             auth: Auth::None,
             in_flight: Semaphore::new(DEFAULT_MAX_IN_FLIGHT),
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 
@@ -115,6 +120,18 @@ impl<T: Transport> Client<T> {
     pub fn with_max_in_flight(mut self, max: usize) -> Self {
         self.in_flight = Semaphore::new(max.max(1));
         self
+    }
+
+    /// Sets the time between two reads while waiting for a task or a power state
+    /// (at least 10 ms).
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// Returns the time between two reads while waiting for a task or a power state.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
     }
 
     /// Returns the transport.
@@ -379,7 +396,7 @@ impl<T: Transport> Client<T> {
 
     /// Sends a request, retrying transient failures of reads. Returns the response of the
     /// first attempt that is not transient, whatever its status.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         method: Method,
         path: &str,
@@ -426,7 +443,7 @@ impl<T: Transport> Client<T> {
         }
     }
 
-    async fn send_once(&self, request: Request) -> Result<Response, Error> {
+    pub(crate) async fn send_once(&self, request: Request) -> Result<Response, Error> {
         let _permit = self
             .in_flight
             .acquire()
@@ -439,7 +456,7 @@ impl<T: Transport> Client<T> {
     }
 
     /// Builds a request with only standard headers.
-    fn request(
+    pub(crate) fn request(
         &self,
         method: Method,
         path: &str,
@@ -679,7 +696,7 @@ fn is_expanded(member: &Value) -> bool {
     })
 }
 
-fn parse_json(path: &str, body: &[u8]) -> Result<Value, Error> {
+pub(crate) fn parse_json(path: &str, body: &[u8]) -> Result<Value, Error> {
     let body = body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body);
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::InvalidJson {
@@ -693,7 +710,7 @@ fn parse_json(path: &str, body: &[u8]) -> Result<Value, Error> {
     })
 }
 
-fn is_transient(status: StatusCode) -> bool {
+pub(crate) fn is_transient(status: StatusCode) -> bool {
     matches!(
         status,
         StatusCode::INTERNAL_SERVER_ERROR | StatusCode::SERVICE_UNAVAILABLE
@@ -701,7 +718,7 @@ fn is_transient(status: StatusCode) -> bool {
 }
 
 /// Reads `Retry-After` as seconds or as an HTTP date.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
@@ -713,7 +730,11 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Returns the delay before retry number `attempt` (1 for the first retry): the
 /// `Retry-After` value when the service sent one, else exponential back-off, both capped.
-fn retry_delay(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+pub(crate) fn retry_delay(
+    policy: &RetryPolicy,
+    attempt: u32,
+    retry_after: Option<Duration>,
+) -> Duration {
     let backoff = policy
         .base_delay
         .saturating_mul(2_u32.saturating_pow(attempt.saturating_sub(1)));
@@ -768,7 +789,7 @@ pub(crate) fn status_error(path: &str, response: &Response) -> Error {
 }
 
 /// Makes a peer's text safe for a one-line message: no control characters, bounded length.
-fn clean_peer_text(text: &str) -> String {
+pub(crate) fn clean_peer_text(text: &str) -> String {
     let single_line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })

@@ -148,6 +148,73 @@ pub enum Error {
         detail: String,
     },
 
+    /// A PATCH was rejected with 412 or 428 for every `If-Match` form the client tried.
+    #[error(
+        "PATCH {path} was rejected by every precondition: {tried}; read the resource again and retry, or check the BMC's ETag handling"
+    )]
+    PreconditionFailed {
+        /// The patched resource.
+        path: String,
+        /// Each attempt with the `If-Match` value sent and the status returned.
+        tried: String,
+    },
+
+    /// The service does not offer a value, so the request was not sent.
+    #[error("{name} {value:?} is not offered by {path}; choose one of: {allowed}")]
+    NotOffered {
+        /// The resource that lists the values.
+        path: String,
+        /// The parameter or property, such as "ResetType".
+        name: String,
+        /// The rejected value.
+        value: String,
+        /// The values the resource offers, comma-separated.
+        allowed: String,
+    },
+
+    /// The resource lacks the property or action the operation needs.
+    #[error("{path} does not support {detail}")]
+    Unsupported {
+        /// The resource.
+        path: String,
+        /// What is missing, such as "a blinking identify LED".
+        detail: String,
+    },
+
+    /// A task or job ended in a state other than `Completed`.
+    #[error(
+        "task {path} ended as {state}{}; check the BMC's job queue and logs",
+        suffix(message)
+    )]
+    TaskFailed {
+        /// The task or job resource that reported the state.
+        path: String,
+        /// The final `TaskState` or `JobState`.
+        state: String,
+        /// The first message of the task, if any.
+        message: String,
+    },
+
+    /// A wait for a task or a power state passed its deadline.
+    #[error("{what} did not finish within {seconds} s ({detail}); check the BMC and wait longer")]
+    WaitExpired {
+        /// What was awaited, such as "power state On of /redfish/v1/Systems/1".
+        what: String,
+        /// The deadline in seconds.
+        seconds: u64,
+        /// The last state seen.
+        detail: String,
+    },
+
+    /// The BMC lost track of a task and no job resource shows its result.
+    #[error("task {path} {detail}; check the BMC's job queue for the result")]
+    TaskLost {
+        /// The task monitor URI.
+        path: String,
+        /// What happened to it.
+        detail: String,
+    },
+
     /// Any other transport failure.
     #[error("request {what} failed: {detail}")]
     Transport {

@@ -8,6 +8,12 @@
 //! objects where arrays belong. [`health`], [`inventory`] and [`logs`] build reports on
 //! top.
 //!
+//! Writes go through [`Client::patch`], which guards a PATCH with the resource's entity tag
+//! and copes with the spellings BMCs expect, and [`Client::action`], which never sends
+//! `If-Match` and is never retried blindly. On top sit resets that wait for `PowerState`
+//! ([`Client::reset_and_wait`]), task following that survives a vanished task monitor
+//! ([`Client::follow_task`]), the identify LED and the boot source override.
+//!
 //! ```no_run
 //! # async fn example(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), rackside_redfish::Error> {
 //! use rackside_redfish::*;
@@ -45,13 +51,17 @@ mod error;
 mod health;
 mod inventory;
 mod logs;
+mod power;
 mod secret;
+mod settings;
 #[cfg(test)]
 mod testing;
 mod transport;
+mod write;
 
 pub use client::{
-    AuthMode, Client, Resource, RetryPolicy, DEFAULT_MAX_IN_FLIGHT, MAX_PAGES, SERVICE_ROOT,
+    AuthMode, Client, Resource, RetryPolicy, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_INTERVAL,
+    MAX_PAGES, SERVICE_ROOT,
 };
 pub use crawl::Unreadable;
 pub use decode::parse_timestamp;
@@ -63,5 +73,10 @@ pub use inventory::{
     Temperature,
 };
 pub use logs::{logs, LogQuery, LogRecord, Severity};
+pub use power::{PowerObservation, PowerState, PowerWait, ResetType, UnknownResetType};
 pub use secret::{Credentials, Secret};
+pub use settings::{BootMode, BootOverride, BootOverrideEnabled, Indicator};
 pub use transport::{HttpsTransport, Limits, Request, Response, Transport};
+pub use write::{
+    ActionOutcome, EntityTags, TaskOutcome, WriteAttempt, WriteOutcome, MAX_TAG_ATTEMPTS,
+};
