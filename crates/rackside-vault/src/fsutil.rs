@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 
 /// Creates `dir` (and parents) with mode 0700, or checks that an existing
-/// one belongs to this user and lets nobody else in.
+/// one is owned by this user and closed to other users.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(meta) => check_private(dir, &meta),

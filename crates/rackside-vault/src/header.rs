@@ -3,7 +3,7 @@
 //!
 //! Layout: `RSVHDR01`, a 4-byte big-endian body length, the body (compact
 //! JSON), then an HMAC-SHA256 over everything before it. The HMAC key comes
-//! from the data key, so the tag is checked right after the unwrap; the
+//! from the data key, so the tag is checked right after the unwrap. The
 //! wrap's AEAD also binds the fields that the unwrap key depends on. A byte
 //! changed anywhere makes the parse, the unwrap or the tag fail.
 

@@ -197,7 +197,7 @@ impl Vault {
         let db_path = dir.join(DATABASE_FILE);
 
         // 1. Refuse a plain SQLite file before anything else touches it.
-        refuse_plaintext(&db_path)?;
+        reject_plaintext(&db_path)?;
 
         // 2. Read and parse the header.
         let bytes = match fs::read(&header_path) {
@@ -273,6 +273,44 @@ impl Vault {
             device_secret,
             header: parsed.body,
             keystore: keystore.describe(),
+        })
+    }
+
+    /// Reads what the header says without unlocking, for `rackside vault
+    /// status` while locked. The header's tag is not checked (that needs the
+    /// data key), so `servers` is 0 and the other values are only as
+    /// trustworthy as the file.
+    ///
+    /// # Errors
+    /// `NotFound`, `HeaderMissing`, `HeaderCorrupted`, `PlaintextDatabase`.
+    pub fn inspect(dir: &Path, keystore: &dyn DeviceKeyStore) -> Result<VaultStatus> {
+        let header_path = dir.join(HEADER_FILE);
+        let db_path = dir.join(DATABASE_FILE);
+        reject_plaintext(&db_path)?;
+        let bytes = match fs::read(&header_path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(if db_path.exists() {
+                    Error::HeaderMissing { path: header_path }
+                } else {
+                    Error::NotFound {
+                        path: dir.to_path_buf(),
+                    }
+                });
+            }
+            Err(err) => return Err(Error::io("read", &header_path, err)),
+        };
+        let parsed = header::decode(&bytes)
+            .filter(|p| p.body.is_well_formed())
+            .ok_or(Error::HeaderCorrupted { path: header_path })?;
+        Ok(VaultStatus {
+            path: dir.to_path_buf(),
+            password_set: parsed.body.password_set,
+            quick_unlock: parsed.body.quick.is_some(),
+            kdf: parsed.body.kdf,
+            keystore: keystore.describe(),
+            servers: 0,
+            database_bytes: fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0),
         })
     }
 
@@ -459,7 +497,7 @@ fn finish_create(dir: &Path) -> Result<()> {
     if db_path.exists() || !new_db_path.exists() {
         return Ok(());
     }
-    refuse_plaintext(&new_db_path)?;
+    reject_plaintext(&new_db_path)?;
     fs::rename(&new_db_path, &db_path).map_err(|e| Error::io("rename", &new_db_path, e))?;
     fsutil::sync_dir(dir)
 }
@@ -482,7 +520,7 @@ fn journal_path(db: &Path) -> PathBuf {
 }
 
 /// Refuses a database file that starts like a plain SQLite file.
-fn refuse_plaintext(db_path: &Path) -> Result<()> {
+fn reject_plaintext(db_path: &Path) -> Result<()> {
     let mut start = [0u8; 16];
     match fs::File::open(db_path) {
         Ok(mut file) => {
@@ -517,8 +555,12 @@ fn open_database(path: &Path, data_key: &[u8; 32], create: bool) -> Result<Conne
         "PRAGMA key = \"x'{}'\";",
         Zeroizing::new(hex::encode(data_key)).as_str()
     ));
-    conn.execute_batch(&pragma)
-        .map_err(|e| db_error(path, "keying", e))?;
+    // The statement text contains the key, so SQLite's message (which may
+    // quote it) is dropped.
+    conn.execute_batch(&pragma).map_err(|_| Error::Database {
+        context: "keying",
+        message: "SQLCipher did not accept the key statement".into(),
+    })?;
     conn.execute_batch(
         "PRAGMA cipher_memory_security = OFF;
          PRAGMA temp_store = MEMORY;

@@ -34,7 +34,7 @@ fn server(n: u32) -> ServerRecord {
     }
 }
 
-/// A closed vault with a password, three servers and a credential.
+/// Creates a closed vault with a password, three servers and a credential.
 fn filled_vault(dir: &Path, store: &dyn DeviceKeyStore) {
     let vault = Vault::create(dir, options(Some(PASSWORD)), store).unwrap();
     for n in 0..3 {
@@ -82,7 +82,7 @@ fn records_survive_close_and_reopen() {
 }
 
 #[test]
-fn wrong_password_is_refused() {
+fn wrong_password_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -101,7 +101,7 @@ fn wrong_password_is_refused() {
 }
 
 #[test]
-fn copy_opened_with_another_device_secret_is_refused_even_with_the_right_password() {
+fn copy_on_other_device_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -115,7 +115,7 @@ fn copy_opened_with_another_device_secret_is_refused_even_with_the_right_passwor
 }
 
 #[test]
-fn copy_without_password_is_useless_on_another_device() {
+fn passwordless_copy_on_other_device_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -130,12 +130,7 @@ fn copy_without_password_is_useless_on_another_device() {
     assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
 }
 
-fn flip_each_byte_and_expect_refusal(
-    dir: &Path,
-    store: &dyn DeviceKeyStore,
-    file: &str,
-    stride: usize,
-) {
+fn assert_each_flip_rejected(dir: &Path, store: &dyn DeviceKeyStore, file: &str, stride: usize) {
     let path = dir.join(file);
     let original = fs::read(&path).unwrap();
     let mut checked = 0;
@@ -163,16 +158,16 @@ fn flip_each_byte_and_expect_refusal(
 }
 
 #[test]
-fn flipped_byte_anywhere_in_the_header_is_refused() {
+fn flipped_header_byte_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
     filled_vault(&dir, &store);
-    flip_each_byte_and_expect_refusal(&dir, &store, HEADER_FILE, 1);
+    assert_each_flip_rejected(&dir, &store, HEADER_FILE, 1);
 }
 
 #[test]
-fn flipped_byte_anywhere_in_the_database_is_refused() {
+fn flipped_database_byte_is_rejected() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -180,7 +175,7 @@ fn flipped_byte_anywhere_in_the_database_is_refused() {
     // Every byte of the first page's salt and start, then a stride across
     // all pages (page data, IVs and HMACs alike).
     let len = fs::metadata(dir.join(DATABASE_FILE)).unwrap().len() as usize;
-    flip_each_byte_and_expect_refusal(&dir, &store, DATABASE_FILE, 1.max(len / 150));
+    assert_each_flip_rejected(&dir, &store, DATABASE_FILE, 1.max(len / 150));
     let path = dir.join(DATABASE_FILE);
     let original = fs::read(&path).unwrap();
     for pos in (0..64).chain(original.len() - 64..original.len()) {
@@ -193,7 +188,7 @@ fn flipped_byte_anywhere_in_the_database_is_refused() {
 }
 
 #[test]
-fn missing_header_beside_a_database_is_reported_as_missing() {
+fn missing_header_is_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -217,7 +212,7 @@ fn write_plain_sqlite(path: &Path) {
 }
 
 #[test]
-fn plaintext_sqlite_in_the_vaults_place_is_refused_and_left_as_it_is() {
+fn plaintext_database_is_rejected_untouched() {
     let tmp = tempfile::tempdir().unwrap();
     let store = MemoryKeyStore::new();
 
@@ -247,7 +242,7 @@ fn plaintext_sqlite_in_the_vaults_place_is_refused_and_left_as_it_is() {
 }
 
 #[test]
-fn password_change_leaves_the_database_byte_for_byte_unchanged() {
+fn password_change_keeps_database_bytes() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -310,7 +305,7 @@ fn password_change_leaves_the_database_byte_for_byte_unchanged() {
 }
 
 #[test]
-fn weak_new_password_is_refused_with_the_reason() {
+fn weak_password_is_rejected_with_reason() {
     let tmp = tempfile::tempdir().unwrap();
     let store = MemoryKeyStore::new();
     let err = Vault::create(
@@ -327,7 +322,7 @@ fn weak_new_password_is_refused_with_the_reason() {
 }
 
 #[test]
-fn quick_unlock_opens_until_disabled_and_is_dropped_on_password_change() {
+fn quick_unlock_ends_on_password_change() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -335,8 +330,10 @@ fn quick_unlock_opens_until_disabled_and_is_dropped_on_password_change() {
     let err = Vault::open(&dir, Unlock::quick(), &store).unwrap_err();
     assert!(matches!(err, Error::QuickUnlockUnavailable), "{err}");
 
+    assert!(!Vault::inspect(&dir, &store).unwrap().quick_unlock);
     let mut vault = open_with_password(&dir, &store).unwrap();
     vault.enable_quick_unlock(&store).unwrap();
+    assert!(Vault::inspect(&dir, &store).unwrap().quick_unlock);
     assert!(vault.status().unwrap().quick_unlock);
     vault.close().unwrap();
     let vault = Vault::open(&dir, Unlock::quick(), &store).unwrap();
@@ -357,7 +354,7 @@ fn quick_unlock_opens_until_disabled_and_is_dropped_on_password_change() {
 }
 
 #[test]
-fn export_moves_records_to_another_device_and_refuses_a_wrong_passphrase() {
+fn export_moves_records_between_devices() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
@@ -421,7 +418,7 @@ fn write_loop_binary() -> PathBuf {
 }
 
 #[test]
-fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
+fn sigkill_loses_no_committed_record() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let keys = tmp.path().join("keys");
@@ -431,6 +428,7 @@ fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
     let store = rackside_vault::FileKeyStore::new(&keys);
     let mut committed: Vec<u64> = Vec::new();
     let mut next = 0u64;
+    let mut rounds_with_commits = 0;
     for round in 0..40 {
         let mut child = Command::new(&binary)
             .arg(&dir)
@@ -453,7 +451,7 @@ fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
                 }
             })
         };
-        let wait = rand::random::<u64>() % 120 + 5;
+        let wait = rand::random::<u64>() % 400 + 20;
         std::thread::sleep(Duration::from_millis(wait));
         child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
@@ -467,6 +465,9 @@ fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
 
         let seen = seen.lock().unwrap().clone();
         committed.extend(&seen);
+        if !seen.is_empty() {
+            rounds_with_commits += 1;
+        }
         next = committed.last().map_or(next, |n| n + 1) + 1000;
 
         // The store always opens and holds every reported commit.
@@ -499,9 +500,8 @@ fn sigkill_during_writes_loses_no_committed_record_and_leaves_no_plaintext() {
         }
     }
     assert!(
-        committed.len() > 40,
-        "too few commits to prove anything: {}",
-        committed.len()
+        rounds_with_commits >= 10,
+        "only {rounds_with_commits} rounds committed anything before the kill"
     );
 }
 
@@ -523,7 +523,7 @@ fn agent_config(
 }
 
 #[test]
-fn agent_locks_after_the_idle_timeout_on_its_clock() {
+fn agent_locks_after_idle_timeout() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = Arc::new(MemoryKeyStore::new());
@@ -561,7 +561,7 @@ fn agent_locks_after_the_idle_timeout_on_its_clock() {
 }
 
 #[test]
-fn request_after_the_idle_timeout_finds_the_vault_locked_before_any_tick() {
+fn late_request_finds_vault_locked() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = Arc::new(MemoryKeyStore::new());
@@ -587,7 +587,7 @@ fn request_after_the_idle_timeout_finds_the_vault_locked_before_any_tick() {
 }
 
 #[tokio::test]
-async fn agent_serves_records_over_its_socket_and_locks_when_idle() {
+async fn agent_socket_serves_and_locks() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
@@ -669,7 +669,7 @@ impl std::io::Write for Captured {
 }
 
 #[test]
-fn secrets_never_reach_logs_debug_output_errors_or_files() {
+fn secrets_absent_from_logs_and_files() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -680,15 +680,15 @@ fn secrets_never_reach_logs_debug_output_errors_or_files() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("vault");
     let store = MemoryKeyStore::new();
-    let mut shown = String::new();
+    let mut rendered = String::new();
     tracing::subscriber::with_default(subscriber, || {
         filled_vault(&dir, &store);
         let mut vault = open_with_password(&dir, &store).unwrap();
-        shown.push_str(&format!(
+        rendered.push_str(&format!(
             "{vault:?} {:?}",
             vault.credential("srv-1").unwrap()
         ));
-        shown.push_str(&format!("{:?}", vault.status().unwrap()));
+        rendered.push_str(&format!("{:?}", vault.status().unwrap()));
         let new = Secret::new("violet harbor sextant 58 quill");
         let errors = [
             vault
@@ -713,7 +713,7 @@ fn secrets_never_reach_logs_debug_output_errors_or_files() {
             .unwrap_err(),
         ];
         for err in &errors {
-            shown.push_str(&format!("{err} {err:?}\n"));
+            rendered.push_str(&format!("{err} {err:?}\n"));
         }
         vault
             .export(
@@ -739,8 +739,8 @@ fn secrets_never_reach_logs_debug_output_errors_or_files() {
     ] {
         assert!(!logs.contains(needle), "{needle:?} in logs");
         assert!(
-            !shown.contains(needle),
-            "{needle:?} in Debug or error output: {shown}"
+            !rendered.contains(needle),
+            "{needle:?} in Debug or error output: {rendered}"
         );
     }
     for file in files_under(tmp.path()) {
@@ -753,4 +753,120 @@ fn secrets_never_reach_logs_debug_output_errors_or_files() {
             assert!(!contains(&bytes, needle), "secret in {}", file.display());
         }
     }
+}
+
+/// A key store that is always unreachable, like a Secret Service without a
+/// session bus.
+struct UnreachableKeyStore;
+
+impl DeviceKeyStore for UnreachableKeyStore {
+    fn get(&self, _name: &str) -> rackside_vault::Result<Option<Secret>> {
+        Err(Error::KeyStore {
+            store: self.describe(),
+            message: "no session bus".into(),
+        })
+    }
+    fn set(&self, name: &str, _value: &Secret) -> rackside_vault::Result<()> {
+        self.get(name).map(|_| ())
+    }
+    fn delete(&self, name: &str) -> rackside_vault::Result<()> {
+        self.get(name).map(|_| ())
+    }
+    fn describe(&self) -> String {
+        "test store".into()
+    }
+}
+
+#[test]
+fn unreachable_key_store_gives_one_line_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    filled_vault(&dir, &MemoryKeyStore::new());
+    let err = open_with_password(&dir, &UnreachableKeyStore).unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, Error::KeyStore { .. }), "{text}");
+    assert!(text.contains("RACKSIDE_KEYSTORE=file"), "{text}");
+    assert!(!text.contains('\n'), "{text}");
+}
+
+#[tokio::test]
+async fn agent_exits_after_lock_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let socket = tmp.path().join("run").join("agent.sock");
+    let mut config = agent_config(&dir, &socket, Arc::new(ManualClock::new()), store);
+    config.exit_when_locked = true;
+    let handle = agent::serve(config).await.unwrap();
+    let mut client = agent::Client::connect(&socket).await.unwrap();
+    client
+        .unlock(Unlock::with_password(Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+    client.lock().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), handle.wait())
+        .await
+        .expect("agent still running after lock");
+    assert!(!socket.exists());
+    assert!(agent::Client::connect(&socket).await.is_err());
+}
+
+#[tokio::test]
+async fn agent_drops_connections_from_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix_is_root() {
+        println!("skipped: needs root to connect as another user");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let socket = tmp.path().join("run").join("agent.sock");
+    let config = agent_config(&dir, &socket, Arc::new(ManualClock::new()), store);
+    let handle = agent::serve(config).await.unwrap();
+    let mut client = agent::Client::connect(&socket).await.unwrap();
+    client
+        .unlock(Unlock::with_password(Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+
+    // Open the folders so that only the peer check stands in the way.
+    for path in [tmp.path(), socket.parent().unwrap()] {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    fs::set_permissions(&socket, fs::Permissions::from_mode(0o666)).unwrap();
+    let script = r#"
+import os, socket, struct, sys
+os.setgid(65534); os.setuid(65534)
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+body = b'{"op":"servers"}'
+try:
+    s.sendall(struct.pack(">I", len(body)) + body)
+    s.settimeout(5)
+    print("answered" if s.recv(4) else "dropped")
+except (BrokenPipeError, ConnectionResetError):
+    print("dropped")
+"#;
+    let output = tokio::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&socket)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stdout.trim(), "dropped", "stderr {stderr}");
+    assert_eq!(client.servers().await.unwrap().len(), 3);
+    handle.shutdown().await;
+}
+
+fn nix_is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
 }
