@@ -172,6 +172,17 @@ pub enum Error {
         allowed: String,
     },
 
+    /// A name given by the user is not one of the known values.
+    #[error("unknown {kind} {name:?}: expected one of {expected}")]
+    UnknownName {
+        /// The kind of value, such as "reset type".
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// The known values, comma-separated.
+        expected: String,
+    },
+
     /// The resource lacks the property or action the operation needs.
     #[error("{path} does not support {detail}")]
     Unsupported {

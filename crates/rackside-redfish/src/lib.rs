@@ -73,7 +73,7 @@ pub use inventory::{
     Temperature,
 };
 pub use logs::{logs, LogQuery, LogRecord, Severity};
-pub use power::{PowerObservation, PowerState, PowerWait, ResetType, UnknownResetType};
+pub use power::{PowerObservation, PowerState, PowerWait, ResetType};
 pub use secret::{Credentials, Secret};
 pub use settings::{BootMode, BootOverride, BootOverrideEnabled, Indicator};
 pub use transport::{HttpsTransport, Limits, Request, Response, Transport};

@@ -130,16 +130,8 @@ impl fmt::Display for ResetType {
     }
 }
 
-/// Error for a reset type name that [`ResetType::from_str`] does not know.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("unknown reset type {name:?}: expected one of {}", ResetType::ALL.map(ResetType::as_str).join(", "))]
-pub struct UnknownResetType {
-    /// The name as given.
-    pub name: String,
-}
-
 impl FromStr for ResetType {
-    type Err = UnknownResetType;
+    type Err = Error;
 
     /// Parses a Redfish reset type name, ignoring case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -147,7 +139,11 @@ impl FromStr for ResetType {
         ResetType::ALL
             .into_iter()
             .find(|reset| reset.as_str().eq_ignore_ascii_case(requested))
-            .ok_or_else(|| UnknownResetType { name: s.to_owned() })
+            .ok_or_else(|| Error::UnknownName {
+                kind: "reset type",
+                name: s.to_owned(),
+                expected: ResetType::ALL.map(ResetType::as_str).join(", "),
+            })
     }
 }
 
@@ -296,7 +292,8 @@ impl<T: Transport> Client<T> {
     /// The expected final state follows from the reset type and the state before the reset.
     /// When the reset cycles power (restart, power cycle) and so ends where it started, the
     /// wait first requires a state other than the starting one, so that a BMC that still
-    /// shows the old state does not count as done. `Nmi` does not wait.
+    /// shows the old state does not count as done. `Nmi`, which leaves the power state as it
+    /// is, and `PushPowerButton` from an unknown state read `PowerState` once.
     ///
     /// # Errors
     ///
@@ -315,12 +312,7 @@ impl<T: Transport> Client<T> {
         self.reset(&before.path, reset_type).await?;
 
         let Some(expected) = reset_type.expected_state(state_before) else {
-            return Ok(PowerWait {
-                system: before.path,
-                state: state_before.unwrap_or(PowerState::On),
-                seen: Vec::new(),
-                elapsed: started.elapsed(),
-            });
+            return self.current_power(&before.path, started).await;
         };
         let must_leave =
             (reset_type.cycles_power() && state_before == Some(expected)).then_some(expected);
@@ -343,6 +335,28 @@ impl<T: Transport> Client<T> {
         let path = request_path(system)?;
         self.wait_power(&path, expected, None, Instant::now(), deadline)
             .await
+    }
+
+    /// Reads `PowerState` once, for a reset whose effect on it is not known in advance.
+    async fn current_power(&self, system: &str, started: Instant) -> Result<PowerWait, Error> {
+        let resource = self.get(system).await?;
+        let raw = decode::text(&resource.body, "PowerState");
+        let Some(state) = raw.as_deref().and_then(PowerState::parse) else {
+            return Err(Error::Unsupported {
+                path: resource.path,
+                detail: "a readable PowerState, so the reset was sent but its effect is unknown"
+                    .into(),
+            });
+        };
+        Ok(PowerWait {
+            system: resource.path,
+            state,
+            seen: vec![PowerObservation {
+                state: state.to_string(),
+                after: started.elapsed(),
+            }],
+            elapsed: started.elapsed(),
+        })
     }
 
     /// Polls `PowerState` until it is `expected`. With `must_leave`, the state must first
@@ -452,8 +466,15 @@ mod tests {
 
     #[test]
     fn reset_type_parses_any_case() {
-        assert_eq!("gracefulrestart".parse(), Ok(ResetType::GracefulRestart));
-        assert!("Reboot".parse::<ResetType>().is_err());
+        let parsed: ResetType = "gracefulrestart".parse().unwrap();
+        assert_eq!(parsed, ResetType::GracefulRestart);
+    }
+
+    #[test]
+    fn unknown_reset_type_lists_known() {
+        let error = "Reboot".parse::<ResetType>().unwrap_err();
+        assert!(error.to_string().contains("\"Reboot\""), "{error}");
+        assert!(error.to_string().contains("ForceRestart"), "{error}");
     }
 
     #[test]

@@ -86,11 +86,10 @@ impl FromStr for BootOverrideEnabled {
         ]
         .into_iter()
         .find(|value| value.as_str().eq_ignore_ascii_case(s.trim()))
-        .ok_or_else(|| Error::NotOffered {
-            path: "BootSourceOverrideEnabled".into(),
-            name: "BootSourceOverrideEnabled".into(),
-            value: s.to_owned(),
-            allowed: "Disabled, Once, Continuous".into(),
+        .ok_or_else(|| Error::UnknownName {
+            kind: "boot override setting",
+            name: s.to_owned(),
+            expected: "Disabled, Once, Continuous".into(),
         })
     }
 }

@@ -376,3 +376,64 @@ async fn reset_types_come_from_action_info() {
     );
     client.transport().assert_done();
 }
+
+#[tokio::test]
+async fn numeric_body_tag_is_sent_bare() {
+    let failed = redfish_error(
+        StatusCode::PRECONDITION_FAILED,
+        "Base.1.12.PreconditionFailed",
+        "wrong tag",
+    );
+    let transport = Scripted::new()
+        .serve(
+            SYSTEM,
+            json!({"@odata.id": SYSTEM, "@odata.etag": 87422082150_u64, "AssetTag": ""}),
+        )
+        .expect(Method::PATCH, SYSTEM, failed)
+        .expect(
+            Method::PATCH,
+            SYSTEM,
+            json(StatusCode::NO_CONTENT, &json!(null)),
+        );
+    let client = client(transport);
+    let outcome = client
+        .patch(SYSTEM, &json!({"AssetTag": "a"}))
+        .await
+        .unwrap();
+
+    assert_eq!(
+        if_match_sent(client.transport()),
+        [
+            Some("\"87422082150\"".to_owned()),
+            Some("87422082150".to_owned())
+        ]
+    );
+    assert_eq!(outcome.attempts.len(), 2);
+    assert!(outcome.notes[0].contains("got 412"), "{:?}", outcome.notes);
+    client.transport().assert_done();
+}
+
+#[tokio::test]
+async fn nmi_reports_current_state() {
+    let target = "/redfish/v1/Systems/1/Actions/ComputerSystem.Reset";
+    let transport = Scripted::new()
+        .serve(
+            SYSTEM,
+            json!({"@odata.id": SYSTEM, "PowerState": "On", "Actions": {"#ComputerSystem.Reset": {
+                "target": target, "ResetType@Redfish.AllowableValues": ["On", "Nmi"]}}}),
+        )
+        .expect(
+            Method::POST,
+            target,
+            json(StatusCode::NO_CONTENT, &json!(null)),
+        );
+    let client = client(transport);
+    let wait = client
+        .reset_and_wait(SYSTEM, ResetType::Nmi, Duration::from_secs(5))
+        .await
+        .unwrap();
+
+    assert_eq!(wait.state, crate::PowerState::On);
+    assert_eq!(wait.seen.len(), 1);
+    client.transport().assert_done();
+}
