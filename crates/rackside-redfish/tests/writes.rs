@@ -420,7 +420,8 @@ async fn vanished_task_monitor_falls_back_to_job() {
     let sim = start(
         DataSource::Mockup(dell),
         &[Fault::VanishingTaskMonitor, Fault::IfMatchOnAction412],
-        Duration::from_millis(600),
+        // Long enough for the first poll to see the task running on a loaded machine.
+        Duration::from_millis(1500),
     )
     .await;
     let target = "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate";
@@ -602,7 +603,8 @@ async fn boot_once_reverts_after_reset() {
 
 #[tokio::test]
 async fn reset_waits_for_delayed_power_state() {
-    let delay = Duration::from_millis(800);
+    // Long enough for a poll every 50 ms to see each transitional state on a loaded machine.
+    let delay = Duration::from_millis(1500);
     let sim = start(DataSource::Embedded, &[Fault::DelayedPowerState], delay).await;
 
     let wait = sim
