@@ -175,7 +175,7 @@ fn flipped_database_byte_is_rejected() {
     // Every byte of the first page's salt and start, then a stride across
     // all pages (page data, IVs and HMACs alike).
     let len = fs::metadata(dir.join(DATABASE_FILE)).unwrap().len() as usize;
-    assert_each_flip_rejected(&dir, &store, DATABASE_FILE, 1.max(len / 150));
+    assert_each_flip_rejected(&dir, &store, DATABASE_FILE, 1.max(len / 100));
     let path = dir.join(DATABASE_FILE);
     let original = fs::read(&path).unwrap();
     for pos in (0..64).chain(original.len() - 64..original.len()) {
