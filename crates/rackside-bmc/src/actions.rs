@@ -8,6 +8,7 @@ use http::StatusCode;
 use serde_json::{Map, Value};
 
 use crate::fault::Fault;
+use crate::logs::clip;
 use crate::reply::{self, msg, ErrorReply};
 use crate::service::{Principal, Req};
 use crate::state::{BmcState, Inner};
@@ -62,7 +63,10 @@ pub(crate) fn run(
             reject_extra(&params, action, &["ResetType"])?;
             inner.log_change(
                 &principal.user,
-                format!("Manager reset {reset_type} requested for {resource}"),
+                format!(
+                    "Manager reset {} requested for {resource}",
+                    clip(&reset_type)
+                ),
             );
             Ok(reply::no_content())
         }
@@ -95,7 +99,11 @@ pub(crate) fn run(
             );
             inner.log_change(
                 &principal.user,
-                format!("Firmware update job {} created for {image}", task.id),
+                format!(
+                    "Firmware update job {} created for {}",
+                    task.id,
+                    clip(&image)
+                ),
             );
             let body = task
                 .task_body(std::time::Instant::now())
@@ -143,7 +151,7 @@ fn reset_system(
     );
     inner.log_change(
         &principal.user,
-        format!("Reset {reset_type} requested for {resource}"),
+        format!("Reset {} requested for {resource}", clip(&reset_type)),
     );
     Ok(reply::no_content())
 }

@@ -13,6 +13,9 @@ use crate::service::Req;
 use crate::state::{BmcState, Inner};
 use crate::tree;
 
+/// Longest user name or password, in bytes, that a login may carry.
+pub(crate) const MAX_CREDENTIAL_BYTES: usize = 256;
+
 #[derive(Deserialize)]
 pub(crate) struct LoginRequest {
     #[serde(rename = "UserName")]
@@ -36,6 +39,19 @@ pub(crate) fn login(
             msg::malformed_json(),
         ));
     };
+    // Overlong credentials are refused before they reach the account check or the log; the
+    // value is not echoed.
+    for (property, value) in [
+        ("UserName", login.user_name.as_str()),
+        ("Password", login.password.as_str()),
+    ] {
+        if value.len() > MAX_CREDENTIAL_BYTES {
+            return Err(ErrorReply::new(
+                StatusCode::BAD_REQUEST,
+                msg::property_value_format_error("(too long)", property),
+            ));
+        }
+    }
     if state.faults.is_enabled(Fault::SessionExhaustion) {
         return Err(ErrorReply::new(
             StatusCode::SERVICE_UNAVAILABLE,

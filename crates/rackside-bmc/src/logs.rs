@@ -2,13 +2,31 @@
 //! (logins, logouts, changes, resets) and the SEL.
 //!
 //! Entries are served newest first in pages of [`PAGE_SIZE`]. Entries that came with the data
-//! keep their order and content; new entries go in front of them.
+//! keep their order and content, and new entries go in front of them. A log keeps at most
+//! [`MAX_ENTRIES`] entries and drops the oldest first.
+
+use std::collections::VecDeque;
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
 /// Members per page of an Entries collection when the request has no `$top`.
 pub const PAGE_SIZE: usize = 50;
+
+/// Maximum number of entries in one log. A new entry beyond this drops the oldest, like a
+/// ring buffer.
+pub const MAX_ENTRIES: usize = 10_000;
+
+/// Maximum number of characters of client-supplied text (user names, property values) copied into an entry.
+const MAX_TEXT_CHARS: usize = 64;
+
+/// Shortens client-supplied `text` to [`MAX_TEXT_CHARS`] characters, marking a cut with `…`.
+pub(crate) fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_TEXT_CHARS) {
+        Some((end, _)) => format!("{}…", text.get(..end).unwrap_or_default()),
+        None => text.to_owned(),
+    }
+}
 
 /// Severity of a new log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +64,7 @@ pub(crate) struct LogStore {
     /// Entries that came with the data, in the order they are served (newest first).
     base: Vec<Value>,
     /// Entries written since start, oldest first.
-    added: Vec<Value>,
+    added: VecDeque<Value>,
     /// Whether members are whole entries (as iDRAC serves them) or only `@odata.id` links.
     expanded: bool,
     entry_type: String,
@@ -94,7 +112,7 @@ impl LogStore {
             entries_path,
             template,
             base,
-            added: Vec::new(),
+            added: VecDeque::new(),
             expanded,
             entry_type,
             key_prefix,
@@ -115,7 +133,8 @@ impl LogStore {
     /// Writes a new entry and returns its URI.
     pub(crate) fn append(&mut self, message: LogMessage) -> String {
         let mut id = self.next_id;
-        while self.find(&format!("{}/{id}", self.entries_path)).is_some() {
+        // Ids of added entries only grow, so only entries that came with the data can clash.
+        while self.is_base_entry(&format!("{}/{id}", self.entries_path)) {
             id += 1;
         }
         self.next_id = id + 1;
@@ -132,7 +151,13 @@ impl LogStore {
             "MessageId": message.message_id,
             "MessageArgs": message.args,
         });
-        self.added.push(entry);
+        self.added.push_back(entry);
+        // The oldest entries are the last of `base`, then the first of `added`.
+        while self.len() > MAX_ENTRIES {
+            if self.base.pop().is_none() {
+                self.added.pop_front();
+            }
+        }
         uri
     }
 
@@ -265,5 +290,32 @@ mod tests {
         assert_eq!(uri, "/log/Entries/3");
         assert_eq!(store.page(0, None)["Members"][0]["Id"], "3");
         assert!(store.find("/log/Entries/3").is_some());
+    }
+
+    #[test]
+    fn full_log_drops_oldest_entries() {
+        let mut store = store_with(5);
+        for _ in 0..MAX_ENTRIES {
+            store.append(message());
+        }
+        assert_eq!(store.len(), MAX_ENTRIES);
+        assert!(store.find("/log/Entries/4").is_none());
+        let newest = store.append(message());
+        assert_eq!(store.len(), MAX_ENTRIES);
+        assert!(store.find("/log/Entries/5").is_none());
+        let last = store.page(MAX_ENTRIES - 1, None);
+        assert_eq!(last["Members@odata.count"], MAX_ENTRIES);
+        assert_eq!(last["Members"][0]["Id"], "6");
+        assert_eq!(store.page(0, Some(1))["Members"][0]["@odata.id"], newest);
+    }
+
+    #[test]
+    fn clip_shortens_long_text_with_ellipsis() {
+        assert_eq!(clip("root"), "root");
+        let long = "N".repeat(900);
+        let clipped = clip(&long);
+        assert_eq!(clipped.chars().count(), MAX_TEXT_CHARS + 1);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip(&"é".repeat(70)).chars().count(), MAX_TEXT_CHARS + 1);
     }
 }

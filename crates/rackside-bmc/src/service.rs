@@ -541,6 +541,7 @@ fn patch(
     };
     let changes = crate::patch::apply(inner, path, &request, &state.faults.enabled())?;
     for (name, value) in changes {
+        let value = crate::logs::clip(&value);
         inner.log_change(&principal.user, format!("{name} of {path} set to {value}"));
     }
     serve_tree(

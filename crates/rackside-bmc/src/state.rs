@@ -12,7 +12,7 @@ use crate::accounts::{Accounts, Sessions};
 use crate::config::{BmcConfig, DataSource};
 use crate::error::BmcError;
 use crate::fault::{Fault, FaultControl};
-use crate::logs::{LogMessage, LogStore, Severity};
+use crate::logs::{clip, LogMessage, LogStore, Severity};
 use crate::power::PowerPlan;
 use crate::tasks::Task;
 use crate::tree::{self, LoadedData, Media, Tree};
@@ -177,6 +177,7 @@ impl Inner {
 
     /// Writes a login entry (`USR0030`).
     pub(crate) fn log_login(&mut self, user: &str, client: &str) {
+        let user = &clip(user);
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0030"),
             message: format!("User {user} logged in from {client} using Redfish."),
@@ -187,6 +188,7 @@ impl Inner {
 
     /// Writes a failed login entry (`USR0031`).
     pub(crate) fn log_failed_login(&mut self, user: &str, client: &str) {
+        let user = &clip(user);
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0031"),
             message: format!(
@@ -199,6 +201,7 @@ impl Inner {
 
     /// Writes a logout entry (`USR0032`).
     pub(crate) fn log_logout(&mut self, user: &str, client: &str) {
+        let user = &clip(user);
         self.log(LogMessage {
             message_id: self.lifecycle_id("USR0032"),
             message: format!("Session of user {user} from {client} using Redfish closed."),
@@ -208,11 +211,13 @@ impl Inner {
     }
 
     /// Writes an entry for a change made through the API.
+    /// Callers clip client-supplied values in `what` with [`clip`]; `user` is clipped here.
     pub(crate) fn log_change(&mut self, user: &str, what: String) {
+        let user = clip(user);
         self.log(LogMessage {
             message_id: "Rackside.1.0.ConfigurationChanged".into(),
             message: format!("{what} by {user}."),
-            args: vec![what, user.into()],
+            args: vec![what, user],
             severity: Severity::Ok,
         });
     }

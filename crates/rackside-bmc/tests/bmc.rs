@@ -424,6 +424,40 @@ async fn failed_login_is_rejected_and_logged() {
 }
 
 #[tokio::test]
+async fn overlong_login_name_is_rejected_without_echo_or_log() {
+    let bmc = start(|_| {}).await;
+    let long = "N".repeat(900_000);
+    let reply = bmc.try_login_at(SESSIONS, &long, "x").await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.has_message("PropertyValueFormatError"));
+    assert!(!String::from_utf8_lossy(&reply.bytes).contains("NNNN"));
+    let reply = bmc.try_login_at(SESSIONS, USER, &"p".repeat(257)).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let token = bmc.login().await;
+    let page = bmc.get(&token, LCLOG).await.json();
+    assert!(!page["Members"][1]["MessageId"]
+        .as_str()
+        .unwrap()
+        .ends_with("USR0031"));
+}
+
+#[tokio::test]
+async fn failed_login_name_is_clipped_in_log() {
+    let bmc = start(|_| {}).await;
+    let name = "N".repeat(250);
+    let reply = bmc.try_login_at(SESSIONS, &name, "x").await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    let token = bmc.login().await;
+    let page = bmc.get(&token, LCLOG).await.json();
+    let entry = &page["Members"][1];
+    let message = entry["Message"].as_str().unwrap();
+    assert!(message.contains("N…"), "{message}");
+    assert!(message.len() < 200, "{message}");
+    assert!(entry["MessageArgs"][0].as_str().unwrap().len() < 100);
+}
+
+#[tokio::test]
 async fn logout_deletes_session_and_logs_it() {
     let bmc = start(|_| {}).await;
     let reply = bmc.try_login_at(SESSIONS, USER, PASSWORD).await;
