@@ -23,6 +23,10 @@ pub const SERVICE_ROOT: &str = "/redfish/v1";
 /// that loops or a service that ignores `$skip` cannot hang the client.
 pub const MAX_PAGES: usize = 500;
 
+/// Most members read from one collection; a BMC listing more is cut off here so that a
+/// hostile or broken collection cannot make the client send unbounded requests.
+pub const MAX_MEMBERS: usize = 10_000;
+
 /// Default maximum number of requests in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 8;
 
@@ -368,12 +372,19 @@ impl<T: Transport> Client<T> {
                 tracing::debug!(%page_path, "collection page seen before, stopping");
                 break;
             }
+            if entries.len() >= MAX_MEMBERS {
+                tracing::debug!(%collection, members = MAX_MEMBERS, "member limit reached, stopping");
+                break;
+            }
             let page = self.get(&page_path).await?;
             let members = decode::array(&page.body, "Members");
             received += members.len();
             let mut new_members = 0;
             for member in members {
                 let key = decode::odata_id(member).unwrap_or_default();
+                if entries.len() >= MAX_MEMBERS {
+                    break;
+                }
                 if key.is_empty() || seen_ids.insert(key) {
                     new_members += 1;
                     entries.push(member.clone());

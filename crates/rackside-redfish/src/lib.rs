@@ -61,7 +61,7 @@ mod write;
 
 pub use client::{
     AuthMode, Client, Resource, RetryPolicy, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_INTERVAL,
-    MAX_PAGES, SERVICE_ROOT,
+    MAX_MEMBERS, MAX_PAGES, SERVICE_ROOT,
 };
 pub use crawl::Unreadable;
 pub use decode::parse_timestamp;
@@ -72,7 +72,7 @@ pub use inventory::{
     PowerSupply, Processor, Storage, StorageController, SystemInventory, SystemSummary,
     Temperature,
 };
-pub use logs::{logs, LogQuery, LogRecord, Severity};
+pub use logs::{logs, logs_with_gaps, LogQuery, LogRecord, LogReport, Severity};
 pub use power::{PowerObservation, PowerState, PowerWait, ResetType};
 pub use secret::{Credentials, Secret};
 pub use settings::{BootMode, BootOverride, BootOverrideEnabled, Indicator};

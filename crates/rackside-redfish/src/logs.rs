@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::{request_path, with_skip, MAX_PAGES};
-use crate::crawl::service_root;
+use crate::crawl::{service_root, Unreadable};
 use crate::decode;
 use crate::transport::Transport;
 use crate::{Client, Error};
@@ -110,12 +110,34 @@ pub struct LogRecord {
 /// # Errors
 ///
 /// Errors that end the walk (connect, TLS, 401, session limit). A log service that cannot
-/// be read is skipped and logged at debug level.
+/// be read is skipped; [`logs_with_gaps`] also returns which ones were skipped and why.
 pub async fn logs<T: Transport>(
     client: &Client<T>,
     query: &LogQuery,
 ) -> Result<Vec<LogRecord>, Error> {
-    let services = log_services(client).await?;
+    Ok(logs_with_gaps(client, query).await?.records)
+}
+
+/// Log entries and the log services or collections that could not be read.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogReport {
+    /// Entries, newest first, at most `limit`.
+    pub records: Vec<LogRecord>,
+    /// Log services or collections skipped because they could not be read.
+    pub unreadable: Vec<Unreadable>,
+}
+
+/// Reads entries like [`logs`] and also reports every log that could not be read, so a
+/// caller can tell an empty log from one it never saw.
+///
+/// # Errors
+///
+/// Errors that end the walk (connect, TLS, 401, session limit).
+pub async fn logs_with_gaps<T: Transport>(
+    client: &Client<T>,
+    query: &LogQuery,
+) -> Result<LogReport, Error> {
+    let (services, mut unreadable) = log_services(client).await?;
     let mut records = Vec::new();
     for service in services {
         let Some(entries_path) = decode::link(&service, "Entries") else {
@@ -125,19 +147,31 @@ pub async fn logs<T: Transport>(
         match read_log(client, &name, &entries_path, query).await {
             Ok(entries) => records.extend(entries),
             Err(error) if error.is_fatal() => return Err(error),
-            Err(error) => tracing::debug!(%entries_path, %error, "log unreadable, skipping"),
+            Err(error) => {
+                tracing::debug!(%entries_path, %error, "log unreadable, skipping");
+                unreadable.push(Unreadable {
+                    path: entries_path,
+                    error: error.to_string(),
+                });
+            }
         }
     }
     sort_newest_first(&mut records);
     if query.limit > 0 {
         records.truncate(query.limit);
     }
-    Ok(records)
+    Ok(LogReport {
+        records,
+        unreadable,
+    })
 }
 
 /// Finds the log services of every manager and system, each once.
-async fn log_services<T: Transport>(client: &Client<T>) -> Result<Vec<Value>, Error> {
+async fn log_services<T: Transport>(
+    client: &Client<T>,
+) -> Result<(Vec<Value>, Vec<Unreadable>), Error> {
     let root = service_root(client).await?;
+    let mut unreadable = Vec::new();
     let mut owners = Vec::new();
     for key in ["Managers", "Systems"] {
         let Some(path) = decode::link(&root, key) else {
@@ -146,7 +180,13 @@ async fn log_services<T: Transport>(client: &Client<T>) -> Result<Vec<Value>, Er
         match client.members_partial(&path).await {
             Ok((members, _)) => owners.extend(members),
             Err(error) if error.is_fatal() => return Err(error),
-            Err(error) => tracing::debug!(%path, %error, "collection unreadable, skipping"),
+            Err(error) => {
+                tracing::debug!(%path, %error, "collection unreadable, skipping");
+                unreadable.push(Unreadable {
+                    path,
+                    error: error.to_string(),
+                });
+            }
         }
     }
 
@@ -168,10 +208,16 @@ async fn log_services<T: Transport>(client: &Client<T>) -> Result<Vec<Value>, Er
                 }
             }
             Err(error) if error.is_fatal() => return Err(error),
-            Err(error) => tracing::debug!(%path, %error, "log services unreadable, skipping"),
+            Err(error) => {
+                tracing::debug!(%path, %error, "log services unreadable, skipping");
+                unreadable.push(Unreadable {
+                    path: path.clone(),
+                    error: error.to_string(),
+                });
+            }
         }
     }
-    Ok(services)
+    Ok((services, unreadable))
 }
 
 /// Names a log the way administrators know it.

@@ -68,6 +68,9 @@ pub struct Limits {
     pub connect_timeout: Duration,
     /// Maximum time between two reads from the connection.
     pub read_timeout: Duration,
+    /// Maximum time for a whole request, from sending it to the last byte of the body, so a
+    /// BMC that trickles bytes cannot hold a command forever.
+    pub request_timeout: Duration,
     /// Maximum response body size in bytes.
     pub max_body_bytes: usize,
 }
@@ -77,6 +80,7 @@ impl Default for Limits {
         Limits {
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
             max_body_bytes: 32 * 1024 * 1024,
         }
     }
@@ -131,6 +135,7 @@ impl HttpsTransport {
             .no_proxy()
             .connect_timeout(limits.connect_timeout)
             .read_timeout(limits.read_timeout)
+            .timeout(limits.request_timeout)
             .build()
             .map_err(|error| Error::Transport {
                 what: "building the HTTPS client".into(),

@@ -408,6 +408,7 @@ fn https_client(
     let limits = Limits {
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(30),
         max_body_bytes,
     };
     let retry = RetryPolicy {

@@ -163,6 +163,7 @@ fn limits() -> Limits {
     Limits {
         connect_timeout: Duration::from_secs(5),
         read_timeout: Duration::from_secs(10),
+        request_timeout: Duration::from_secs(30),
         max_body_bytes: 8 * 1024 * 1024,
     }
 }

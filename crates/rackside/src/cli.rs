@@ -29,11 +29,12 @@ pub struct GlobalOptions {
     pub trust_ca: Vec<PathBuf>,
 
     /// Accept a not-yet-trusted certificate whose SHA-256 fingerprint (certificate or public
-    /// key) is this value, without prompting
+    /// key; 64 hex digits, colons optional) is this value, without prompting
     #[arg(long, global = true, value_name = "SHA256")]
     pub accept_fingerprint: Option<String>,
 
-    /// Read the BMC password from the first line of standard input
+    /// Read the BMC password from the first line of standard input (without it: the
+    /// RACKSIDE_PASSWORD environment variable, else a prompt)
     #[arg(long, global = true)]
     pub password_stdin: bool,
 
@@ -113,6 +114,7 @@ pub enum CaCommand {
     /// Remove an installed CA certificate file by the name `ca list` shows
     Remove {
         /// File name as shown by `ca list` (with or without .pem)
+        #[arg(value_name = "NAME")]
         fingerprint: String,
     },
 }
@@ -174,7 +176,7 @@ pub struct LogsArgs {
     pub severity: Option<SeverityArg>,
 
     /// Show only entries created at or after TIME: RFC 3339 (2026-12-01T08:00:00Z), a date
-    /// (2026-12-01, UTC) or an age such as 90m, 12h, 7d
+    /// (2026-12-01, UTC) or an age in s, m, h, d or w such as 90m, 12h, 7d
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
 

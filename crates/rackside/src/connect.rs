@@ -88,16 +88,20 @@ impl Context {
             .map_err(|error| {
                 Failure::new(
                     ExitKind::Unreachable,
-                    format!(
-                        "failed to reach {name} at {}: {error}; check the address and that the \
-                         BMC is powered and reachable",
-                        entry.url
-                    ),
+                    format!("failed to reach {name} at {}: {error}", entry.url),
                 )
             })?;
         let verdict = classify(&chain, &server_name, &self.anchors, UnixTime::now());
         let now = chrono::Utc::now();
 
+        if let (Some(pin), true) = (&entry.pin, redecide) {
+            let unchanged = compare_pin(pin, &verdict.leaf) == PinMatch::Exact;
+            if unchanged && !self.interactive && self.accept_fingerprint.is_none() {
+                print_certificate(&mut std::io::stderr(), name, &entry.url, &verdict)?;
+                eprintln!("{name}: the certificate is unchanged since it was pinned; pin kept");
+                return Ok(pin.clone());
+            }
+        }
         if let (Some(pin), false) = (&entry.pin, redecide) {
             match compare_pin(pin, &verdict.leaf) {
                 PinMatch::Exact => return Ok(pin.clone()),

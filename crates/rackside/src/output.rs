@@ -1,4 +1,27 @@
-//! Plain-text tables for terminal output.
+//! Standard output: plain-text tables, and writes that end the process quietly when the reader
+//! of a pipe has gone (`rackside health --all | head`), as Unix tools do.
+
+use std::io::Write;
+
+/// Prints to standard output like `println!`, exiting quietly on a closed pipe.
+macro_rules! outln {
+    () => { $crate::output::write_out(format_args!("\n")) };
+    ($($arg:tt)*) => { $crate::output::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use outln;
+
+/// Writes to standard output. A closed pipe ends the process with exit 0; any other write
+/// failure ends it with exit 1 and a message on standard error.
+pub fn write_out(text: std::fmt::Arguments<'_>) {
+    let mut out = std::io::stdout().lock();
+    if let Err(error) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("rackside: failed to write to standard output: {error}");
+        std::process::exit(1);
+    }
+}
 
 /// A table whose columns are as wide as their widest cell.
 pub struct Table {
@@ -47,7 +70,7 @@ impl Table {
 
     /// Prints the table to standard output.
     pub fn print(&self) {
-        print!("{}", self.render());
+        write_out(format_args!("{}", self.render()));
     }
 }
 

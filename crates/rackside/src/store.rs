@@ -32,11 +32,25 @@ pub struct ServerEntry {
 }
 
 /// The config folder and what it contains.
+///
+/// Changes are recorded and replayed on the file's current content when saved, under an
+/// exclusive lock, so two commands saving at once both keep their changes.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
     servers: BTreeMap<String, ServerEntry>,
+    changes: Vec<Change>,
 }
+
+/// One change to the server list, replayed at save time.
+#[derive(Debug, Clone)]
+enum Change {
+    Insert(String, ServerEntry),
+    Remove(String),
+    SetPin(String, Option<Pin>),
+}
+
+const LOCK_FILE: &str = "servers.lock";
 
 impl Store {
     /// Opens the store in `dir`, or in the platform's config folder when `dir` is `None`.
@@ -46,20 +60,12 @@ impl Store {
             Some(dir) => dir.to_path_buf(),
             None => default_config_dir()?,
         };
-        let path = dir.join(SERVERS_FILE);
-        let servers = match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| {
-                Failure::usage(format!(
-                    "invalid server list {}: {error}; fix or move the file away",
-                    path.display()
-                ))
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(error) => {
-                return Err(error).with_context(|| format!("failed to read {}", path.display()))
-            }
-        };
-        Ok(Self { dir, servers })
+        let servers = read_servers(&dir)?;
+        Ok(Self {
+            dir,
+            servers,
+            changes: Vec::new(),
+        })
     }
 
     /// All servers by name.
@@ -78,25 +84,51 @@ impl Store {
 
     /// Adds or replaces `name`.
     pub fn insert(&mut self, name: &str, entry: ServerEntry) {
-        self.servers.insert(name.to_owned(), entry);
+        self.record(Change::Insert(name.to_owned(), entry));
     }
 
     /// Removes `name`, returning its entry.
     pub fn remove(&mut self, name: &str) -> Option<ServerEntry> {
-        self.servers.remove(name)
+        let entry = self.servers.get(name).cloned();
+        self.record(Change::Remove(name.to_owned()));
+        entry
     }
 
     /// Replaces the pin of `name`.
     pub fn set_pin(&mut self, name: &str, pin: Option<Pin>) {
-        if let Some(entry) = self.servers.get_mut(name) {
-            entry.pin = pin;
-        }
+        self.record(Change::SetPin(name.to_owned(), pin));
     }
 
-    /// Writes the server list atomically.
-    pub fn save(&self) -> anyhow::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&self.servers)?;
-        write_atomic(&self.dir, SERVERS_FILE, &bytes)
+    fn record(&mut self, change: Change) {
+        apply(&mut self.servers, change.clone());
+        self.changes.push(change);
+    }
+
+    /// Writes the recorded changes: under the lock, the file is read again, the changes are
+    /// applied to what it holds now, and the result replaces it atomically.
+    pub fn save(&mut self) -> anyhow::Result<()> {
+        fs::create_dir_all(&self.dir)
+            .with_context(|| format!("failed to create {}", self.dir.display()))?;
+        let lock_path = self.dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("failed to open {}", lock_path.display()))?;
+        lock.lock()
+            .with_context(|| format!("failed to lock {}", lock_path.display()))?;
+
+        let mut servers = read_servers(&self.dir)?;
+        for change in self.changes.drain(..) {
+            apply(&mut servers, change);
+        }
+        let bytes = serde_json::to_vec_pretty(&servers)?;
+        write_atomic(&self.dir, SERVERS_FILE, &bytes)?;
+        self.servers = servers;
+        // The lock is released when `lock` is dropped here.
+        drop(lock);
+        Ok(())
     }
 
     /// The folder of installed CA certificates (one PEM file each).
@@ -149,6 +181,14 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
 
 /// Parses a BMC address. A bare host gets `https://`; `http://` is rejected.
 pub fn parse_url(text: &str) -> Result<Url, Failure> {
+    // Messages below never echo the text after a user-info part, which may hold a password.
+    let shown = match (text.find("://"), text.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &text[..scheme_end], &text[at + 1..])
+        }
+        _ => text.to_owned(),
+    };
+    let text = shown.as_str();
     let with_scheme = if text.contains("://") {
         text.to_owned()
     } else {
@@ -178,6 +218,38 @@ pub fn parse_url(text: &str) -> Result<Url, Failure> {
     Ok(url)
 }
 
+/// Applies one change to a server list.
+fn apply(servers: &mut BTreeMap<String, ServerEntry>, change: Change) {
+    match change {
+        Change::Insert(name, entry) => {
+            servers.insert(name, entry);
+        }
+        Change::Remove(name) => {
+            servers.remove(&name);
+        }
+        Change::SetPin(name, pin) => {
+            if let Some(entry) = servers.get_mut(&name) {
+                entry.pin = pin;
+            }
+        }
+    }
+}
+
+/// Reads the server list in `dir`; a missing file is an empty list, a damaged one an error.
+fn read_servers(dir: &Path) -> anyhow::Result<BTreeMap<String, ServerEntry>> {
+    let path = dir.join(SERVERS_FILE);
+    match fs::read(&path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_err(|error| {
+            Failure::usage(format!(
+                "invalid server list {}: {error}; fix or move the file away",
+                path.display()
+            ))
+        })?),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(error) => Err(error).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
 fn default_config_dir() -> anyhow::Result<PathBuf> {
     directories::ProjectDirs::from("", "", "rackside")
         .map(|dirs| dirs.config_dir().to_path_buf())
@@ -190,7 +262,9 @@ fn default_config_dir() -> anyhow::Result<PathBuf> {
 fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let target = dir.join(name);
-    let temp = dir.join(format!(".{name}.tmp"));
+    // A name of its own per process and call, so concurrent writers never share a file.
+    let unique: u64 = rand::random();
+    let temp = dir.join(format!(".{name}.{}.{unique:016x}.tmp", std::process::id()));
     let mut options = fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -253,6 +327,45 @@ mod tests {
         assert_eq!(
             fs::read(dir.path().join(SERVERS_FILE)).unwrap(),
             b"{not json"
+        );
+    }
+
+    #[test]
+    fn concurrent_saves_keep_both_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut first = Store::open(Some(dir.path())).unwrap();
+        let mut second = Store::open(Some(dir.path())).unwrap();
+        let url = parse_url("https://192.0.2.10").unwrap();
+        first.insert(
+            "a",
+            ServerEntry {
+                url: url.clone(),
+                user: "root".into(),
+                pin: None,
+            },
+        );
+        second.insert(
+            "b",
+            ServerEntry {
+                url,
+                user: "root".into(),
+                pin: None,
+            },
+        );
+        first.save().unwrap();
+        second.save().unwrap();
+        let merged = Store::open(Some(dir.path())).unwrap();
+        assert!(merged.servers().contains_key("a"));
+        assert!(merged.servers().contains_key("b"));
+    }
+
+    #[test]
+    fn password_in_url_is_not_echoed() {
+        let error = parse_url("https://root:hunter2secret@192.0.2.10").unwrap_err();
+        assert!(
+            !error.message.contains("hunter2secret"),
+            "{}",
+            error.message
         );
     }
 

@@ -823,3 +823,42 @@ async fn terminal_user_rejects_certificate_and_nothing_is_sent() {
     assert_eq!(bmc.running.stats().application_bytes_received, 0);
     assert!(!cli.config.path().join("servers.json").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_output_pipe_ends_quietly() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"))
+        .args(["inventory", "r1"])
+        .env("RACKSIDE_CONFIG_DIR", cli.config.path())
+        .env("RACKSIDE_PASSWORD", PASSWORD)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away before the command prints, as `| head -0` or `| true` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().await.unwrap();
+
+    assert_success(&output);
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trust_again_keeps_unchanged_pin_without_terminal() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+
+    let output = cli.run(&["server", "trust", "r1"]).await;
+
+    assert_success(&output);
+    assert!(stderr(&output).contains("unchanged"), "{}", stderr(&output));
+    assert_eq!(
+        cli.servers()["r1"]["pin"]["certificate_sha256"],
+        bmc.fingerprint()
+    );
+}

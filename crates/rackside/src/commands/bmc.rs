@@ -10,20 +10,21 @@ use sha2::{Digest, Sha256};
 
 use crate::cli::BmcArgs;
 use crate::failure::Failure;
+use crate::output::outln;
 
 /// Starts the simulator from the command line and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
     if args.list_faults {
         for fault in Fault::ALL {
-            println!("{fault}");
+            outln!("{fault}");
         }
         return Ok(ExitCode::SUCCESS);
     }
     let config = config_from_args(args)?;
     let running = rackside_bmc::start(config).await?;
     let fingerprint = Sha256::digest(running.certificate_der().as_ref());
-    println!("rackside bmc listening on https://{}", running.local_addr());
-    println!("certificate SHA-256 {}", colon_hex(&fingerprint));
+    outln!("rackside bmc listening on https://{}", running.local_addr());
+    outln!("certificate SHA-256 {}", colon_hex(&fingerprint));
     wait_for_shutdown_signal().await;
     eprintln!("rackside bmc stopping");
     running.shutdown().await;

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::cli::CaCommand;
 use crate::connect::Context;
 use crate::failure::Failure;
+use crate::output::outln;
 
 /// Runs one `ca` subcommand.
 pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
@@ -31,7 +32,7 @@ pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
         }
         CaCommand::List => {
             for path in context.store.ca_files()? {
-                println!("{}", path.display());
+                outln!("{}", path.display());
             }
         }
         CaCommand::Remove { fingerprint } => {

@@ -18,7 +18,7 @@ use crate::commands::bmc::colon_hex;
 use crate::commands::{health as health_command, inventory as inventory_command};
 use crate::connect::{endpoint, print_certificate, Context};
 use crate::failure::{ExitKind, Failure};
-use crate::output::Table;
+use crate::output::{outln, Table};
 use crate::store::{parse_url, ServerEntry};
 
 const SERVER: &str = "demo-r1u";
@@ -42,14 +42,14 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let bmc = rackside_bmc::start(config).await?;
     let bmc_fingerprint = colon_hex(&Sha256::digest(bmc.certificate_der().as_ref()));
     let url = parse_url(&format!("https://{}", bmc.local_addr()))?;
-    println!("   BMC listening on {url}");
-    println!("   The BMC's own display shows certificate SHA-256 {bmc_fingerprint}");
+    outln!("   BMC listening on {url}");
+    outln!("   The BMC's own display shows certificate SHA-256 {bmc_fingerprint}");
 
     let outcome = walk(folder.path(), &url, &password, &bmc_fingerprint).await;
     bmc.shutdown().await;
     outcome?;
-    println!();
-    println!("Demo finished. Add a real BMC with `rackside server add NAME https://ADDRESS`.");
+    outln!();
+    outln!("Demo finished. Add a real BMC with `rackside server add NAME https://ADDRESS`.");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -104,7 +104,7 @@ async fn walk(
         )
         .into());
     }
-    println!("   {presented} matches; in a terminal you would type yes here");
+    outln!("   {presented} matches; in a terminal you would type yes here");
     let pin = Pin::from_summary(&verdict.leaf, chrono::Utc::now());
     let entry = ServerEntry {
         url: url.clone(),
@@ -113,14 +113,14 @@ async fn walk(
     };
     context.store.insert(SERVER, entry.clone());
     context.store.save()?;
-    println!("   pinned certificate and public key; saved as server {SERVER:?}");
+    outln!("   pinned certificate and public key; saved as server {SERVER:?}");
 
     let credentials = Credentials {
         username: USER.to_owned(),
         password: Secret::new(password.to_owned()),
     };
     let connection = context.login(SERVER, &entry, pin, &credentials).await?;
-    println!("   logged in with a Redfish session (X-Auth-Token)");
+    outln!("   logged in with a Redfish session (X-Auth-Token)");
 
     step(4, "Health: rolled-up status and every failing component");
     let report = health(&connection.client).await?;
@@ -156,11 +156,11 @@ async fn walk(
 
     step(7, "Log out: the session is deleted on the BMC");
     connection.close().await;
-    println!("   session deleted");
+    outln!("   session deleted");
     Ok(())
 }
 
 fn step(number: u32, title: &str) {
-    println!();
-    println!("{number}. {title}");
+    outln!();
+    outln!("{number}. {title}");
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cli::{HealthArgs, SeverityArg};
 use crate::connect::{Context, Prepared};
 use crate::failure::{describe, ExitKind, Failure};
-use crate::output::Table;
+use crate::output::{outln, Table};
 
 /// One server's outcome in a fleet run.
 #[derive(Serialize)]
@@ -76,7 +76,7 @@ pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitC
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcomes)?);
+        outln!("{}", serde_json::to_string_pretty(&outcomes)?);
     } else {
         print_table(&outcomes);
     }
@@ -130,6 +130,9 @@ fn print_table(outcomes: &[Outcome]) {
     let mut table = Table::new(["SERVER", "SYSTEM", "POWER", "HEALTH", "ROLLUP", "PROBLEMS"]);
     let mut details = Vec::new();
     for outcome in outcomes {
+        if let Some(report) = &outcome.report {
+            warn_gaps(&outcome.server, report);
+        }
         let Some(report) = &outcome.report else {
             let error = outcome.error.clone().unwrap_or_default();
             table.row([
@@ -164,12 +167,27 @@ fn print_table(outcomes: &[Outcome]) {
     }
     table.print();
     if !details.is_empty() {
-        println!();
+        outln!();
         let mut problems = Table::new(["SERVER", "HEALTH", "COMPONENT", "NAME", "REASON"]);
         for row in details {
             problems.row(row);
         }
         problems.print();
+    }
+}
+
+/// Tells on standard error what the report could not cover.
+fn warn_gaps(server: &str, report: &HealthReport) {
+    if report.systems.is_empty() {
+        eprintln!("warning: {server} lists no computer systems; nothing to report");
+    }
+    for system in &report.systems {
+        for gap in &system.unreadable {
+            eprintln!(
+                "warning: {server}: could not read {}: {}",
+                gap.path, gap.error
+            );
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use rackside_redfish::{inventory, Inventory};
 
 use crate::cli::InventoryArgs;
 use crate::connect::Context;
-use crate::output::Table;
+use crate::output::{outln, Table};
 
 /// Prints the inventory of one server.
 pub async fn run(mut context: Context, args: InventoryArgs) -> anyhow::Result<ExitCode> {
@@ -16,7 +16,7 @@ pub async fn run(mut context: Context, args: InventoryArgs) -> anyhow::Result<Ex
     connection.close().await;
     let inventory = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&inventory)?);
+        outln!("{}", serde_json::to_string_pretty(&inventory)?);
     } else {
         print_inventory(&inventory);
     }
@@ -27,7 +27,7 @@ pub async fn run(mut context: Context, args: InventoryArgs) -> anyhow::Result<Ex
 pub fn print_inventory(inventory: &Inventory) {
     for item in &inventory.systems {
         let system = &item.system;
-        println!("System {} ({})", system.id, system.name);
+        outln!("System {} ({})", system.id, system.name);
         let memory = system.total_memory_gib.map(|gib| format!("{gib} GiB"));
         for (label, value) in [
             ("manufacturer", &system.manufacturer),
@@ -40,7 +40,7 @@ pub fn print_inventory(inventory: &Inventory) {
             ("memory", &memory),
         ] {
             if let Some(value) = value {
-                println!("  {label:<14} {value}");
+                outln!("  {label:<14} {value}");
             }
         }
 
@@ -190,16 +190,16 @@ pub fn print_inventory(inventory: &Inventory) {
         if !item.unreadable.is_empty() {
             section("Not readable");
             for unreadable in &item.unreadable {
-                println!("  {}: {}", unreadable.path, unreadable.error);
+                outln!("  {}: {}", unreadable.path, unreadable.error);
             }
         }
-        println!();
+        outln!();
     }
 }
 
 fn section(title: &str) {
-    println!();
-    println!("{title}");
+    outln!();
+    outln!("{title}");
 }
 
 fn text(value: &Option<String>) -> String {

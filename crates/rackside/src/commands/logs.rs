@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
-use rackside_redfish::{logs, LogQuery, Severity};
+use rackside_redfish::{logs_with_gaps, LogQuery, Severity};
 
 use crate::cli::{LogsArgs, SeverityArg};
 use crate::connect::Context;
-use crate::failure::Failure;
-use crate::output::Table;
+use crate::failure::{ExitKind, Failure};
+use crate::output::{outln, Table};
 
 /// Prints the newest log entries of one server.
 pub async fn run(mut context: Context, args: LogsArgs) -> anyhow::Result<ExitCode> {
@@ -30,12 +30,32 @@ pub async fn run(mut context: Context, args: LogsArgs) -> anyhow::Result<ExitCod
     };
 
     let connection = context.open(&args.name).await?;
-    let records = logs(&connection.client, &query).await;
+    let report = logs_with_gaps(&connection.client, &query).await;
     connection.close().await;
-    let records = records?;
+    let report = report?;
+    for gap in &report.unreadable {
+        eprintln!(
+            "warning: {}: could not read {}: {}",
+            args.name, gap.path, gap.error
+        );
+    }
+    if report.records.is_empty() {
+        if let Some(first) = report.unreadable.first() {
+            return Err(Failure::new(
+                ExitKind::BmcError,
+                format!(
+                    "no log of {} could be read ({}: {}); retry later or check the BMC's log \
+                     service",
+                    args.name, first.path, first.error
+                ),
+            )
+            .into());
+        }
+    }
+    let records = report.records;
 
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&records)?);
+        outln!("{}", serde_json::to_string_pretty(&records)?);
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = Table::new(["CREATED", "SEVERITY", "LOG", "MESSAGE ID", "MESSAGE"]);

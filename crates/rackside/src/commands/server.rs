@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::cli::ServerCommand;
 use crate::connect::Context;
 use crate::failure::Failure;
-use crate::output::Table;
+use crate::output::{outln, Table};
 use crate::store::{check_name, parse_url, ServerEntry};
 
 const DEFAULT_USER: &str = "root";
@@ -37,7 +37,7 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
         ServerCommand::List { json } => {
             let servers = context.store.servers();
             if json {
-                println!("{}", serde_json::to_string_pretty(servers)?);
+                outln!("{}", serde_json::to_string_pretty(servers)?);
             } else {
                 let mut table = Table::new(["NAME", "URL", "USER", "PINNED KEY SHA-256"]);
                 for (name, entry) in servers {

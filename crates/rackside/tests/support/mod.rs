@@ -46,7 +46,8 @@ fn skip_or_fail(reason: &str) {
     if std::env::var("RACKSIDE_REQUIRE_EXTERNAL").is_ok_and(|value| value == "1") {
         panic!("required test input missing: {reason}");
     }
-    eprintln!("skipped: {reason}");
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    eprintln!("skipped {test}: {reason}");
 }
 
 /// A BMC running in this process, with its state folder.
