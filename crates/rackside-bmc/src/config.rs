@@ -38,14 +38,21 @@ pub struct BmcConfig {
     pub faults: Faults,
     /// Maximum number of open connections; further connections are closed right after accept.
     pub max_connections: usize,
+    /// Maximum number of open connections from one client IP address, so one client cannot
+    /// take every connection slot.
+    pub max_connections_per_client: usize,
     /// Time allowed for the TLS handshake and for the request headers to arrive.
     pub header_read_timeout: Duration,
+    /// Time allowed for a request body to arrive once the headers are in; a slower body gets
+    /// 408 Request Timeout and the connection is closed.
+    pub body_read_timeout: Duration,
 }
 
 impl BmcConfig {
     /// Creates a configuration with the defaults: `127.0.0.1:8443`, a generated certificate,
     /// the embedded sample server, Basic auth on, 8 sessions per user, 30 minutes idle expiry,
-    /// 3 s power transitions and no faults. A first user must still be set.
+    /// 3 s power transitions, no faults, 256 connections (32 per client address), 10 s for
+    /// the handshake and headers and 20 s for a request body. A first user must still be set.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8443)),
@@ -60,7 +67,9 @@ impl BmcConfig {
             power_delay: Duration::from_secs(3),
             faults: Faults::default(),
             max_connections: 256,
+            max_connections_per_client: 32,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(20),
         }
     }
 }

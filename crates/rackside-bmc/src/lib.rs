@@ -121,6 +121,7 @@ pub async fn start(config: BmcConfig) -> Result<RunningBmc, BmcError> {
     let faults = state.faults();
     let settings = listener::LoopSettings {
         max_connections: config.max_connections.max(1),
+        max_connections_per_client: config.max_connections_per_client.max(1),
         header_read_timeout: config.header_read_timeout,
     };
     let task = tokio::spawn(listener::accept_loop(

@@ -1,10 +1,11 @@
-//! The HTTPS accept loop: TLS handshake, per-connection byte counting, a connection cap, a
-//! header read timeout and graceful shutdown.
+//! The HTTPS accept loop: TLS handshake, per-connection byte counting, a connection cap in
+//! total and per client address, a header read timeout and graceful shutdown.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -97,7 +98,52 @@ impl RunningBmc {
 /// Settings of the accept loop.
 pub(crate) struct LoopSettings {
     pub(crate) max_connections: usize,
+    pub(crate) max_connections_per_client: usize,
     pub(crate) header_read_timeout: Duration,
+}
+
+/// Open connections by client IP address.
+#[derive(Debug, Default)]
+struct ClientSlots {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl ClientSlots {
+    /// Takes a slot for `ip`, unless it already has `limit` open connections.
+    fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+/// One connection's slot in [`ClientSlots`], given back on drop.
+struct ClientSlot {
+    slots: Arc<ClientSlots>,
+    ip: IpAddr,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .slots
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Accepts connections until `shutdown` turns true.
@@ -110,6 +156,7 @@ pub(crate) async fn accept_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let client_slots = Arc::new(ClientSlots::default());
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -129,6 +176,12 @@ pub(crate) async fn accept_loop(
             drop(stream);
             continue;
         };
+        let limit = settings.max_connections_per_client;
+        let Some(slot) = client_slots.take(peer.ip(), limit) else {
+            tracing::debug!(%peer, limit, "connection limit per client reached; closing");
+            drop(stream);
+            continue;
+        };
         let acceptor = acceptor.clone();
         let router = router.clone();
         let counters = counters.clone();
@@ -136,6 +189,7 @@ pub(crate) async fn accept_loop(
         let timeout = settings.header_read_timeout;
         connections.spawn(async move {
             serve_connection(stream, peer, acceptor, router, counters, timeout, shutdown).await;
+            drop(slot);
             drop(permit);
         });
         // Reap finished connection tasks so the set does not grow.

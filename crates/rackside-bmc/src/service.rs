@@ -86,11 +86,22 @@ async fn dispatch(State(state): State<Arc<BmcState>>, request: Request) -> Respo
                 .map(|c| c.0.ip().to_string())
         })
         .unwrap_or_else(|| "unknown".to_owned());
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
-        Ok(body) => body,
-        Err(_) => {
+    let read = axum::body::to_bytes(body, MAX_REQUEST_BODY);
+    let body = match tokio::time::timeout(state.body_read_timeout, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(error)) => {
+            tracing::debug!(%client, %error, "request body rejected");
             let mut response = Response::new(Body::empty());
             *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+            return finish(response);
+        }
+        Err(_) => {
+            tracing::debug!(%client, timeout = ?state.body_read_timeout, "request body timed out");
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+            response
+                .headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             return finish(response);
         }
     };

@@ -28,6 +28,8 @@ pub struct BmcState {
     pub(crate) basic_auth: bool,
     pub(crate) max_sessions_per_user: usize,
     pub(crate) power_delay: Duration,
+    /// Time allowed for a request body to arrive.
+    pub(crate) body_read_timeout: Duration,
     /// Sessions URI from the service root's `Links.Sessions`.
     pub(crate) sessions_path: String,
     /// Accounts collection served from the configured accounts, when the data has none.
@@ -104,6 +106,7 @@ impl BmcState {
             basic_auth: config.basic_auth,
             max_sessions_per_user: config.max_sessions_per_user,
             power_delay: config.power_delay,
+            body_read_timeout: config.body_read_timeout,
             sessions_path,
             accounts_path,
             metadata,

@@ -1693,6 +1693,61 @@ async fn connection_over_limit_is_closed() {
     assert!(connector.connect(name, second).await.is_err());
 }
 
+fn connector_for(bmc: &Bmc) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(bmc.running.certificate_der()).unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(tls_config(roots)))
+}
+
+#[tokio::test]
+async fn slow_request_body_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bmc = start(|c| c.body_read_timeout = Duration::from_millis(500)).await;
+    let tcp = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector_for(&bmc).connect(name, tcp).await.unwrap();
+    let head = format!(
+        "POST {SESSIONS} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: 100000\r\n\r\n{{"
+    );
+    tls.write_all(head.as_bytes()).await.unwrap();
+    tls.flush().await.unwrap();
+
+    // The client sends nothing more; the service must answer before the body is complete.
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut reply)).await;
+    assert!(read.is_ok(), "no answer while the body is incomplete");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test]
+async fn connections_per_client_are_capped() {
+    let bmc = start(|c| c.max_connections_per_client = 2).await;
+    let connector = connector_for(&bmc);
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let tcp = tokio::net::TcpStream::connect(bmc.running.local_addr())
+            .await
+            .unwrap();
+        open.push(connector.connect(name.clone(), tcp).await.unwrap());
+    }
+    let third = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    assert!(connector.connect(name.clone(), third).await.is_err());
+
+    drop(open);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let again = tokio::net::TcpStream::connect(bmc.running.local_addr())
+        .await
+        .unwrap();
+    assert!(connector.connect(name, again).await.is_ok());
+}
+
 // ---------------------------------------------------------------------------------------------
 // DMTF validators
 
