@@ -100,6 +100,13 @@ impl Accounts {
         found
     }
 
+    /// Replaces the password of the configured account at `index`, if there is one.
+    pub(crate) fn set_password(&mut self, index: usize, password: Secret) {
+        if let Some(account) = self.accounts.get_mut(index) {
+            account.password = password;
+        }
+    }
+
     /// Every configured account, in configuration order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &UserAccount> {
         self.accounts.iter()

@@ -345,7 +345,11 @@ fn unauthorized(state: &BmcState, message: crate::reply::Message) -> ErrorReply 
 
 /// Rejects a request that the caller's role does not allow: 403, or 401 under
 /// [`Fault::RoleProblem401`].
-fn require_role(state: &BmcState, principal: &Principal, needed: Role) -> Result<(), ErrorReply> {
+pub(crate) fn require_role(
+    state: &BmcState,
+    principal: &Principal,
+    needed: Role,
+) -> Result<(), ErrorReply> {
     let allowed = match needed {
         Role::Administrator => principal.role == Role::Administrator,
         Role::Operator => principal.role != Role::ReadOnly,
@@ -481,6 +485,9 @@ fn method_not_allowed(
     if inner.actions.contains_key(path) {
         return ErrorReply::method_not_allowed("POST");
     }
+    if dynamic::account_member(state, inner, path).is_some() {
+        return ErrorReply::method_not_allowed(dynamic::ACCOUNT_ALLOW);
+    }
     match inner.tree.json(path) {
         Some(body) => ErrorReply::method_not_allowed(&allow_for(inner, path, body)),
         None if inner.tree.contains(path) || is_dynamic(state, inner, path) => {
@@ -510,6 +517,9 @@ fn patch(
 ) -> Result<Response, ErrorReply> {
     let path = req.path.as_str();
     let sessions_path = state.active_sessions_path().to_owned();
+    if dynamic::account_member(state, inner, path).is_some() {
+        return dynamic::patch_account(state, inner, req, principal);
+    }
     let Some(body) = inner.tree.json(path).cloned() else {
         return Err(method_not_allowed(state, inner, path, &sessions_path));
     };

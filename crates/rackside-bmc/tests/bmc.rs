@@ -562,6 +562,107 @@ async fn accounts_collection_lists_configured_users() {
     assert!(first["Password"].is_null());
 }
 
+const ROOT_ACCOUNT: &str = "/redfish/v1/AccountService/Accounts/1";
+const VIEWER_ACCOUNT: &str = "/redfish/v1/AccountService/Accounts/2";
+
+#[tokio::test]
+async fn account_rejects_unsupported_methods_with_405() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    for method in [Method::POST, Method::PUT, Method::DELETE] {
+        let reply = bmc
+            .send(
+                method.clone(),
+                ROOT_ACCOUNT,
+                Auth::Token(&token),
+                Some(json!({})),
+                &[],
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(reply.header("Allow"), Some("GET, HEAD, PATCH"), "{method}");
+        assert!(reply.has_message("OperationNotAllowed"), "{method}");
+    }
+    let reply = bmc.get(&token, ROOT_ACCOUNT).await;
+    assert_eq!(reply.header("Allow"), Some("GET, HEAD, PATCH"));
+}
+
+#[tokio::test]
+async fn account_password_patch_applies_and_logs_without_password() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let new_password = "new-horse-battery";
+    let reply = bmc
+        .patch(&token, ROOT_ACCOUNT, json!({"Password": new_password}), &[])
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    assert!(reply.json()["Password"].is_null());
+
+    let old = bmc.try_login_at(SESSIONS, USER, PASSWORD).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let token = bmc.login_at(SESSIONS, USER, new_password).await;
+    let page = bmc.get(&token, LCLOG).await.json();
+    let change = page["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["Message"].as_str().unwrap().contains("Password of"))
+        .expect("password change entry")
+        .clone();
+    assert!(change["Message"].as_str().unwrap().contains(ROOT_ACCOUNT));
+    assert!(!page.to_string().contains(new_password));
+}
+
+#[tokio::test]
+async fn account_password_patch_needs_owner_or_administrator() {
+    let bmc = start(|_| {}).await;
+    let viewer = bmc.login_at(SESSIONS, VIEWER, VIEWER_PASSWORD).await;
+    let reply = bmc
+        .patch(
+            &viewer,
+            ROOT_ACCOUNT,
+            json!({"Password": "taken-over-1"}),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::FORBIDDEN);
+    bmc.login().await;
+
+    let reply = bmc
+        .patch(
+            &viewer,
+            VIEWER_ACCOUNT,
+            json!({"Password": "viewer-new-1"}),
+            &[],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    bmc.login_at(SESSIONS, VIEWER, "viewer-new-1").await;
+}
+
+#[tokio::test]
+async fn account_patch_rejects_other_properties_and_bad_passwords() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let cases = [
+        (json!({"UserName": "admin"}), "PropertyNotWritable"),
+        (json!({"Colour": "red"}), "PropertyUnknown"),
+        (json!({}), "PropertyMissing"),
+        (json!({"Password": 5}), "PropertyValueFormatError"),
+        (json!({"Password": ""}), "PropertyValueFormatError"),
+        (
+            json!({"Password": "p".repeat(300)}),
+            "PropertyValueFormatError",
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = bmc.patch(&token, ROOT_ACCOUNT, body.clone(), &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.has_message(expected), "{body}: {:?}", reply.json());
+    }
+    bmc.login().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Protocol
 
