@@ -30,6 +30,7 @@ pub(crate) struct SystemTree {
     pub processors: Vec<Resource>,
     pub memory: Vec<Resource>,
     pub storage: Vec<StorageTree>,
+    pub ethernet_interfaces: Vec<Resource>,
     pub chassis: Vec<ChassisTree>,
     pub unreadable: Vec<Unreadable>,
 }
@@ -180,18 +181,21 @@ async fn crawl_system<T: Transport>(
     let mut problems = Problems::default();
     let body = &system.body;
 
-    let (processors, memory, storage) = tokio::join!(
+    let (processors, memory, storage, interfaces) = tokio::join!(
         linked_members(client, body, "Processors"),
         linked_members(client, body, "Memory"),
         crawl_storage(client, body),
+        linked_members(client, body, "EthernetInterfaces"),
     );
     let processors = keep_members(&mut problems, body, "Processors", processors)?;
     let memory = keep_members(&mut problems, body, "Memory", memory)?;
+    let ethernet_interfaces = keep_members(&mut problems, body, "EthernetInterfaces", interfaces)?;
     let (storage, storage_failures) = storage?;
     problems.0.extend(storage_failures);
 
     Ok(SystemTree {
         system,
+        ethernet_interfaces,
         processors,
         memory,
         storage,
@@ -257,6 +261,29 @@ async fn crawl_storage<T: Transport>(
         let (tree, failures) = tree?;
         problems.0.extend(failures);
         result.push(tree);
+    }
+
+    // Older services describe disks only through `SimpleStorage`, whose devices are inline.
+    if result.is_empty() {
+        let simple = keep_members(
+            &mut problems,
+            system,
+            "SimpleStorage",
+            linked_members(client, system, "SimpleStorage").await,
+        )?;
+        for storage in simple {
+            let drives = decode::array(&storage.body, "Devices")
+                .iter()
+                .enumerate()
+                .map(|(index, item)| inline_resource(&storage.path, "Devices", index, item))
+                .collect();
+            let controller = storage.clone();
+            result.push(StorageTree {
+                storage,
+                controllers: vec![controller],
+                drives,
+            });
+        }
     }
     Ok((result, problems.0))
 }

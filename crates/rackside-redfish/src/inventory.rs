@@ -26,8 +26,10 @@ pub struct SystemInventory {
     pub processors: Vec<Processor>,
     /// Populated memory modules.
     pub memory: Vec<MemoryModule>,
-    /// Storage controllers and drives.
+    /// Storage controllers and drives (from `Storage`, or `SimpleStorage` on older services).
     pub storage: Vec<Storage>,
+    /// The host's Ethernet interfaces as the system reports them.
+    pub ethernet_interfaces: Vec<EthernetInterface>,
     /// Network adapters with their ports.
     pub network_adapters: Vec<NetworkAdapter>,
     /// Power supplies.
@@ -251,6 +253,25 @@ pub struct Temperature {
     pub health: Option<String>,
 }
 
+/// One Ethernet interface of the host.
+#[derive(Clone, Debug, Serialize)]
+pub struct EthernetInterface {
+    /// `Id`.
+    pub id: String,
+    /// `Name`.
+    pub name: String,
+    /// `MACAddress` (or `PermanentMACAddress`).
+    pub mac_address: Option<String>,
+    /// `SpeedMbps`.
+    pub speed_mbps: Option<u64>,
+    /// `LinkStatus`.
+    pub link_status: Option<String>,
+    /// Addresses from `IPv4Addresses`.
+    pub ipv4_addresses: Vec<String>,
+    /// `Status.Health`.
+    pub health: Option<String>,
+}
+
 /// One firmware component.
 #[derive(Clone, Debug, Serialize)]
 pub struct Firmware {
@@ -378,6 +399,11 @@ fn system_inventory(tree: &SystemTree, root: &Value) -> SystemInventory {
             .map(|r| memory_module(&r.body))
             .collect(),
         storage: tree.storage.iter().map(storage).collect(),
+        ethernet_interfaces: tree
+            .ethernet_interfaces
+            .iter()
+            .map(ethernet_interface)
+            .collect(),
         network_adapters,
         power_supplies,
         fans,
@@ -416,6 +442,23 @@ fn memory_module(body: &Value) -> MemoryModule {
         manufacturer: decode::text(body, "Manufacturer"),
         part_number: decode::text(body, "PartNumber"),
         serial_number: decode::text(body, "SerialNumber"),
+        health: decode::status(body).0,
+    }
+}
+
+fn ethernet_interface(resource: &Resource) -> EthernetInterface {
+    let body = &resource.body;
+    EthernetInterface {
+        id: decode::identifier(body),
+        name: decode::display_name(body),
+        mac_address: decode::text(body, "MACAddress")
+            .or_else(|| decode::text(body, "PermanentMACAddress")),
+        speed_mbps: decode::unsigned(body, "SpeedMbps"),
+        link_status: decode::text(body, "LinkStatus"),
+        ipv4_addresses: decode::array(body, "IPv4Addresses")
+            .iter()
+            .filter_map(|address| decode::text(address, "Address"))
+            .collect(),
         health: decode::status(body).0,
     }
 }

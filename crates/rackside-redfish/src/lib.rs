@@ -68,9 +68,9 @@ pub use decode::parse_timestamp;
 pub use error::Error;
 pub use health::{health, ComponentKind, ComponentProblem, HealthReport, SystemHealth};
 pub use inventory::{
-    inventory, Drive, Fan, Firmware, Inventory, MemoryModule, NetworkAdapter, NetworkPort,
-    PowerSupply, Processor, Storage, StorageController, SystemInventory, SystemSummary,
-    Temperature,
+    inventory, Drive, EthernetInterface, Fan, Firmware, Inventory, MemoryModule, NetworkAdapter,
+    NetworkPort, PowerSupply, Processor, Storage, StorageController, SystemInventory,
+    SystemSummary, Temperature,
 };
 pub use logs::{logs, logs_with_gaps, LogQuery, LogRecord, LogReport, Severity};
 pub use power::{PowerObservation, PowerState, PowerWait, ResetType};

@@ -42,6 +42,11 @@ impl Table {
             .push(cells.into_iter().map(|cell| one_line(&cell)).collect());
     }
 
+    /// Whether the table has no rows besides its header.
+    pub fn is_empty(&self) -> bool {
+        self.rows.len() <= 1
+    }
+
     /// Renders the table; the last column is not padded.
     pub fn render(&self) -> String {
         let columns = self.rows.iter().map(Vec::len).max().unwrap_or(0);

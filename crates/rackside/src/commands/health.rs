@@ -127,7 +127,8 @@ pub fn print_reports(reports: &[(String, HealthReport)]) {
 }
 
 fn print_table(outcomes: &[Outcome]) {
-    let mut table = Table::new(["SERVER", "SYSTEM", "POWER", "HEALTH", "ROLLUP", "PROBLEMS"]);
+    // ROLLUP covers the system and every part of it; SELF is the system's own health only.
+    let mut table = Table::new(["SERVER", "SYSTEM", "POWER", "ROLLUP", "SELF", "PROBLEMS"]);
     let mut details = Vec::new();
     for outcome in outcomes {
         if let Some(report) = &outcome.report {
@@ -150,8 +151,8 @@ fn print_table(outcomes: &[Outcome]) {
                 outcome.server.clone(),
                 system.id.clone(),
                 text(&system.power_state),
-                text(&system.health),
                 text(&system.health_rollup),
+                text(&system.health),
                 system.problems.len().to_string(),
             ]);
             for problem in &system.problems {

@@ -59,7 +59,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 text(&cpu.health),
             ]);
         }
-        table.print();
+        print_or_none(&table);
 
         section("Memory");
         let mut table = Table::new(["LOCATOR", "SIZE MIB", "TYPE", "MHZ", "PART", "HEALTH"]);
@@ -73,7 +73,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 text(&dimm.health),
             ]);
         }
-        table.print();
+        print_or_none(&table);
 
         section("Storage");
         let mut table = Table::new(["STORAGE", "DEVICE", "MODEL", "DETAIL", "HEALTH"]);
@@ -105,7 +105,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 ]);
             }
         }
-        table.print();
+        print_or_none(&table);
 
         section("Network adapters");
         let mut table = Table::new(["ADAPTER", "PORT", "LINK", "MBPS", "MAC", "HEALTH"]);
@@ -131,7 +131,21 @@ pub fn print_inventory(inventory: &Inventory) {
                 ]);
             }
         }
-        table.print();
+        print_or_none(&table);
+
+        section("Host Ethernet interfaces");
+        let mut table = Table::new(["NAME", "MAC", "LINK", "MBPS", "IPV4", "HEALTH"]);
+        for interface in &item.ethernet_interfaces {
+            table.row([
+                interface.name.clone(),
+                text(&interface.mac_address),
+                text(&interface.link_status),
+                number(interface.speed_mbps),
+                interface.ipv4_addresses.join(", "),
+                text(&interface.health),
+            ]);
+        }
+        print_or_none(&table);
 
         section("Power supplies");
         let mut table = Table::new(["NAME", "MODEL", "WATTS", "FIRMWARE", "STATE", "HEALTH"]);
@@ -145,7 +159,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 text(&psu.health),
             ]);
         }
-        table.print();
+        print_or_none(&table);
 
         section("Fans and temperatures");
         let mut table = Table::new(["NAME", "READING", "LIMIT", "HEALTH"]);
@@ -161,7 +175,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 text(&sensor.health),
             ]);
         }
-        table.print();
+        print_or_none(&table);
 
         section("Firmware");
         let mut table = Table::new(["NAME", "VERSION", "RELEASED", "UPDATEABLE"]);
@@ -185,7 +199,7 @@ pub fn print_inventory(inventory: &Inventory) {
                 updateable.to_owned(),
             ]);
         }
-        table.print();
+        print_or_none(&table);
 
         if !item.unreadable.is_empty() {
             section("Not readable");
@@ -194,6 +208,15 @@ pub fn print_inventory(inventory: &Inventory) {
             }
         }
         outln!();
+    }
+}
+
+/// Prints a table, or says that the BMC reported nothing for it.
+fn print_or_none(table: &Table) {
+    if table.is_empty() {
+        outln!("  none reported by the BMC");
+    } else {
+        table.print();
     }
 }
 
