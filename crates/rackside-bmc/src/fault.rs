@@ -106,6 +106,41 @@ impl Fault {
     }
 }
 
+impl Fault {
+    /// One line on what the fault makes the simulator do, for `rackside bmc --list-faults`.
+    pub fn description(self) -> &'static str {
+        match self {
+            Fault::IfMatchOnAction412 => "an action POST carrying If-Match gets 412",
+            Fault::WeakEtag => {
+                "weak ETag headers; PATCH needs If-Match (428) in the weak form (412)"
+            }
+            Fault::NumericEtag => "AccountService carries @odata.etag as a JSON number",
+            Fault::LogShiftsWhilePaging => "each log page request first adds a new login entry",
+            Fault::SessionExhaustion => {
+                "every session login gets 503 RAC0218, session limit reached"
+            }
+            Fault::BasicAuthDisabled => "every Basic-auth request gets 401 AccessDenied",
+            Fault::RoleProblem401 => "a read-only account gets 401 (not 403) on writes",
+            Fault::VanishingTaskMonitor => {
+                "a finished task's monitor answers 404; the job URI stays"
+            }
+            Fault::StrictResetTypes => "fewer ResetType values advertised; the others get 400",
+            Fault::MalformedDates => "unpadded months, 00:00:00Z, all-zero dates, -0600 offsets",
+            Fault::WrongContainerTypes => {
+                "objects where arrays belong, numbers and \"\" for strings"
+            }
+            Fault::TransientErrors => {
+                "thermal and power first get 503/500 SYS518; jobs empty a while"
+            }
+            Fault::OldSessionUri => "the sessions collection is /redfish/v1/Sessions",
+            Fault::RejectUnusualHeaders => "a non-standard request header gets 500 InternalError",
+            Fault::LegacyIndicatorLed => "only IndicatorLED, no LocationIndicatorActive",
+            Fault::BootOverrideOnce => "a one-time boot override reverts to Disabled after a reset",
+            Fault::DelayedPowerState => "PowerState keeps its old value for a while after a reset",
+        }
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())

@@ -16,7 +16,7 @@ use crate::output::outln;
 pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
     if args.list_faults {
         for fault in Fault::ALL {
-            outln!("{fault}");
+            outln!("{:<26} {}", fault.name(), fault.description());
         }
         return Ok(ExitCode::SUCCESS);
     }
