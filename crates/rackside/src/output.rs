@@ -42,7 +42,7 @@ impl Table {
             .push(cells.into_iter().map(|cell| one_line(&cell)).collect());
     }
 
-    /// Whether the table has no rows besides its header.
+    /// Returns true when the table has no rows besides its header.
     pub fn is_empty(&self) -> bool {
         self.rows.len() <= 1
     }

@@ -620,7 +620,9 @@ async fn every_shared_mockup_reads_cleanly() {
             // This service has only SimpleStorage and the system's own Ethernet interfaces.
             let output = cli.run(&["inventory", "m", "--json"]).await;
             let system = &json(&output)["systems"][0];
-            let drives = system["storage"][0]["drives"].as_array().map_or(0, Vec::len);
+            let drives = system["storage"][0]["drives"]
+                .as_array()
+                .map_or(0, Vec::len);
             assert!(drives > 0, "SimpleStorage devices missing: {system}");
             let interfaces = system["ethernet_interfaces"].as_array().map_or(0, Vec::len);
             assert!(interfaces > 0, "Ethernet interfaces missing: {system}");

@@ -83,7 +83,7 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
     Ok(config)
 }
 
-/// The first account's password: `--password-file`, RACKSIDE_BMC_PASSWORD, or a prompt.
+/// Reads the first account's password from `--password-file`, RACKSIDE_BMC_PASSWORD or a prompt.
 fn first_password(file: Option<&PathBuf>) -> anyhow::Result<String> {
     if let Some(path) = file {
         let handle = std::fs::File::open(path).map_err(|error| {

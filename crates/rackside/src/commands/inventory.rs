@@ -211,7 +211,7 @@ pub fn print_inventory(inventory: &Inventory) {
     }
 }
 
-/// Prints a table, or says that the BMC reported nothing for it.
+/// Prints a table, or a note when the BMC reported nothing for it.
 fn print_or_none(table: &Table) {
     if table.is_empty() {
         outln!("  none reported by the BMC");
