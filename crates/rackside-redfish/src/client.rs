@@ -69,7 +69,9 @@ impl Default for RetryPolicy {
         RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
+            // Keeps an interactive command within about 30 s of waiting per resource even
+            // when a BMC asks for a much longer `Retry-After`.
+            max_delay: Duration::from_secs(10),
         }
     }
 }

@@ -241,6 +241,14 @@ pub struct BmcArgs {
     #[arg(long, default_value_t = 1800)]
     pub session_idle_timeout: u64,
 
+    /// Seconds a client may take to send a request body before it gets 408
+    #[arg(long, default_value_t = 20)]
+    pub body_read_timeout: u64,
+
+    /// Maximum open connections from one client address
+    #[arg(long, default_value_t = 32)]
+    pub connections_per_client: usize,
+
     /// Seconds a power transition takes (PoweringOn before On)
     #[arg(long, default_value_t = 3)]
     pub power_delay: u64,

@@ -79,6 +79,8 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
     config.max_sessions_per_user = args.session_limit;
     config.session_idle_timeout = Duration::from_secs(args.session_idle_timeout);
     config.power_delay = Duration::from_secs(args.power_delay);
+    config.body_read_timeout = Duration::from_secs(args.body_read_timeout);
+    config.max_connections_per_client = args.connections_per_client;
     config.faults = faults;
     Ok(config)
 }
