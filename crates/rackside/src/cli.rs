@@ -10,16 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "rackside", version, about, max_term_width = 100)]
 pub struct Cli {
-    #[command(flatten)]
-    pub global: GlobalOptions,
-
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Options every client command accepts.
+/// Options of the commands that talk to BMCs as a client (not `bmc` or `demo`).
 #[derive(Debug, Args)]
-pub struct GlobalOptions {
+pub struct ClientOptions {
     /// Folder for the server list and pins [default: the platform's config folder]
     #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
@@ -47,12 +44,10 @@ pub struct GlobalOptions {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Add, list, remove and re-trust the BMCs this client manages
-    #[command(subcommand)]
-    Server(ServerCommand),
+    Server(ServerArgs),
 
     /// Install, list and remove CA certificates trusted for BMC connections
-    #[command(subcommand)]
-    Ca(CaCommand),
+    Ca(CaArgs),
 
     /// Show rolled-up health and every failing component
     Health(HealthArgs),
@@ -68,6 +63,26 @@ pub enum Command {
 
     /// Start an embedded BMC on loopback and walk through trust, health, inventory and logs
     Demo,
+}
+
+/// `rackside server ...` with the client options.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
+    #[command(subcommand)]
+    pub command: ServerCommand,
+}
+
+/// `rackside ca ...` with the client options.
+#[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
+    #[command(subcommand)]
+    pub command: CaCommand,
 }
 
 /// `rackside server ...`
@@ -139,6 +154,9 @@ pub struct Target {
 #[derive(Debug, Args)]
 pub struct HealthArgs {
     #[command(flatten)]
+    pub client: ClientOptions,
+
+    #[command(flatten)]
     pub target: Target,
 
     /// Print JSON
@@ -153,6 +171,9 @@ pub struct HealthArgs {
 /// `rackside inventory`
 #[derive(Debug, Args)]
 pub struct InventoryArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
     /// Server name
     pub name: String,
 
@@ -164,6 +185,9 @@ pub struct InventoryArgs {
 /// `rackside logs`
 #[derive(Debug, Args)]
 pub struct LogsArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
     /// Server name
     pub name: String,
 

@@ -20,7 +20,7 @@ use rackside_trust::{
 use rustls::pki_types::{ServerName, UnixTime};
 use url::Url;
 
-use crate::cli::GlobalOptions;
+use crate::cli::ClientOptions;
 use crate::failure::{ExitKind, Failure};
 use crate::store::{ServerEntry, Store};
 
@@ -39,7 +39,7 @@ pub struct Context {
 
 impl Context {
     /// Opens the store and loads system CAs, installed CAs and `--trust-ca` files.
-    pub fn new(options: &GlobalOptions) -> anyhow::Result<Self> {
+    pub fn new(options: &ClientOptions) -> anyhow::Result<Self> {
         let store = Store::open(options.config_dir.as_deref())?;
         let mut anchors = TrustAnchors::system();
         for file in store.ca_files()?.iter().chain(&options.trust_ca) {

@@ -13,7 +13,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use rustls::pki_types::UnixTime;
 use sha2::{Digest, Sha256};
 
-use crate::cli::GlobalOptions;
+use crate::cli::ClientOptions;
 use crate::commands::bmc::colon_hex;
 use crate::commands::{health as health_command, inventory as inventory_command};
 use crate::connect::{endpoint, print_certificate, Context};
@@ -59,7 +59,7 @@ async fn walk(
     password: &str,
     bmc_fingerprint: &str,
 ) -> anyhow::Result<()> {
-    let options = GlobalOptions {
+    let options = ClientOptions {
         config_dir: Some(folder.join("client")),
         trust_ca: Vec::new(),
         accept_fingerprint: None,

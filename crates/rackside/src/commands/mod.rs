@@ -18,10 +18,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bmc(args) => bmc::run(args).await,
         Command::Demo => demo::run().await,
-        Command::Server(command) => server::run(Context::new(&cli.global)?, command).await,
-        Command::Ca(command) => ca::run(Context::new(&cli.global)?, command),
-        Command::Health(args) => health::run(Context::new(&cli.global)?, args).await,
-        Command::Inventory(args) => inventory::run(Context::new(&cli.global)?, args).await,
-        Command::Logs(args) => logs::run(Context::new(&cli.global)?, args).await,
+        Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
+        Command::Ca(args) => ca::run(Context::new(&args.client)?, args.command),
+        Command::Health(args) => health::run(Context::new(&args.client)?, args).await,
+        Command::Inventory(args) => inventory::run(Context::new(&args.client)?, args).await,
+        Command::Logs(args) => logs::run(Context::new(&args.client)?, args).await,
     }
 }
