@@ -873,3 +873,28 @@ async fn trust_again_keeps_unchanged_pin_without_terminal() {
         bmc.fingerprint()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_tells_the_story_and_exits_0() {
+    let cli = Cli::new();
+
+    let output = cli.run(&["demo"]).await;
+
+    assert_success(&output);
+    let shown = stdout(&output);
+    for step in [
+        "yellow",
+        "SHA-256 cert",
+        "matches",
+        "ROLLUP",
+        "Processors",
+        "logged in",
+        "session deleted",
+    ] {
+        assert!(shown.contains(step), "demo output lacks {step:?}:\n{shown}");
+    }
+    assert!(
+        !cli.config.path().join("servers.json").exists(),
+        "demo wrote the user's server list"
+    );
+}
