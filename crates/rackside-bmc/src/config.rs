@@ -24,7 +24,7 @@ pub struct BmcConfig {
     pub first_user: Option<(String, Secret)>,
     /// Further accounts, for example a read-only user to reproduce role problems.
     pub extra_users: Vec<UserAccount>,
-    /// Whether HTTP Basic authentication is accepted; `false` answers every Basic request with
+    /// Whether HTTP Basic authentication is accepted; `false` rejects every Basic request with
     /// `Base.1.22.AccessDenied`.
     pub basic_auth: bool,
     /// Maximum number of open sessions per user; one more login gets 503 with `RAC0218`.

@@ -31,7 +31,7 @@ pub enum Fault {
     BasicAuthDisabled,
     /// A read-only account gets 401 instead of 403 on requests its role does not allow.
     RoleProblem401,
-    /// A task URI returned with 202 answers 404 once the task completed; the job URI stays.
+    /// A task URI returned with 202 returns 404 once the task completed, while the job URI stays.
     VanishingTaskMonitor,
     /// The systems advertise a short `ResetType@Redfish.AllowableValues` without
     /// `GracefulRestart` and `PowerCycle`, and reject the values left out.
@@ -107,7 +107,7 @@ impl Fault {
 }
 
 impl Fault {
-    /// One line on what the fault makes the simulator do, for `rackside bmc --list-faults`.
+    /// Returns one line on what the fault makes the simulator do, for `rackside bmc --list-faults`.
     pub fn description(self) -> &'static str {
         match self {
             Fault::IfMatchOnAction412 => "an action POST carrying If-Match gets 412",

@@ -99,7 +99,7 @@ pub struct WriteOutcome {
     pub attempts: Vec<WriteAttempt>,
     /// The response body when the service returned the changed resource.
     pub body: Option<Value>,
-    /// The task monitor when the service answered 202 and applies the change later.
+    /// The task monitor when the service returned 202 and applies the change later.
     pub task_monitor: Option<String>,
     /// Plain-language remarks on how the write went, such as a rejected tag spelling.
     pub notes: Vec<String>,

@@ -164,21 +164,21 @@ pub enum Request {
     },
 }
 
-/// The agent's answer.
+/// The agent's response.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "result", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Response {
     /// The request was carried out.
     Done,
-    /// The answer to `Status`.
+    /// The response to `Status`.
     Status {
         /// The vault status, `None` when locked.
         vault: Option<VaultStatus>,
         /// Idle time left before the auto-lock, in seconds.
         idle_left_secs: u64,
     },
-    /// The answer to `Servers`.
+    /// The response to `Servers`.
     Servers {
         /// The servers.
         servers: Vec<ServerRecord>,
@@ -584,11 +584,11 @@ impl Client {
     /// Connects to the agent at `path`.
     ///
     /// # Errors
-    /// `Agent` when no agent answers there.
+    /// `Agent` when no agent listens there.
     pub async fn connect(path: &Path) -> Result<Client> {
         let stream = UnixStream::connect(path).await.map_err(|e| Error::Agent {
             path: path.to_path_buf(),
-            message: format!("no agent answers ({e}): run `rackside unlock`"),
+            message: format!("no agent is running ({e}): run `rackside unlock`"),
         })?;
         Ok(Client {
             path: path.to_path_buf(),

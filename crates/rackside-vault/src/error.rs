@@ -15,13 +15,13 @@ pub enum Error {
         /// The vault folder.
         path: PathBuf,
     },
-    /// The folder holds neither header nor database.
+    /// The folder contains neither header nor database.
     #[error("no vault in {path}: run `rackside vault init` first")]
     NotFound {
         /// The vault folder.
         path: PathBuf,
     },
-    /// The database exists but the header that holds its wrapped key does not.
+    /// The database exists but the header that contains its wrapped key does not.
     #[error("vault header {path} is missing while the database exists: restore the header from a backup or import an export into a new vault")]
     HeaderMissing {
         /// The header path.
@@ -49,7 +49,7 @@ pub enum Error {
         /// Which key store gave the device secret.
         store: String,
     },
-    /// The key store holds no device secret, so no vault made here can exist.
+    /// The key store contains no device secret, so no vault made here can exist.
     #[error("no device secret in {store}: this vault was made on another device or the key store was reset; import an export instead")]
     DeviceSecretMissing {
         /// Which key store was asked.
@@ -169,7 +169,7 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
-    /// The agent answered a request with an error.
+    /// The agent returned an error for a request.
     #[error("vault agent refused the request: {message}")]
     AgentRefused {
         /// The agent's one-line message.

@@ -14,14 +14,14 @@ use crate::secret::Secret;
 /// The most memory calibration will ask of Argon2id, in KiB (64 MiB).
 pub const MAX_MEMORY_KIB: u32 = 64 * 1024;
 
-/// The most memory a stored or raised parameter set may ask for (1 GiB),
+/// The maximum memory a stored or raised parameter set may ask for (1 GiB),
 /// so that a hostile header or export cannot exhaust memory.
 pub const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
 
-/// The most passes a stored or raised parameter set may ask for.
+/// The maximum number of passes a stored or raised parameter set may ask for.
 pub const MAX_STORED_PASSES: u32 = 256;
 
-/// The least memory calibration settles for, in KiB (16 MiB).
+/// The minimum memory calibration settles for, in KiB (16 MiB).
 const MIN_CALIBRATED_MEMORY_KIB: u32 = 16 * 1024;
 
 /// The shortest password the policy accepts, in characters.

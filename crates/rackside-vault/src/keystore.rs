@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::secret::Secret;
 
-/// The key store entry that holds the device secret.
+/// The key store entry that contains the device secret.
 pub const DEVICE_SECRET_ENTRY: &str = "device-secret";
 
 /// The service name under which OS key store entries are kept.

@@ -16,7 +16,7 @@ pub enum ExitKind {
     Failure = 1,
     /// 2: invalid command-line input or configuration (bad URL, unknown server, no password).
     Usage = 2,
-    /// 3: the server's certificate is not trusted yet and nobody accepted it.
+    /// 3: the server's certificate is not trusted yet and was not accepted.
     NotTrusted = 3,
     /// 4: the certificate cannot be accepted: red, or its key changed since it was pinned.
     CertificateBlocked = 4,
