@@ -1,0 +1,377 @@
+//! Device registrations: one per (device, console) pair, each with its own registration
+//! token. The token itself is never stored: `registrations.json` keys each entry by the
+//! token's SHA-256, so a copy of the state directory cannot be used to push.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::apikeys::{write_private_atomic, ConsoleName};
+use crate::error::{io_error, RelayError};
+
+/// File name of the registration table inside the state directory.
+pub const REGISTRATIONS_FILE: &str = "registrations.json";
+const TOKEN_PREFIX: &str = "rrt_";
+const MAX_DEVICE_ID: usize = 128;
+const MAX_PROVIDER_TOKEN: usize = 4096;
+
+/// Where and how the relay reaches one device.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "lowercase")]
+pub enum Target {
+    /// A Web Push subscription: the push service's endpoint URL (https only).
+    Webpush {
+        /// The subscription endpoint.
+        endpoint: String,
+    },
+    /// A Firebase Cloud Messaging registration token.
+    Fcm {
+        /// The FCM registration token.
+        token: String,
+    },
+    /// An APNs device token (hexadecimal).
+    Apns {
+        /// The device token.
+        device_token: String,
+    },
+}
+
+impl Target {
+    /// Checks the target's fields so that providers only ever see well-formed values.
+    ///
+    /// # Errors
+    /// [`RelayError::Config`] naming the field and the rule it breaks.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        match self {
+            Self::Webpush { endpoint } => {
+                let url = url::Url::parse(endpoint)
+                    .map_err(|e| RelayError::Config(format!("invalid Web Push endpoint: {e}")))?;
+                if url.scheme() != "https" || url.host_str().is_none() {
+                    return Err(RelayError::Config(
+                        "invalid Web Push endpoint: use an https URL with a host".to_owned(),
+                    ));
+                }
+            }
+            Self::Fcm { token } => {
+                if token.is_empty()
+                    || token.len() > MAX_PROVIDER_TOKEN
+                    || !token.chars().all(|c| c.is_ascii_graphic())
+                {
+                    return Err(RelayError::Config(
+                        "invalid FCM token: use 1 to 4096 printable ASCII characters".to_owned(),
+                    ));
+                }
+            }
+            Self::Apns { device_token } => {
+                if device_token.len() < 32
+                    || device_token.len() > 200
+                    || !device_token.chars().all(|c| c.is_ascii_hexdigit())
+                {
+                    return Err(RelayError::Config(
+                        "invalid APNs device token: use 32 to 200 hexadecimal digits".to_owned(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Returns the provider's name for logs: `webpush`, `fcm` or `apns`.
+    pub fn provider(&self) -> &'static str {
+        match self {
+            Self::Webpush { .. } => "webpush",
+            Self::Fcm { .. } => "fcm",
+            Self::Apns { .. } => "apns",
+        }
+    }
+}
+
+/// A registration token in clear text, as handed to the device once. `Debug` redacts it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistrationToken(Zeroizing<String>);
+
+impl fmt::Debug for RegistrationToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RegistrationToken([REDACTED])")
+    }
+}
+
+impl RegistrationToken {
+    /// Wraps a token received in a request.
+    pub fn new(token: String) -> Self {
+        Self(Zeroizing::new(token))
+    }
+
+    /// Returns the token text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Returns the registration id: the first 12 hex digits of the token's SHA-256, safe to log.
+    pub fn id(&self) -> String {
+        registration_id(&self.hash())
+    }
+
+    fn hash(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
+    }
+}
+
+/// One stored registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registration {
+    /// The console allowed to push to it.
+    pub console: ConsoleName,
+    /// The device's own identifier, chosen by the device.
+    pub device: String,
+    /// How to reach the device.
+    pub target: Target,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Table {
+    /// Registrations by hex SHA-256 of their token.
+    registrations: HashMap<String, Registration>,
+}
+
+/// The registration table, in memory and mirrored to `registrations.json`.
+#[derive(Debug)]
+pub struct Registry {
+    path: PathBuf,
+    entries: RwLock<HashMap<[u8; 32], Registration>>,
+}
+
+impl Registry {
+    /// Loads the table from `state_dir`; a missing file is an empty table.
+    ///
+    /// # Errors
+    /// I/O errors, and [`RelayError::InvalidStateFile`] when the file does not parse.
+    pub fn open(state_dir: &Path) -> Result<Self, RelayError> {
+        let path = state_dir.join(REGISTRATIONS_FILE);
+        let table: Table = match fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes).map_err(|e| RelayError::InvalidStateFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Table::default(),
+            Err(e) => return Err(io_error("read", &path, e)),
+        };
+        let mut entries = HashMap::with_capacity(table.registrations.len());
+        for (hex, registration) in table.registrations {
+            let key = hex_decode_32(&hex).ok_or_else(|| RelayError::InvalidStateFile {
+                path: path.clone(),
+                reason: format!("registration key {hex:?} is not 64 hex digits"),
+            })?;
+            entries.insert(key, registration);
+        }
+        Ok(Self {
+            path,
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Registers `device` for `console` and returns a new token. An earlier registration of
+    /// the same pair is replaced, so each pair holds exactly one token.
+    ///
+    /// # Errors
+    /// [`RelayError::Config`] for a malformed target or device id; I/O errors.
+    pub fn register(
+        &self,
+        console: ConsoleName,
+        device: String,
+        target: Target,
+    ) -> Result<RegistrationToken, RelayError> {
+        target.validate()?;
+        if device.is_empty() || device.len() > MAX_DEVICE_ID || device.chars().any(char::is_control)
+        {
+            return Err(RelayError::Config(
+                "invalid device id: use 1 to 128 characters without control characters".to_owned(),
+            ));
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(raw.as_mut());
+        let token = RegistrationToken::new(format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(raw.as_ref())
+        ));
+
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.retain(|_, r| !(r.console == console && r.device == device));
+        entries.insert(
+            token.hash(),
+            Registration {
+                console,
+                device,
+                target,
+            },
+        );
+        self.save(&entries)?;
+        Ok(token)
+    }
+
+    /// Returns the registration behind `token`, if any.
+    pub fn lookup(&self, token: &RegistrationToken) -> Option<Registration> {
+        let entries = self
+            .entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries.get(&token.hash()).cloned()
+    }
+
+    /// Removes the registration behind `token`; returns whether one existed.
+    ///
+    /// # Errors
+    /// I/O errors writing the table.
+    pub fn remove(&self, token: &RegistrationToken) -> Result<bool, RelayError> {
+        let mut entries = self
+            .entries
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let existed = entries.remove(&token.hash()).is_some();
+        if existed {
+            self.save(&entries)?;
+        }
+        Ok(existed)
+    }
+
+    /// Returns the number of registrations.
+    pub fn len(&self) -> usize {
+        self.entries
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Returns whether there are no registrations.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn save(&self, entries: &HashMap<[u8; 32], Registration>) -> Result<(), RelayError> {
+        let table = Table {
+            registrations: entries
+                .iter()
+                .map(|(k, v)| (hex_encode(k), v.clone()))
+                .collect(),
+        };
+        let json = serde_json::to_vec(&table).map_err(|e| RelayError::InvalidStateFile {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        })?;
+        write_private_atomic(&self.path, &json)
+    }
+}
+
+fn registration_id(hash: &[u8; 32]) -> String {
+    hex_encode(hash.get(..6).unwrap_or_default())
+}
+
+pub(crate) fn hex_encode(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(crate) fn hex_decode_32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (slot, pair) in out.iter_mut().zip(text.as_bytes().chunks(2)) {
+        *slot = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn webpush() -> Target {
+        Target::Webpush {
+            endpoint: "https://push.test/sub/1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn registration_survives_reopen_without_token_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let console = ConsoleName::parse("ome-1").unwrap();
+        let token = Registry::open(dir.path())
+            .unwrap()
+            .register(console.clone(), "phone".into(), webpush())
+            .unwrap();
+        let text = fs::read_to_string(dir.path().join(REGISTRATIONS_FILE)).unwrap();
+        assert!(!text.contains(token.expose()));
+        let reopened = Registry::open(dir.path()).unwrap();
+        assert_eq!(reopened.lookup(&token).unwrap().console, console);
+    }
+
+    #[test]
+    fn reregistering_pair_replaces_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let console = ConsoleName::parse("ome-1").unwrap();
+        let first = registry
+            .register(console.clone(), "phone".into(), webpush())
+            .unwrap();
+        let second = registry
+            .register(console, "phone".into(), webpush())
+            .unwrap();
+        assert!(registry.lookup(&first).is_none());
+        assert!(registry.lookup(&second).is_some());
+        assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn malformed_targets_are_rejected() {
+        let bad = [
+            Target::Webpush {
+                endpoint: "http://push.test/x".into(),
+            },
+            Target::Webpush {
+                endpoint: "not a url".into(),
+            },
+            Target::Fcm {
+                token: String::new(),
+            },
+            Target::Fcm {
+                token: "a b".into(),
+            },
+            Target::Apns {
+                device_token: "zz".repeat(32),
+            },
+            Target::Apns {
+                device_token: "ab".into(),
+            },
+        ];
+        for target in bad {
+            assert!(target.validate().is_err(), "{target:?}");
+        }
+    }
+
+    #[test]
+    fn removed_registration_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let token = registry
+            .register(ConsoleName::parse("c").unwrap(), "d".into(), webpush())
+            .unwrap();
+        assert!(registry.remove(&token).unwrap());
+        assert!(!registry.remove(&token).unwrap());
+        assert!(registry.lookup(&token).is_none());
+    }
+}
