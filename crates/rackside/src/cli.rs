@@ -97,6 +97,9 @@ pub enum ServerCommand {
         /// BMC user name [default: root]
         #[arg(long, short)]
         user: Option<String>,
+        /// Put the server in this group for `--group` runs (repeatable)
+        #[arg(long = "group", value_name = "GROUP")]
+        groups: Vec<String>,
     },
     /// List the BMCs with their pinned fingerprints
     List {
@@ -138,14 +141,21 @@ pub enum CaCommand {
 #[derive(Debug, Args)]
 pub struct Target {
     /// Server name (see `rackside server list`)
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    #[arg(
+        required_unless_present_any = ["all", "group"],
+        conflicts_with_all = ["all", "group"]
+    )]
     pub name: Option<String>,
 
     /// Run on every server in the list
-    #[arg(long)]
+    #[arg(long, conflicts_with = "group")]
     pub all: bool,
 
-    /// Maximum number of servers contacted at once with --all
+    /// Run on every server of this group (see `rackside server list`)
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+
+    /// Maximum number of servers contacted at once with --all or --group
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }

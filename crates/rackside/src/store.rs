@@ -29,6 +29,9 @@ pub struct ServerEntry {
     /// The accepted certificate; `None` until the user trusts one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin: Option<Pin>,
+    /// Group names for fleet runs (`--group G`); checked like server names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// The config folder and what it contains.
@@ -80,6 +83,54 @@ impl Store {
                 "unknown server {name:?}; run `rackside server list` or `rackside server add`"
             ))
         })
+    }
+
+    /// Returns the server names `target` chooses, sorted.
+    ///
+    /// # Errors
+    /// A usage failure when NAME is unknown, when the list is empty for `--all`, or when no
+    /// server is in the `--group` (the message lists the known groups).
+    pub fn select(&self, target: &crate::cli::Target) -> Result<Vec<String>, Failure> {
+        if let Some(name) = &target.name {
+            self.server(name)?;
+            return Ok(vec![name.clone()]);
+        }
+        if let Some(group) = &target.group {
+            let members: Vec<String> = self
+                .servers
+                .iter()
+                .filter(|(_, entry)| entry.groups.iter().any(|g| g == group))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if members.is_empty() {
+                let known = self.groups();
+                let known = if known.is_empty() {
+                    "none yet; add one with `rackside server add NAME URL --group G`".to_owned()
+                } else {
+                    known.join(", ")
+                };
+                return Err(Failure::usage(format!(
+                    "no server in group {group:?}; known groups: {known}"
+                )));
+            }
+            return Ok(members);
+        }
+        if self.servers.is_empty() {
+            return Err(Failure::usage(
+                "no servers yet; add one with `rackside server add`",
+            ));
+        }
+        Ok(self.servers.keys().cloned().collect())
+    }
+
+    /// Every group name in use, sorted and without duplicates.
+    pub fn groups(&self) -> Vec<String> {
+        let groups: std::collections::BTreeSet<&String> = self
+            .servers
+            .values()
+            .flat_map(|entry| entry.groups.iter())
+            .collect();
+        groups.into_iter().cloned().collect()
     }
 
     /// Adds or replaces `name`.
@@ -165,6 +216,15 @@ impl Store {
 
 /// Validates a server name: it is used as a key and in messages.
 pub fn check_name(name: &str) -> Result<(), Failure> {
+    check_label("server name", name)
+}
+
+/// Validates a group name with the same rules as server names.
+pub fn check_group(name: &str) -> Result<(), Failure> {
+    check_label("group name", name)
+}
+
+fn check_label(what: &str, name: &str) -> Result<(), Failure> {
     let valid = !name.is_empty()
         && name.len() <= 64
         && name
@@ -174,7 +234,7 @@ pub fn check_name(name: &str) -> Result<(), Failure> {
         Ok(())
     } else {
         Err(Failure::usage(format!(
-            "invalid server name {name:?}; use 1 to 64 letters, digits, '-', '_' or '.'"
+            "invalid {what} {name:?}; use 1 to 64 letters, digits, '-', '_' or '.'"
         )))
     }
 }
@@ -342,6 +402,7 @@ mod tests {
                 url: url.clone(),
                 user: "root".into(),
                 pin: None,
+                groups: Vec::new(),
             },
         );
         second.insert(
@@ -350,6 +411,7 @@ mod tests {
                 url,
                 user: "root".into(),
                 pin: None,
+                groups: Vec::new(),
             },
         );
         first.save().unwrap();
@@ -369,6 +431,88 @@ mod tests {
         );
     }
 
+    fn target(name: Option<&str>, all: bool, group: Option<&str>) -> crate::cli::Target {
+        crate::cli::Target {
+            name: name.map(str::to_owned),
+            all,
+            group: group.map(str::to_owned),
+            concurrency: 8,
+        }
+    }
+
+    fn store_with_groups() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(Some(dir.path())).unwrap();
+        let url = parse_url("https://192.0.2.10").unwrap();
+        for (name, groups) in [
+            ("a", vec!["rack1"]),
+            ("b", vec!["rack1", "db"]),
+            ("c", vec![]),
+        ] {
+            store.insert(
+                name,
+                ServerEntry {
+                    url: url.clone(),
+                    user: "root".into(),
+                    pin: None,
+                    groups: groups.into_iter().map(str::to_owned).collect(),
+                },
+            );
+        }
+        (dir, store)
+    }
+
+    #[test]
+    fn select_group_returns_its_members() {
+        let (_dir, store) = store_with_groups();
+        let chosen = store.select(&target(None, false, Some("rack1"))).unwrap();
+        assert_eq!(chosen, ["a", "b"]);
+    }
+
+    #[test]
+    fn select_all_returns_every_server() {
+        let (_dir, store) = store_with_groups();
+        let chosen = store.select(&target(None, true, None)).unwrap();
+        assert_eq!(chosen, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn select_unknown_group_lists_known_groups() {
+        let (_dir, store) = store_with_groups();
+        let error = store
+            .select(&target(None, false, Some("rack9")))
+            .unwrap_err();
+        assert!(error.message.contains("\"rack9\""), "{}", error.message);
+        assert!(error.message.contains("db, rack1"), "{}", error.message);
+    }
+
+    #[test]
+    fn select_unknown_name_is_rejected() {
+        let (_dir, store) = store_with_groups();
+        assert!(store.select(&target(Some("zz"), false, None)).is_err());
+        assert_eq!(
+            store.select(&target(Some("c"), false, None)).unwrap(),
+            ["c"]
+        );
+    }
+
+    #[test]
+    fn select_all_on_empty_list_is_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(Some(dir.path())).unwrap();
+        assert!(store.select(&target(None, true, None)).is_err());
+    }
+
+    #[test]
+    fn groups_survive_save_and_are_omitted_when_empty() {
+        let (dir, mut store) = store_with_groups();
+        store.save().unwrap();
+        let text = fs::read_to_string(dir.path().join(SERVERS_FILE)).unwrap();
+        assert_eq!(text.matches("\"groups\"").count(), 2, "{text}");
+        let again = Store::open(Some(dir.path())).unwrap();
+        assert_eq!(again.server("b").unwrap().groups, ["rack1", "db"]);
+    }
+
     #[test]
     fn saved_list_round_trips() {
         let dir = tempfile::tempdir().unwrap();
@@ -380,6 +524,7 @@ mod tests {
                 url,
                 user: "root".into(),
                 pin: None,
+                groups: Vec::new(),
             },
         );
         store.save().unwrap();

@@ -110,6 +110,7 @@ async fn walk(
         url: url.clone(),
         user: USER.to_owned(),
         pin: Some(pin.clone()),
+        groups: Vec::new(),
     };
     context.store.insert(SERVER, entry.clone());
     context.store.save()?;

@@ -1,4 +1,4 @@
-//! `rackside health [NAME | --all]`.
+//! `rackside health [NAME | --all | --group G]`.
 
 use std::process::ExitCode;
 
@@ -25,13 +25,7 @@ struct Outcome {
 
 /// Reads health from one server or from all, with bounded concurrency.
 pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitCode> {
-    let names: Vec<String> = match &args.target.name {
-        Some(name) => vec![name.clone()],
-        None => context.store.servers().keys().cloned().collect(),
-    };
-    if names.is_empty() {
-        return Err(Failure::usage("no servers yet; add one with `rackside server add`").into());
-    }
+    let names = context.store.select(&args.target)?;
 
     // 1. Certificate decisions and passwords, one server at a time because they may prompt.
     let mut outcomes = Vec::new();
@@ -65,7 +59,7 @@ pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitC
     outcomes.sort_by(|a, b| a.server.cmp(&b.server));
 
     // 3. Output and exit code.
-    if !args.target.all {
+    if args.target.name.is_some() {
         if let Some(Outcome {
             exit: Some(kind),
             error: Some(message),

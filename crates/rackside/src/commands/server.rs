@@ -6,15 +6,23 @@ use crate::cli::ServerCommand;
 use crate::connect::Context;
 use crate::failure::Failure;
 use crate::output::{outln, Table};
-use crate::store::{check_name, parse_url, ServerEntry};
+use crate::store::{check_group, check_name, parse_url, ServerEntry};
 
 const DEFAULT_USER: &str = "root";
 
 /// Runs one `server` subcommand.
 pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ServerCommand::Add { name, url, user } => {
+        ServerCommand::Add {
+            name,
+            url,
+            user,
+            groups,
+        } => {
             check_name(&name)?;
+            for group in &groups {
+                check_group(group)?;
+            }
             if context.store.servers().contains_key(&name) {
                 return Err(Failure::usage(format!(
                     "server {name:?} already exists; remove it first or pick another name"
@@ -27,6 +35,7 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
                 url,
                 user,
                 pin: None,
+                groups,
             };
             let pin = context.decide_trust(&name, &entry, false).await?;
             entry.pin = Some(pin);
@@ -39,13 +48,24 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
             if json {
                 outln!("{}", serde_json::to_string_pretty(servers)?);
             } else {
-                let mut table = Table::new(["NAME", "URL", "USER", "PINNED KEY SHA-256"]);
+                let mut table = Table::new(["NAME", "URL", "USER", "GROUPS", "PINNED KEY SHA-256"]);
                 for (name, entry) in servers {
                     let pin = entry
                         .pin
                         .as_ref()
                         .map_or_else(|| "-".to_owned(), |pin| pin.public_key_sha256.to_string());
-                    table.row([name.clone(), entry.url.to_string(), entry.user.clone(), pin]);
+                    let groups = if entry.groups.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        entry.groups.join(",")
+                    };
+                    table.row([
+                        name.clone(),
+                        entry.url.to_string(),
+                        entry.user.clone(),
+                        groups,
+                        pin,
+                    ]);
                 }
                 table.print();
             }
