@@ -13,11 +13,23 @@ use zeroize::Zeroizing;
 use crate::config::{Role, Secret, UserAccount};
 use crate::error::BmcError;
 
-/// The configured accounts, plus accounts that clients defined by patching the account
-/// resources of a mockup.
+/// One account served in the accounts collection: a configured account or one created
+/// through the API.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    /// The `Id` of its `ManagerAccount` resource: `1`, `2`, ... in creation order.
+    pub(crate) id: u32,
+    pub(crate) account: UserAccount,
+    /// A disabled account cannot log in.
+    pub(crate) enabled: bool,
+}
+
+/// The accounts served in the accounts collection, plus accounts that clients defined by
+/// patching the account resources of a mockup.
 #[derive(Debug, Clone)]
 pub(crate) struct Accounts {
-    accounts: Vec<UserAccount>,
+    slots: Vec<Slot>,
+    next_id: u32,
     /// Accounts defined through PATCH, by the URI of their `ManagerAccount` resource.
     patched: BTreeMap<String, UserAccount>,
     /// Passwords set through PATCH, kept while the rest of the account is incomplete.
@@ -58,8 +70,21 @@ impl Accounts {
                 return Err(invalid("the user name is configured twice"));
             }
         }
+        let slots: Vec<Slot> = accounts
+            .into_iter()
+            .zip(1..)
+            .map(|(account, id)| Slot {
+                id,
+                account,
+                enabled: true,
+            })
+            .collect();
+        let next_id = u32::try_from(slots.len())
+            .unwrap_or(u32::MAX)
+            .saturating_add(1);
         Ok(Self {
-            accounts,
+            slots,
+            next_id,
             patched: BTreeMap::new(),
             patched_passwords: BTreeMap::new(),
         })
@@ -83,33 +108,72 @@ impl Accounts {
         self.patched_passwords.get(path).cloned()
     }
 
-    /// Checks a user name and password; returns the account's role when both match.
+    /// Checks a user name and password; returns the account's role when both match and the
+    /// account is enabled.
     ///
-    /// Every configured password is compared, through SHA-256 digests of equal length, so the
-    /// time taken does not depend on which user matched or on the password length.
+    /// Every password is compared, through SHA-256 digests of equal length, so the time taken
+    /// does not depend on which user matched or on the password length.
     pub(crate) fn verify(&self, user: &str, password: &str) -> Option<Role> {
         let given = Sha256::digest(password.as_bytes());
         let mut found = None;
-        for account in self.accounts.iter().chain(self.patched.values()) {
+        let served = self.slots.iter().map(|s| (&s.account, s.enabled));
+        let patched = self.patched.values().map(|a| (a, true));
+        for (account, enabled) in served.chain(patched) {
             let stored = Sha256::digest(account.password.expose().as_bytes());
             let password_ok: bool = stored.ct_eq(&given).into();
-            if account.name == user && password_ok {
+            if account.name == user && password_ok && enabled {
                 found = Some(account.role);
             }
         }
         found
     }
 
-    /// Replaces the password of the configured account at `index`, if there is one.
-    pub(crate) fn set_password(&mut self, index: usize, password: Secret) {
-        if let Some(account) = self.accounts.get_mut(index) {
-            account.password = password;
-        }
+    /// Adds an account and returns its `Id`. The caller has checked that the name is free.
+    pub(crate) fn create(&mut self, account: UserAccount, enabled: bool) -> u32 {
+        let id = self.next_id;
+        self.next_id = self.next_id.saturating_add(1);
+        self.slots.push(Slot {
+            id,
+            account,
+            enabled,
+        });
+        id
     }
 
-    /// Every configured account, in configuration order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &UserAccount> {
-        self.accounts.iter()
+    /// Removes the account with `Id` `id`.
+    pub(crate) fn remove(&mut self, id: u32) -> Option<Slot> {
+        let index = self.slots.iter().position(|s| s.id == id)?;
+        Some(self.slots.remove(index))
+    }
+
+    /// The account with `Id` `id`.
+    pub(crate) fn get(&self, id: u32) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == id)
+    }
+
+    /// The account with `Id` `id`, to change it.
+    pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut Slot> {
+        self.slots.iter_mut().find(|s| s.id == id)
+    }
+
+    /// Checks whether a served account other than `except` has the user name `name`.
+    pub(crate) fn name_taken(&self, name: &str, except: Option<u32>) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.account.name == name && Some(s.id) != except)
+    }
+
+    /// Counts the enabled administrators other than the account with `Id` `except`.
+    pub(crate) fn other_enabled_administrators(&self, except: u32) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.id != except && s.enabled && s.account.role == Role::Administrator)
+            .count()
+    }
+
+    /// Every served account, in `Id` order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.iter()
     }
 }
 
@@ -200,6 +264,17 @@ impl Sessions {
         self.by_id.remove(id)
     }
 
+    /// Closes every session of `user`; returns the closed ones.
+    pub(crate) fn remove_user(&mut self, user: &str) -> Vec<Session> {
+        let ids: Vec<String> = self
+            .by_id
+            .values()
+            .filter(|s| s.user == user)
+            .map(|s| s.id.clone())
+            .collect();
+        ids.iter().filter_map(|id| self.by_id.remove(id)).collect()
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Session> {
         self.by_id.values()
     }
@@ -237,6 +312,30 @@ mod tests {
         assert_eq!(accounts.verify("viewer", "view-pass"), Some(Role::ReadOnly));
         assert_eq!(accounts.verify("root", "view-pass"), None);
         assert_eq!(accounts.verify("nobody", "calvin-pass"), None);
+    }
+
+    #[test]
+    fn disabled_or_removed_account_cannot_log_in() {
+        let mut accounts = accounts();
+        let id = accounts.create(
+            UserAccount {
+                name: "new".into(),
+                password: Secret::new("new-password-1"),
+                role: Role::Operator,
+            },
+            true,
+        );
+        assert_eq!(
+            accounts.verify("new", "new-password-1"),
+            Some(Role::Operator)
+        );
+        accounts.get_mut(id).unwrap().enabled = false;
+        assert_eq!(accounts.verify("new", "new-password-1"), None);
+        accounts.get_mut(id).unwrap().enabled = true;
+        assert!(accounts.remove(id).is_some());
+        assert_eq!(accounts.verify("new", "new-password-1"), None);
+        assert!(accounts.name_taken("root", None));
+        assert!(!accounts.name_taken("root", Some(1)));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 
 use crate::fault::Fault;
 use crate::logs::clip;
+use crate::power::ResetEffect;
 use crate::reply::{self, msg, ErrorReply};
 use crate::service::{Principal, Req};
 use crate::state::{BmcState, Inner};
@@ -57,12 +58,21 @@ pub(crate) fn run(
     let params = parse_parameters(&req.body)?;
 
     match action {
-        "ComputerSystem.Reset" => reset_system(state, inner, principal, resource, action, &params),
+        "ComputerSystem.Reset" => reset_system(
+            state,
+            inner,
+            principal,
+            &req.client,
+            resource,
+            action,
+            &params,
+        ),
         "Manager.Reset" => {
             let reset_type = required_string(&params, action, "ResetType")?;
             reject_extra(&params, action, &["ResetType"])?;
-            inner.log_change(
+            inner.log_change_from(
                 &principal.user,
+                &req.client,
                 format!(
                     "Manager reset {} requested for {resource}",
                     clip(&reset_type)
@@ -83,7 +93,11 @@ pub(crate) fn run(
                 ));
             };
             store.clear();
-            inner.log_change(&principal.user, format!("Log {resource} cleared"));
+            inner.log_change_from(
+                &principal.user,
+                &req.client,
+                format!("Log {resource} cleared"),
+            );
             Ok(reply::no_content())
         }
         "UpdateService.SimpleUpdate" => {
@@ -97,8 +111,9 @@ pub(crate) fn run(
                 state.power_delay,
                 vanishes,
             );
-            inner.log_change(
+            inner.log_change_from(
                 &principal.user,
+                &req.client,
                 format!(
                     "Firmware update job {} created for {}",
                     task.id,
@@ -126,6 +141,7 @@ fn reset_system(
     state: &BmcState,
     inner: &mut Inner,
     principal: &Principal,
+    client: &str,
     resource: &str,
     action: &str,
     params: &Map<String, Value>,
@@ -141,18 +157,23 @@ fn reset_system(
             msg::property_value_not_in_list(&reset_type, "ResetType"),
         ));
     }
-    crate::power::reset(
+    let effect = crate::power::reset(
         inner,
         resource,
         &reset_type,
         state.power_delay,
         state.faults.is_enabled(Fault::DelayedPowerState),
-        state.faults.is_enabled(Fault::BootOverrideOnce),
     );
-    inner.log_change(
-        &principal.user,
-        format!("Reset {} requested for {resource}", clip(&reset_type)),
-    );
+    let what = match effect {
+        ResetEffect::Transition => format!("Reset {reset_type} started for {resource}"),
+        ResetEffect::Interrupt => {
+            format!("Diagnostic interrupt (NMI) sent to the host of {resource}")
+        }
+        ResetEffect::NoChange => {
+            format!("Reset {reset_type} requested for {resource}, which is already in that state")
+        }
+    };
+    inner.log_change_from(&principal.user, client, what);
     Ok(reply::no_content())
 }
 

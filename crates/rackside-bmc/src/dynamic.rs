@@ -1,27 +1,18 @@
-//! Collections and resources the simulator builds at run time: sessions, accounts, log
-//! entries, tasks and jobs. Each serving function returns `Ok(None)` when the path is not its
-//! own. The accounts built from the configuration also take a `Password` change by PATCH.
+//! Collections and resources the simulator builds at run time: sessions, log entries, tasks
+//! and jobs. Each serving function returns `Ok(None)` when the path is not its own. The
+//! accounts are served by [`crate::account_api`].
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::response::Response;
-use http::header::IF_MATCH;
-use http::StatusCode;
-use serde::de::IgnoredAny;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use zeroize::Zeroizing;
-
-use crate::config::{Role, Secret};
 
 use crate::fault::Fault;
-use crate::login::{session_body, MAX_CREDENTIAL_BYTES};
+use crate::login::session_body;
 use crate::read::{collection_template, json_get, paged_get, parse_paging, serve_tree};
-use crate::reply::{msg, ErrorReply};
-use crate::service::{child_of, is_inactive_sessions_path, require_role, Principal, Req};
+use crate::reply::ErrorReply;
+use crate::service::{child_of, is_inactive_sessions_path, Principal, Req};
 use crate::state::{BmcState, Inner};
-use crate::tree::{self, etag_of};
 
 /// Serves the sessions collection and its members.
 pub(crate) fn sessions(
@@ -63,156 +54,6 @@ pub(crate) fn sessions(
         return Err(ErrorReply::not_found(path));
     }
     Ok(None)
-}
-
-/// Serves the accounts collection built from the configured accounts, when the data has none.
-pub(crate) fn accounts(
-    state: &BmcState,
-    inner: &mut Inner,
-    req: &Req,
-) -> Result<Option<Response>, ErrorReply> {
-    let path = req.path.as_str();
-    // Accounts, when the data brings none.
-    if let Some(accounts_path) = state.accounts_path.as_deref() {
-        if path == accounts_path {
-            let members: Vec<Value> = inner
-                .accounts
-                .iter()
-                .enumerate()
-                .map(|(i, _)| json!({ "@odata.id": format!("{accounts_path}/{}", i + 1) }))
-                .collect();
-            let body = json!({
-                "@odata.id": accounts_path,
-                "@odata.type": "#ManagerAccountCollection.ManagerAccountCollection",
-                "Name": "Accounts Collection",
-                "Members@odata.count": members.len(),
-                "Members": members,
-            });
-            return paged_get(body, req, "GET, HEAD").map(Some);
-        }
-        if child_of(path, accounts_path).is_some() {
-            let (index, id) =
-                account_member(state, inner, path).ok_or_else(|| ErrorReply::not_found(path))?;
-            let body = account_body(inner, path, index, &id);
-            return Ok(Some(json_get(&body, ACCOUNT_ALLOW)));
-        }
-    }
-    Ok(None)
-}
-
-/// Methods an account resource built from the configured accounts supports.
-pub(crate) const ACCOUNT_ALLOW: &str = "GET, HEAD, PATCH";
-
-/// Finds the configured account served at `path`: its index and its `Id`.
-pub(crate) fn account_member(
-    state: &BmcState,
-    inner: &Inner,
-    path: &str,
-) -> Option<(usize, String)> {
-    let accounts_path = state.accounts_path.as_deref()?;
-    let id = child_of(path, accounts_path)?;
-    let index = id.parse::<usize>().ok()?.checked_sub(1)?;
-    inner.accounts.iter().nth(index)?;
-    Some((index, id.to_owned()))
-}
-
-/// Builds the `ManagerAccount` body of the configured account at `index`.
-fn account_body(inner: &Inner, path: &str, index: usize, id: &str) -> Value {
-    let Some(account) = inner.accounts.iter().nth(index) else {
-        return Value::Null;
-    };
-    let role = account.role.role_id();
-    json!({
-        "@odata.id": path,
-        "@odata.type": "#ManagerAccount.v1_10_0.ManagerAccount",
-        "Id": id,
-        "Name": "User Account",
-        "Description": "User Account",
-        "UserName": account.name,
-        "RoleId": role,
-        "Enabled": true,
-        "Locked": false,
-        "Password": null,
-        "AccountTypes": ["Redfish"],
-        "Links": { "Role": { "@odata.id": format!("/redfish/v1/AccountService/Roles/{role}") } },
-    })
-}
-
-/// The only property of [`account_body`] that PATCH changes.
-#[derive(Deserialize)]
-struct PasswordChange {
-    #[serde(rename = "Password")]
-    password: Option<Zeroizing<String>>,
-}
-
-/// Changes the password of the configured account at `path`: the account's own user or an
-/// administrator may do so. The new password is logged as a change, never as a value.
-pub(crate) fn patch_account(
-    state: &BmcState,
-    inner: &mut Inner,
-    req: &Req,
-    principal: &Principal,
-) -> Result<Response, ErrorReply> {
-    let path = req.path.as_str();
-    let (index, id) =
-        account_member(state, inner, path).ok_or_else(|| ErrorReply::not_found(path))?;
-    let body = account_body(inner, path, index, &id);
-    let own = body.get("UserName").and_then(Value::as_str) == Some(principal.user.as_str());
-    if !own {
-        require_role(state, principal, Role::Administrator)?;
-    }
-    if let Some(if_match) = req.headers.get(IF_MATCH).and_then(|v| v.to_str().ok()) {
-        let current = etag_of(&tree::serialize(&body));
-        let matches = if_match
-            .split(',')
-            .map(str::trim)
-            .any(|tag| tag == "*" || tag == current);
-        if !matches {
-            return Err(ErrorReply::new(
-                StatusCode::PRECONDITION_FAILED,
-                msg::precondition_failed(),
-            ));
-        }
-    }
-
-    let request = Zeroizing::new(req.body.to_vec());
-    let malformed = || ErrorReply::new(StatusCode::BAD_REQUEST, msg::malformed_json());
-    let names = serde_json::from_slice::<BTreeMap<String, IgnoredAny>>(&request)
-        .map_err(|_| malformed())?;
-    if let Some(name) = names.keys().find(|name| *name != "Password") {
-        let message = if body.get(name.as_str()).is_some() {
-            msg::property_not_writable(name)
-        } else {
-            msg::property_unknown(name)
-        };
-        return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
-    }
-    let change = serde_json::from_slice::<PasswordChange>(&request).map_err(|_| {
-        ErrorReply::new(
-            StatusCode::BAD_REQUEST,
-            msg::property_value_format_error("[REDACTED]", "Password"),
-        )
-    })?;
-    let Some(password) = change.password else {
-        return Err(ErrorReply::new(
-            StatusCode::BAD_REQUEST,
-            msg::property_missing("Password"),
-        ));
-    };
-    let usable = !password.is_empty()
-        && password.len() <= MAX_CREDENTIAL_BYTES
-        && !password.chars().any(char::is_control);
-    if !usable {
-        return Err(ErrorReply::new(
-            StatusCode::BAD_REQUEST,
-            msg::property_value_format_error("[REDACTED]", "Password"),
-        ));
-    }
-    inner
-        .accounts
-        .set_password(index, Secret::new(password.as_str()));
-    inner.log_change(&principal.user, format!("Password of {path} changed"));
-    Ok(json_get(&body, ACCOUNT_ALLOW))
 }
 
 /// Serves the Entries collections of the log services and their entries.

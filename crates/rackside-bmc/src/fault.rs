@@ -51,9 +51,9 @@ pub enum Fault {
     RejectUnusualHeaders,
     /// Systems, chassis and drives expose only `IndicatorLED`, not `LocationIndicatorActive`.
     LegacyIndicatorLed,
-    /// After a reset, a one-time boot override (`BootSourceOverrideEnabled: Once`) goes back to
-    /// `Disabled`, and a boot mode change waits for the next power-on as a job. Without this
-    /// fault an override stays as set and a mode change applies at once.
+    /// A boot mode change (`BootSourceOverrideMode`) waits for the next power-on, as an iDRAC
+    /// configuration job does. Without this fault it applies at once. A one-time boot override
+    /// goes back to `Disabled` after the next boot either way.
     BootOverrideOnce,
     /// After a reset returns 204, `PowerState` keeps its old value for a while before the
     /// transition starts.
@@ -135,7 +135,7 @@ impl Fault {
             Fault::OldSessionUri => "the sessions collection is /redfish/v1/Sessions",
             Fault::RejectUnusualHeaders => "a non-standard request header gets 500 InternalError",
             Fault::LegacyIndicatorLed => "only IndicatorLED, no LocationIndicatorActive",
-            Fault::BootOverrideOnce => "a one-time boot override reverts to Disabled after a reset",
+            Fault::BootOverrideOnce => "a boot mode change waits for the next power-on as a job",
             Fault::DelayedPowerState => "PowerState keeps its old value for a while after a reset",
         }
     }

@@ -51,6 +51,7 @@
     )
 )]
 
+mod account_api;
 mod accounts;
 mod actions;
 mod config;
@@ -62,8 +63,10 @@ mod listener;
 mod login;
 mod logs;
 mod metadata;
+mod network;
 mod patch;
 mod power;
+mod query;
 mod quirks;
 mod read;
 mod reply;
@@ -127,7 +130,7 @@ pub async fn start(config: BmcConfig) -> Result<RunningBmc, BmcError> {
     let task = tokio::spawn(listener::accept_loop(
         listener,
         acceptor,
-        router(state),
+        router(state.clone()),
         counters.clone(),
         settings,
         shutdown_rx,
@@ -138,6 +141,7 @@ pub async fn start(config: BmcConfig) -> Result<RunningBmc, BmcError> {
         certificate,
         counters,
         faults,
+        state,
         shutdown,
         task,
     })

@@ -22,6 +22,7 @@ use tower::ServiceExt;
 
 use crate::fault::FaultControl;
 use crate::service::ClientAddr;
+use crate::state::BmcState;
 
 /// How long shutdown waits for open connections to finish their requests.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -61,6 +62,7 @@ pub struct RunningBmc {
     pub(crate) certificate: CertificateDer<'static>,
     pub(crate) counters: Arc<Counters>,
     pub(crate) faults: FaultControl,
+    pub(crate) state: Arc<BmcState>,
     pub(crate) shutdown: watch::Sender<bool>,
     pub(crate) task: tokio::task::JoinHandle<()>,
 }
@@ -84,6 +86,16 @@ impl RunningBmc {
     /// The run-time fault switch.
     pub fn faults(&self) -> FaultControl {
         self.faults.clone()
+    }
+
+    /// The state behind the service, shared with the requests it serves.
+    pub fn state(&self) -> Arc<BmcState> {
+        self.state.clone()
+    }
+
+    /// Appends an entry to the lifecycle log; see [`BmcState::record_event`].
+    pub fn record_event(&self, key: &str, message: &str, user: Option<&str>, source: Option<&str>) {
+        self.state.record_event(key, message, user, source);
     }
 
     /// Stops accepting, lets open requests finish (at most 5 s) and closes every connection.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{Role, Secret, UserAccount};
 use crate::fault::{Fault, Faults};
+use crate::logs::clip;
 use crate::reply::{msg, ErrorReply, Message};
 use crate::state::Inner;
 
@@ -37,10 +38,17 @@ const STANDARD_BOOT_TARGETS: &[&str] = &[
 enum Rule {
     Text,
     Flag,
+    /// One of these values, or of the values in the property's `@Redfish.AllowableValues`
+    /// annotation when the resource has one.
     OneOf(&'static [&'static str]),
     Seconds {
         min: u64,
         max: u64,
+    },
+    /// A whole number in a range; outside it gets `PropertyValueOutOfRange`.
+    Integer {
+        min: i64,
+        max: i64,
     },
     BootTarget,
     /// An array of strings, patched element by element: `null` removes an element, `{}` keeps
@@ -48,6 +56,14 @@ enum Rule {
     TextList,
     /// A password: checked as text, kept in the account list and never written into the body.
     Password,
+    /// A DNS label such as `rks1u01-bmc`.
+    HostName,
+    /// A fully qualified domain name.
+    Fqdn,
+    /// `IPv4StaticAddresses` of an Ethernet interface.
+    Ipv4Statics,
+    /// `StaticNameServers` of an Ethernet interface.
+    NameServers,
     /// An object whose own properties follow these rules.
     Object(&'static [(&'static str, Rule)]),
 }
@@ -62,12 +78,25 @@ fn writable(schema: &str) -> &'static [(&'static str, Rule)] {
             ("LocationIndicatorActive", Rule::Flag),
             ("Boot", Rule::Object(BOOT_WRITABLE)),
         ],
-        "Chassis" | "Drive" => &[
+        "Chassis" => &[
+            ("AssetTag", Rule::Text),
+            ("IndicatorLED", Rule::OneOf(LED_VALUES)),
+            ("LocationIndicatorActive", Rule::Flag),
+            ("Location", Rule::Object(LOCATION_WRITABLE)),
+        ],
+        "Drive" => &[
             ("AssetTag", Rule::Text),
             ("IndicatorLED", Rule::OneOf(LED_VALUES)),
             ("LocationIndicatorActive", Rule::Flag),
         ],
-        "EthernetInterface" => &[("HostName", Rule::Text)],
+        "EthernetInterface" => &[
+            ("HostName", Rule::HostName),
+            ("FQDN", Rule::Fqdn),
+            ("DHCPv4", Rule::Object(DHCP_WRITABLE)),
+            ("IPv4StaticAddresses", Rule::Ipv4Statics),
+            ("StaticNameServers", Rule::NameServers),
+            ("VLAN", Rule::Object(VLAN_WRITABLE)),
+        ],
         "ManagerNetworkProtocol" => &[
             ("HostName", Rule::Text),
             ("NTP", Rule::Object(NTP_WRITABLE)),
@@ -88,6 +117,8 @@ fn writable(schema: &str) -> &'static [(&'static str, Rule)] {
                 max: 86400,
             },
         )],
+        // iDRAC's attribute resources: only the server topology (location) attributes.
+        "DellAttributes" => &[("Attributes", Rule::Object(DELL_TOPOLOGY_WRITABLE))],
         _ => &[],
     }
 }
@@ -103,6 +134,88 @@ const BOOT_WRITABLE: &[(&str, Rule)] = &[
 const NTP_WRITABLE: &[(&str, Rule)] = &[
     ("NTPServers", Rule::TextList),
     ("ProtocolEnabled", Rule::Flag),
+];
+
+/// The writable properties inside `DHCPv4` of an Ethernet interface.
+const DHCP_WRITABLE: &[(&str, Rule)] = &[
+    ("DHCPEnabled", Rule::Flag),
+    ("UseDNSServers", Rule::Flag),
+    ("UseGateway", Rule::Flag),
+    ("UseNTPServers", Rule::Flag),
+    ("UseDomainName", Rule::Flag),
+];
+
+/// The writable properties inside `VLAN` of an Ethernet interface.
+const VLAN_WRITABLE: &[(&str, Rule)] = &[
+    ("VLANEnable", Rule::Flag),
+    ("VLANId", Rule::Integer { min: 1, max: 4094 }),
+    ("VLANPriority", Rule::Integer { min: 0, max: 7 }),
+];
+
+/// The writable properties inside `Location` of a chassis.
+const LOCATION_WRITABLE: &[(&str, Rule)] = &[
+    ("Info", Rule::Text),
+    ("InfoFormat", Rule::Text),
+    ("Placement", Rule::Object(PLACEMENT_WRITABLE)),
+    ("PostalAddress", Rule::Object(POSTAL_WRITABLE)),
+    ("PartLocation", Rule::Object(PART_LOCATION_WRITABLE)),
+];
+
+const PLACEMENT_WRITABLE: &[(&str, Rule)] = &[
+    ("Row", Rule::Text),
+    ("Rack", Rule::Text),
+    ("RackOffsetUnits", Rule::OneOf(&["OpenU", "EIA_310"])),
+    ("RackOffset", Rule::Integer { min: 0, max: 100 }),
+    ("AdditionalInfo", Rule::Text),
+];
+
+const POSTAL_WRITABLE: &[(&str, Rule)] = &[
+    ("Country", Rule::Text),
+    ("Territory", Rule::Text),
+    ("City", Rule::Text),
+    ("Street", Rule::Text),
+    (
+        "HouseNumber",
+        Rule::Integer {
+            min: 0,
+            max: 999_999,
+        },
+    ),
+    ("Name", Rule::Text),
+    ("PostalCode", Rule::Text),
+    ("Building", Rule::Text),
+    ("Floor", Rule::Text),
+    ("Room", Rule::Text),
+    ("Location", Rule::Text),
+    ("AdditionalInfo", Rule::Text),
+];
+
+const PART_LOCATION_WRITABLE: &[(&str, Rule)] = &[
+    ("ServiceLabel", Rule::Text),
+    (
+        "LocationType",
+        Rule::OneOf(&[
+            "Slot",
+            "Bay",
+            "Connector",
+            "Socket",
+            "Backplane",
+            "Embedded",
+        ]),
+    ),
+    ("LocationOrdinalValue", Rule::Integer { min: 0, max: 1000 }),
+];
+
+/// The iDRAC attributes that hold the server's place in the data center.
+const DELL_TOPOLOGY_WRITABLE: &[(&str, Rule)] = &[
+    ("ServerTopology.1.DataCenterName", Rule::Text),
+    ("ServerTopology.1.RoomName", Rule::Text),
+    ("ServerTopology.1.AisleName", Rule::Text),
+    ("ServerTopology.1.RackName", Rule::Text),
+    (
+        "ServerTopology.1.RackSlot",
+        Rule::Integer { min: 1, max: 255 },
+    ),
 ];
 
 /// Returns the schema name of a body, `ComputerSystem` for `#ComputerSystem.v1_20_0.ComputerSystem`.
@@ -147,6 +260,8 @@ pub(crate) fn apply(
             }
             // Services may leave the write-only password out of the body.
             "Password" => rules.iter().any(|(n, _)| *n == "Password"),
+            // A chassis without a recorded location gets one.
+            "Location" => rules.iter().any(|(n, _)| *n == "Location"),
             _ => current.get(name).is_some(),
         };
         let rule = rules.iter().find(|(n, _)| n == name).map(|(_, r)| *r);
@@ -158,6 +273,7 @@ pub(crate) fn apply(
                 name,
                 inner_rules,
                 value,
+                current.get(name),
                 &mut errors,
                 &mut changes,
             ),
@@ -165,6 +281,18 @@ pub(crate) fn apply(
                 Ok(result) => changes.push((name.clone(), result)),
                 Err(message) => errors.push(message),
             },
+        }
+    }
+    let led = request.get("IndicatorLED").and_then(Value::as_str);
+    let active = request
+        .get("LocationIndicatorActive")
+        .and_then(Value::as_bool);
+    if let (Some(led), Some(active)) = (led, active) {
+        if (led != "Off") != active {
+            errors.push(msg::property_value_conflict(
+                "IndicatorLED",
+                "LocationIndicatorActive",
+            ));
         }
     }
     if !errors.is_empty() {
@@ -198,6 +326,12 @@ pub(crate) fn apply(
     }
     if schema_of(&current) == "ManagerAccount" {
         update_account(inner, path, new_password);
+    }
+    if schema_of(&current) == "EthernetInterface" {
+        let changed: Vec<String> = logged.iter().map(|(name, _)| name.clone()).collect();
+        inner
+            .tree
+            .update(path, |body| crate::network::settle(body, &changed));
     }
     Ok(logged)
 }
@@ -249,18 +383,36 @@ fn check(
             .ok_or_else(type_error),
         Rule::OneOf(values) => {
             let text = value.as_str().ok_or_else(type_error)?;
-            if values.contains(&text) {
+            let annotation = format!("/{name}@Redfish.AllowableValues");
+            let advertised: Option<Vec<&str>> = current
+                .pointer(&annotation)
+                .and_then(Value::as_array)
+                .map(|list| list.iter().filter_map(Value::as_str).collect());
+            let allowed = advertised.unwrap_or_else(|| values.to_vec());
+            if allowed.contains(&text) {
                 Ok(value.clone())
             } else {
-                Err(msg::property_value_not_in_list(text, name))
+                Err(msg::property_value_not_in_list(&clip(text), name))
             }
         }
+        Rule::Integer { min, max } => {
+            let number = value.as_i64().ok_or_else(type_error)?;
+            if (min..=max).contains(&number) {
+                Ok(value.clone())
+            } else {
+                Err(msg::property_value_out_of_range(&number.to_string(), name))
+            }
+        }
+        Rule::HostName => crate::network::host_name(value, name),
+        Rule::Fqdn => crate::network::fqdn(value, name),
+        Rule::Ipv4Statics => crate::network::ipv4_statics(value, old),
+        Rule::NameServers => crate::network::name_servers(value),
         Rule::Seconds { min, max } => {
             let seconds = value.as_u64().ok_or_else(type_error)?;
             if (min..=max).contains(&seconds) {
                 Ok(value.clone())
             } else {
-                Err(msg::property_value_not_in_list(&seconds.to_string(), name))
+                Err(msg::property_value_out_of_range(&seconds.to_string(), name))
             }
         }
         Rule::BootTarget => {
@@ -273,7 +425,7 @@ fn check(
             if allowed.contains(&text) {
                 Ok(value.clone())
             } else {
-                Err(msg::property_value_not_in_list(text, name))
+                Err(msg::property_value_not_in_list(&clip(text), name))
             }
         }
         Rule::TextList => {
@@ -294,12 +446,15 @@ fn check(
     }
 }
 
-/// Checks the properties of a writable object such as `Boot`; changes are named `Boot/X`.
+/// Checks the properties of a writable object such as `Boot`; changes are named `Boot/X`,
+/// and nested objects `Location/Placement/Row`. A property the rules name may be set even
+/// where the resource does not show it yet.
 fn check_object(
     current: &Value,
     name: &str,
     rules: &[(&str, Rule)],
     value: &Value,
+    existing: Option<&Value>,
     errors: &mut Vec<Message>,
     changes: &mut Vec<(String, Value)>,
 ) {
@@ -307,7 +462,7 @@ fn check_object(
         errors.push(msg::property_value_type_error(&value_text(value), name));
         return;
     };
-    let existing = current.get(name).cloned().unwrap_or_default();
+    let existing = existing.cloned().unwrap_or_default();
     for (inner_name, item) in request {
         if inner_name.starts_with('@') {
             continue;
@@ -315,10 +470,18 @@ fn check_object(
         let full = format!("{name}/{inner_name}");
         let rule = rules.iter().find(|(n, _)| n == inner_name).map(|(_, r)| *r);
         match (existing.get(inner_name).is_some(), rule) {
-            (false, _) => errors.push(msg::property_unknown(&full)),
+            (false, None) => errors.push(msg::property_unknown(&full)),
             (true, None) => errors.push(msg::property_not_writable(&full)),
-            (true, Some(rule)) => match check(current, rule, &full, item, existing.get(inner_name))
-            {
+            (_, Some(Rule::Object(nested))) => check_object(
+                current,
+                &full,
+                nested,
+                item,
+                existing.get(inner_name),
+                errors,
+                changes,
+            ),
+            (_, Some(rule)) => match check(current, rule, &full, item, existing.get(inner_name)) {
                 Ok(result) => changes.push((full, result)),
                 Err(message) => errors.push(message),
             },
@@ -332,9 +495,12 @@ fn set(body: &mut Value, name: &str, value: Value) {
     let Some(map) = body.as_object_mut() else {
         return;
     };
-    if let Some((outer, inner_name)) = name.split_once('/') {
-        if let Some(object) = map.get_mut(outer).and_then(Value::as_object_mut) {
-            object.insert(inner_name.to_owned(), value);
+    if let Some((outer, rest)) = name.split_once('/') {
+        let child = map
+            .entry(outer.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if child.is_object() {
+            set(child, rest, value);
         }
         return;
     }

@@ -36,8 +36,8 @@ const STANDARD_RESET_TYPES: [&str; 8] = [
 #[derive(Debug, Clone)]
 pub(crate) struct PowerPlan {
     steps: VecDeque<(Instant, &'static str)>,
-    /// Whether a one-time boot override goes back to `Disabled` when the system is on again.
-    revert_boot_once: bool,
+    /// Whether the plan passes through `PoweringOn`, so that the host boots when it ends `On`.
+    boots: bool,
 }
 
 impl PowerPlan {
@@ -85,18 +85,30 @@ pub(crate) fn allowed_reset_types(system: &Value, tree: &Tree, strict: bool) -> 
     }
 }
 
+/// What a reset does to a system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResetEffect {
+    /// `PowerState` moves through the listed transition.
+    Transition,
+    /// A diagnostic interrupt reaches the running host; the power state stays.
+    Interrupt,
+    /// The system is already in the requested state.
+    NoChange,
+}
+
 /// Schedules the power transitions of `reset_type` for the system at `path`.
 ///
 /// Under `delayed`, `PowerState` keeps its old value for one `delay` before the transition
-/// starts. With `revert_boot_once`, a one-time boot override ends when the system is on again.
+/// starts. A restart of a system that is off starts it, as `PowerCycle` does. When the system
+/// is on again after passing through `PoweringOn`, the host has booted: a one-time boot
+/// override is used up and goes back to `Disabled` (see [`advance`]).
 pub(crate) fn reset(
     inner: &mut Inner,
     path: &str,
     reset_type: &str,
     delay: Duration,
     delayed: bool,
-    revert_boot_once: bool,
-) {
+) -> ResetEffect {
     let now = Instant::now();
     let current = inner
         .power
@@ -115,6 +127,7 @@ pub(crate) fn reset(
     let is_on = current != "Off";
 
     let targets: &[&'static str] = match (reset_type, is_on) {
+        ("Nmi", true) => return ResetEffect::Interrupt,
         ("On" | "ForceOn", false) => &["PoweringOn", "On"],
         ("ForceOff" | "GracefulShutdown", true) => &["PoweringOff", "Off"],
         ("PushPowerButton", true) => &["PoweringOff", "Off"],
@@ -122,11 +135,13 @@ pub(crate) fn reset(
         ("ForceRestart" | "GracefulRestart" | "PowerCycle" | "FullPowerCycle", true) => {
             &["PoweringOff", "PoweringOn", "On"]
         }
-        ("PowerCycle" | "FullPowerCycle", false) => &["PoweringOn", "On"],
+        ("ForceRestart" | "GracefulRestart" | "PowerCycle" | "FullPowerCycle", false) => {
+            &["PoweringOn", "On"]
+        }
         _ => &[],
     };
     if targets.is_empty() {
-        return;
+        return ResetEffect::NoChange;
     }
 
     let start = if delayed { now + delay } else { now };
@@ -148,10 +163,11 @@ pub(crate) fn reset(
         path.to_owned(),
         PowerPlan {
             steps,
-            revert_boot_once,
+            boots: targets.contains(&"PoweringOn"),
         },
     );
     advance(inner, now);
+    ResetEffect::Transition
 }
 
 /// Applies every scheduled power step that is due at `now`.
@@ -168,40 +184,59 @@ pub(crate) fn advance(inner: &mut Inner, now: Instant) {
                 .update(path, |system| set_string(system, "PowerState", state));
         }
         if plan.steps.is_empty() {
-            finished.push((path.clone(), plan.revert_boot_once));
+            finished.push((path.clone(), plan.boots));
         }
     }
-    for (path, revert_boot_once) in finished {
+    for (path, boots) in finished {
         inner.power.remove(&path);
-        let is_on = inner
-            .tree
-            .json(&path)
+        let system = inner.tree.json(&path);
+        let is_on = system
             .and_then(|s| s.get("PowerState"))
             .and_then(Value::as_str)
             == Some("On");
-        if !is_on {
+        if !is_on || !boots {
             continue;
         }
-        let pending_mode = inner.pending_boot_mode.remove(&path);
-        inner.tree.update(&path, |system| {
-            let Some(boot) = system.get_mut("Boot").and_then(Value::as_object_mut) else {
-                return;
-            };
-            if revert_boot_once
-                && boot
-                    .get("BootSourceOverrideEnabled")
-                    .and_then(Value::as_str)
-                    == Some("Once")
-            {
-                boot.insert("BootSourceOverrideEnabled".into(), "Disabled".into());
-                if boot.contains_key("BootSourceOverrideTarget") {
-                    boot.insert("BootSourceOverrideTarget".into(), "None".into());
-                }
+        boot(inner, &path);
+    }
+}
+
+/// The host at `path` has booted: a one-time override is used up, and a boot mode change
+/// that waited for this boot applies. Both go into the lifecycle log.
+fn boot(inner: &mut Inner, path: &str) {
+    let boot = inner
+        .tree
+        .json(path)
+        .and_then(|s| s.get("Boot"))
+        .cloned()
+        .unwrap_or_default();
+    let text = |key: &str| boot.get(key).and_then(Value::as_str).map(str::to_owned);
+    let once = text("BootSourceOverrideEnabled").as_deref() == Some("Once");
+    let target = text("BootSourceOverrideTarget").unwrap_or_else(|| "None".to_owned());
+    let pending_mode = inner.pending_boot_mode.remove(path);
+    inner.tree.update(path, |system| {
+        let Some(boot) = system.get_mut("Boot").and_then(Value::as_object_mut) else {
+            return;
+        };
+        if once {
+            boot.insert("BootSourceOverrideEnabled".into(), "Disabled".into());
+            if boot.contains_key("BootSourceOverrideTarget") {
+                boot.insert("BootSourceOverrideTarget".into(), "None".into());
             }
-            if let Some(mode) = pending_mode {
-                boot.insert("BootSourceOverrideMode".into(), mode.into());
-            }
-        });
+        }
+        if let Some(mode) = &pending_mode {
+            boot.insert("BootSourceOverrideMode".into(), mode.as_str().into());
+        }
+    });
+    if once {
+        inner.log_system_change(format!(
+            "Host of {path} booted from {target} once; the boot override is Disabled again"
+        ));
+    }
+    if let Some(mode) = pending_mode {
+        inner.log_system_change(format!(
+            "Boot mode of {path} changed to {mode} by a configuration job at power-on"
+        ));
     }
 }
 

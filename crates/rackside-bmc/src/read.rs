@@ -219,6 +219,16 @@ pub(crate) struct Paging {
 }
 
 impl Paging {
+    /// Paging given by the request as `$skip` and `$top`.
+    pub(crate) fn new(skip: usize, top: Option<usize>) -> Self {
+        Self {
+            skip,
+            top,
+            given: true,
+            only: false,
+        }
+    }
+
     fn requested(&self) -> bool {
         self.given
     }
@@ -252,8 +262,8 @@ pub(crate) fn parse_paging(query: &[(String, String)]) -> Result<Paging, ErrorRe
                 ));
             }
             "only" => paging.only = true,
-            // NOTE: `$expand`, `$select` and `$filter` get 501 even where a mockup's service root
-            // advertises them in `ProtocolFeaturesSupported`.
+            // `$expand`, `$select` and `$filter` are taken out before this point (see
+            // `crate::query`); other `$` parameters such as `$apply` are not implemented.
             other if other.starts_with('$') => {
                 return Err(ErrorReply::new(
                     StatusCode::NOT_IMPLEMENTED,

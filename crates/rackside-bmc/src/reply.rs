@@ -289,6 +289,76 @@ pub(crate) mod msg {
         )
     }
 
+    pub(crate) fn query_parameter_value_format_error(value: &str, parameter: &str) -> Message {
+        Message::base(
+            "QueryParameterValueFormatError",
+            format!("The value '{value}' for the parameter {parameter} is not a format that the parameter can accept."),
+            vec![value.into(), parameter.into()],
+            "Warning",
+            "Correct the value for the query parameter in the request and resubmit the request if the operation failed.",
+        )
+    }
+
+    pub(crate) fn query_not_supported_on_resource() -> Message {
+        Message::base(
+            "QueryNotSupportedOnResource",
+            "Querying is not supported on the requested resource.".into(),
+            vec![],
+            "Warning",
+            "Remove the query parameters and resubmit the request if the operation failed.",
+        )
+    }
+
+    pub(crate) fn resource_already_exists(kind: &str, property: &str, value: &str) -> Message {
+        Message::base(
+            "ResourceAlreadyExists",
+            format!("The requested resource of type {kind} with the property {property} with the value '{value}' already exists."),
+            vec![kind.into(), property.into(), value.into()],
+            "Critical",
+            "Do not repeat the create operation as the resource was already created.",
+        )
+    }
+
+    pub(crate) fn property_value_out_of_range(value: &str, property: &str) -> Message {
+        Message::base(
+            "PropertyValueOutOfRange",
+            format!("The value '{value}' for the property {property} is not in the supported range of acceptable values."),
+            vec![value.into(), property.into()],
+            "Warning",
+            "Correct the value for the property in the request body and resubmit the request if the operation failed.",
+        )
+    }
+
+    pub(crate) fn resource_cannot_be_deleted() -> Message {
+        Message::base(
+            "ResourceCannotBeDeleted",
+            "The delete request failed because the resource requested cannot be deleted.".into(),
+            vec![],
+            "Critical",
+            "Do not attempt to delete a non-deletable resource.",
+        )
+    }
+
+    pub(crate) fn empty_json() -> Message {
+        Message::base(
+            "EmptyJSON",
+            "The request body submitted contained an empty JSON object and the service is unable to process it.".into(),
+            vec![],
+            "Warning",
+            "Add properties in the JSON object and resubmit the request.",
+        )
+    }
+
+    pub(crate) fn property_value_conflict(property: &str, other: &str) -> Message {
+        Message::base(
+            "PropertyValueConflict",
+            format!("The property '{property}' could not be written because its value would conflict with the value of the '{other}' property."),
+            vec![property.into(), other.into()],
+            "Warning",
+            "None.",
+        )
+    }
+
     /// iDRAC's message when a user has as many sessions as allowed.
     pub(crate) fn session_limit_rac0218() -> Message {
         Message {

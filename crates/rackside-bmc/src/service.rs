@@ -20,6 +20,7 @@ use zeroize::Zeroizing;
 use crate::config::Role;
 use crate::dynamic;
 use crate::fault::Fault;
+use crate::query::QueryOptions;
 use crate::reply::{self, msg, ErrorReply};
 use crate::state::{BmcState, Inner, OLD_SESSIONS_PATH};
 use crate::tree::{self, etag_of};
@@ -205,10 +206,43 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         }
     }
 
-    // 3. Resources that need no authentication.
+    // 3. Query parameters that reshape a response are taken out; the handlers see the rest.
+    let is_read = req.method == Method::GET || req.method == Method::HEAD;
+    let (options, rest) = if is_read {
+        QueryOptions::split(&req.query)?
+    } else {
+        (QueryOptions::default(), req.query.clone())
+    };
+    let plain;
+    let req = if options.is_empty() {
+        req
+    } else {
+        plain = Req {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            raw_query: rest
+                .iter()
+                .map(|(name, value)| {
+                    if value.is_empty() {
+                        name.clone()
+                    } else {
+                        format!("{name}={value}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("&"),
+            query: rest,
+            headers: req.headers.clone(),
+            body: req.body.clone(),
+            client: req.client.clone(),
+        };
+        &plain
+    };
+
+    // 4. Resources that need no authentication. A service root reshaped by query parameters
+    // takes its expanded resources from the user's view, so it needs authentication.
     let mut inner = state.lock();
     let sessions_path = state.active_sessions_path().to_owned();
-    let is_read = req.method == Method::GET || req.method == Method::HEAD;
     match req.path.as_str() {
         "/redfish" if is_read => {
             return Ok(json_get(&json!({ "v1": "/redfish/v1/" }), "GET, HEAD"));
@@ -228,9 +262,10 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
                 "GET, HEAD",
             ));
         }
-        "/redfish/v1" | "/redfish/v1/odata" if is_read => {
+        "/redfish/v1" | "/redfish/v1/odata" if is_read && options.is_empty() => {
             return serve_tree(state, &mut inner, req);
         }
+        "/redfish/v1" if is_read => {}
         "/redfish" | "/redfish/v1" | "/redfish/v1/$metadata" | "/redfish/v1/odata" => {
             return Err(ErrorReply::method_not_allowed("GET, HEAD"));
         }
@@ -241,12 +276,26 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         return login(state, &mut inner, req, &sessions_path);
     }
 
-    // 4. Everything else needs a session or Basic credentials.
+    // 5. Everything else needs a session or Basic credentials.
     let principal = authenticate(state, &mut inner, req)?;
 
-    // 5. Route by method.
+    // 6. Route by method.
     match req.method {
-        Method::GET | Method::HEAD => get(state, &mut inner, req, &principal, &sessions_path),
+        Method::GET | Method::HEAD => {
+            let response = get(state, &mut inner, req, &principal, &sessions_path)?;
+            if options.is_empty() {
+                return Ok(response);
+            }
+            reshape(
+                state,
+                &mut inner,
+                req,
+                &principal,
+                &sessions_path,
+                &options,
+                response,
+            )
+        }
         Method::PATCH => patch(state, &mut inner, req, &principal),
         Method::POST => post(state, &mut inner, req, &principal),
         Method::DELETE => delete(state, &mut inner, req, &principal, &sessions_path),
@@ -393,7 +442,7 @@ fn get(
     if let Some(response) = dynamic::sessions(state, inner, req, sessions_path)? {
         return Ok(response);
     }
-    if let Some(response) = dynamic::accounts(state, inner, req)? {
+    if let Some(response) = crate::account_api::get(state, inner, req)? {
         return Ok(response);
     }
     if let Some(response) = dynamic::logs(state, inner, req, principal, sessions_path)? {
@@ -418,6 +467,64 @@ fn get(
         }
     }
     serve_tree(state, inner, req)
+}
+
+/// Applies `$filter`, `$expand`, `$select` and `only` to a successful read.
+fn reshape(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+    sessions_path: &str,
+    options: &QueryOptions,
+    response: Response,
+) -> Result<Response, ErrorReply> {
+    if response.status() != StatusCode::OK {
+        return Ok(response);
+    }
+    let allow = response
+        .headers()
+        .get(http::header::ALLOW)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("GET, HEAD")
+        .to_owned();
+    let (parts, body) = response.into_parts();
+    let Some(bytes) = read_now(body) else {
+        return Ok(Response::from_parts(parts, Body::empty()));
+    };
+    let Ok(value) = serde_json::from_slice::<Value>(&bytes) else {
+        // Not JSON (XML or a broken captured file): served as it is.
+        return Ok(Response::from_parts(parts, Body::from(bytes)));
+    };
+    let mut fetch = |path: &str| -> Option<Value> {
+        let sub = Req {
+            method: Method::GET,
+            path: path.to_owned(),
+            query: Vec::new(),
+            raw_query: String::new(),
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            client: req.client.clone(),
+        };
+        let response = get(state, inner, &sub, principal, sessions_path).ok()?;
+        if response.status() != StatusCode::OK {
+            return None;
+        }
+        let bytes = read_now(response.into_body())?;
+        serde_json::from_slice(&bytes).ok()
+    };
+    let reshaped = options.apply(&req.path, value, &mut fetch)?;
+    Ok(crate::read::json_get_with(
+        state, &req.path, reshaped, &allow,
+    ))
+}
+
+/// Reads a body that is already in memory, as every body this service builds is.
+fn read_now(body: Body) -> Option<Bytes> {
+    use futures_util::FutureExt;
+    axum::body::to_bytes(body, MAX_REQUEST_BODY * 64)
+        .now_or_never()?
+        .ok()
 }
 
 /// Returns the last segment of `path` when `path` is a direct child of `parent`.
@@ -485,8 +592,11 @@ fn method_not_allowed(
     if inner.actions.contains_key(path) {
         return ErrorReply::method_not_allowed("POST");
     }
-    if dynamic::account_member(state, inner, path).is_some() {
-        return ErrorReply::method_not_allowed(dynamic::ACCOUNT_ALLOW);
+    if crate::account_api::member(state, inner, path).is_some() {
+        return ErrorReply::method_not_allowed(crate::account_api::ACCOUNT_ALLOW);
+    }
+    if crate::account_api::is_collection(state, path) {
+        return ErrorReply::method_not_allowed(crate::account_api::COLLECTION_ALLOW);
     }
     match inner.tree.json(path) {
         Some(body) => ErrorReply::method_not_allowed(&allow_for(inner, path, body)),
@@ -517,8 +627,8 @@ fn patch(
 ) -> Result<Response, ErrorReply> {
     let path = req.path.as_str();
     let sessions_path = state.active_sessions_path().to_owned();
-    if dynamic::account_member(state, inner, path).is_some() {
-        return dynamic::patch_account(state, inner, req, principal);
+    if crate::account_api::member(state, inner, path).is_some() {
+        return crate::account_api::patch(state, inner, req, principal);
     }
     let Some(body) = inner.tree.json(path).cloned() else {
         return Err(method_not_allowed(state, inner, path, &sessions_path));
@@ -563,7 +673,11 @@ fn patch(
     let changes = crate::patch::apply(inner, path, &request, &state.faults.enabled())?;
     for (name, value) in changes {
         let value = crate::logs::clip(&value);
-        inner.log_change(&principal.user, format!("{name} of {path} set to {value}"));
+        inner.log_change_from(
+            &principal.user,
+            &req.client,
+            format!("{name} of {path} set to {value}"),
+        );
     }
     serve_tree(
         state,
@@ -591,8 +705,11 @@ fn post(
         require_role(state, principal, Role::Administrator)?;
         return control_faults(state, req);
     }
+    let collection = path.strip_suffix("/Members").unwrap_or(path);
+    if crate::account_api::is_collection(state, collection) {
+        return crate::account_api::create(state, inner, req, principal);
+    }
     let Some((resource, action)) = inner.actions.get(path).cloned() else {
-        let collection = path.strip_suffix("/Members").unwrap_or(path);
         if is_subscription_collection(inner, collection) {
             require_role(state, principal, Role::Operator)?;
             return create_subscription(inner, collection, &req.body);
@@ -612,6 +729,9 @@ fn delete(
     sessions_path: &str,
 ) -> Result<Response, ErrorReply> {
     let path = req.path.as_str();
+    if crate::account_api::member(state, inner, path).is_some() {
+        return crate::account_api::delete(state, inner, req, principal);
+    }
     if let Some(collection) = path.rsplit_once('/').map(|(parent, _)| parent) {
         if is_subscription_collection(inner, collection) && inner.tree.contains(path) {
             require_role(state, principal, Role::Operator)?;

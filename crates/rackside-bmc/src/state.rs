@@ -141,6 +141,14 @@ impl BmcState {
         }
     }
 
+    /// Appends an entry to the lifecycle log: `key` is a Dell-style message key such as
+    /// `SYS1003` (prefixed like the log's other entries), `message` a sentence, and `user` and
+    /// `source` (a client address) are named in the entry when given. Long text is clipped.
+    /// Data without a lifecycle log records nothing.
+    pub fn record_event(&self, key: &str, message: &str, user: Option<&str>, source: Option<&str>) {
+        self.lock().log_event(key, message, user, source);
+    }
+
     /// Locks the mutable state and brings power transitions, tasks and sessions up to now.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -213,14 +221,70 @@ impl Inner {
         });
     }
 
-    /// Writes an entry for a change made through the API.
-    /// Callers clip client-supplied values in `what` with [`clip`]; `user` is clipped here.
+    /// Writes an entry for a change made through the API, without the client address; prefer
+    /// [`Inner::log_change_from`]. Callers clip client-supplied values in `what` with [`clip`];
+    /// `user` is clipped here.
+    #[allow(dead_code)] // kept for modules that learn of a change without a client address
     pub(crate) fn log_change(&mut self, user: &str, what: String) {
         let user = clip(user);
         self.log(LogMessage {
             message_id: "Rackside.1.0.ConfigurationChanged".into(),
             message: format!("{what} by {user}."),
             args: vec![what, user],
+            severity: Severity::Ok,
+        });
+    }
+
+    /// Writes an entry for a change the BMC made on its own, such as the end of a one-time
+    /// boot override. `what` holds no client-supplied text longer than [`clip`] allows.
+    pub(crate) fn log_system_change(&mut self, what: String) {
+        self.log(LogMessage {
+            message_id: "Rackside.1.0.ConfigurationChanged".into(),
+            message: format!("{what}."),
+            args: vec![what],
+            severity: Severity::Ok,
+        });
+    }
+
+    /// Writes an entry for a change made through the API from the client address `source`:
+    /// the message names both, and `MessageArgs` ends with the user and the source.
+    /// Callers clip client-supplied values in `what` with [`clip`]; `user` is clipped here.
+    pub(crate) fn log_change_from(&mut self, user: &str, source: &str, what: String) {
+        let user = clip(user);
+        self.log(LogMessage {
+            message_id: "Rackside.1.0.ConfigurationChanged".into(),
+            message: format!("{what} by {user} from {source}."),
+            args: vec![what, user, source.to_owned()],
+            severity: Severity::Ok,
+        });
+    }
+
+    /// Writes an entry with a Dell-style `key` such as `SYS1003`, naming the user and the
+    /// source address when they are known. `message` is clipped here.
+    pub(crate) fn log_event(
+        &mut self,
+        key: &str,
+        message: &str,
+        user: Option<&str>,
+        source: Option<&str>,
+    ) {
+        let mut text = clip(message).trim_end_matches('.').to_owned();
+        let mut args = vec![text.clone()];
+        if let Some(user) = user {
+            let user = clip(user);
+            text.push_str(&format!(" by {user}"));
+            args.push(user);
+        }
+        if let Some(source) = source {
+            let source = clip(source);
+            text.push_str(&format!(" from {source}"));
+            args.push(source);
+        }
+        text.push('.');
+        self.log(LogMessage {
+            message_id: self.lifecycle_id(key),
+            message: text,
+            args,
             severity: Severity::Ok,
         });
     }
