@@ -25,6 +25,7 @@ fn record(n: usize) -> ServerRecord {
         url: format!("https://bmc-{n}.example.net"),
         user: Some("root".into()),
         pin: Some(serde_json::json!({ "sha256": format!("{:064x}", n) })),
+        groups: Vec::new(),
     }
 }
 

@@ -36,6 +36,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             url: format!("https://plainmarker-{n}.example"),
             user: Some("root".into()),
             pin: Some(serde_json::json!({ "sha256": format!("pinmarker-{n}") })),
+            groups: Vec::new(),
         })?;
         vault.put_credential(&name, &Secret::new(format!("credmarker-{n}")))?;
         let mut out = stdout.lock();

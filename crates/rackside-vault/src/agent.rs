@@ -23,12 +23,20 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+
+mod blocking;
+
+pub use blocking::BlockingClient;
 use crate::keystore::DeviceKeyStore;
 use crate::secret::Secret;
 use crate::vault::{CacheEntry, ServerRecord, Unlock, Vault, VaultStatus};
 
 /// The idle time after which the agent locks, unless configured otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The environment variable that overrides [`default_socket_path`], so that
+/// tests and separate vaults each get their own agent.
+pub const SOCKET_ENV: &str = "RACKSIDE_AGENT_SOCKET";
 
 /// The largest frame either side accepts.
 pub const MAX_FRAME: usize = 1024 * 1024;
@@ -261,12 +269,15 @@ impl std::fmt::Debug for AgentConfig {
     }
 }
 
-/// `$XDG_RUNTIME_DIR/rackside/agent.sock`, or `/tmp/rackside-UID/agent.sock`
-/// when there is no runtime folder.
+/// `RACKSIDE_AGENT_SOCKET` when set, else `$XDG_RUNTIME_DIR/rackside/agent.sock`,
+/// or `/tmp/rackside-UID/agent.sock` when there is no runtime folder.
 ///
 /// # Errors
 /// None today; kept fallible for platforms without either folder.
 pub fn default_socket_path() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os(SOCKET_ENV).filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
     let dir = match std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
         Some(runtime) => PathBuf::from(runtime).join("rackside"),
         None => {
@@ -781,7 +792,7 @@ impl Client {
     }
 }
 
-fn unexpected(response: Response) -> Error {
+pub(crate) fn unexpected(response: Response) -> Error {
     match response {
         Response::Locked => Error::Locked,
         Response::Error { message } => Error::AgentRefused { message },

@@ -39,6 +39,20 @@ pub trait DeviceKeyStore: Send + Sync {
     /// As for [`DeviceKeyStore::get`].
     fn delete(&self, name: &str) -> Result<()>;
 
+    /// Stores `value` under `name` unless an entry exists, and returns the
+    /// entry stored afterwards. The default reads, then writes, so two
+    /// callers at once may both write; stores that can do better override it.
+    ///
+    /// # Errors
+    /// As for [`DeviceKeyStore::get`].
+    fn get_or_set(&self, name: &str, value: &Secret) -> Result<Secret> {
+        if let Some(existing) = self.get(name)? {
+            return Ok(existing);
+        }
+        self.set(name, value)?;
+        Ok(value.clone())
+    }
+
     /// A short human description, for `rackside vault status`.
     fn describe(&self) -> String;
 }
@@ -63,8 +77,9 @@ pub fn device_secret(store: &dyn DeviceKeyStore, create: bool) -> Result<Secret>
             store: store.describe(),
         });
     }
-    let secret = Secret::random(32);
-    store.set(DEVICE_SECRET_ENTRY, &secret)?;
+    // Two processes creating their first vault at once must end up with the
+    // same secret, or one of the vaults could never be opened again.
+    let secret = store.get_or_set(DEVICE_SECRET_ENTRY, &Secret::random(32))?;
     tracing::debug!(store = %store.describe(), "made a new device secret");
     Ok(secret)
 }
@@ -249,6 +264,18 @@ impl DeviceKeyStore for FileKeyStore {
         }
     }
 
+    fn get_or_set(&self, name: &str, value: &Secret) -> Result<Secret> {
+        let path = self.path(name)?;
+        fsutil::ensure_private_dir(&self.dir)?;
+        if fsutil::write_new(&path, value.expose())? {
+            return Ok(value.clone());
+        }
+        self.get(name)?.ok_or_else(|| Error::KeyStore {
+            store: self.describe(),
+            message: format!("entry {name} vanished while it was being created"),
+        })
+    }
+
     fn describe(&self) -> String {
         format!("user-only file in {}", self.dir.display())
     }
@@ -313,6 +340,30 @@ mod tests {
             device_secret(&store, false),
             Err(Error::DeviceSecretMissing { .. })
         ));
+    }
+
+    #[test]
+    fn concurrent_device_secret_creation_agrees_on_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        let secrets: Vec<Secret> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let path = path.clone();
+                    scope.spawn(move || device_secret(&FileKeyStore::new(path), true).unwrap())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let stored = FileKeyStore::new(&path)
+            .get(DEVICE_SECRET_ENTRY)
+            .unwrap()
+            .unwrap();
+        for secret in &secrets {
+            assert_eq!(secret, &stored);
+        }
+        let leftovers = std::fs::read_dir(&path).unwrap().count();
+        assert_eq!(leftovers, 1, "temporary files were left behind");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::kdf::{self, KdfParams};
 use crate::secret::Secret;
 use crate::vault::{db_error, CacheEntry, ServerRecord, Vault};
 
-/// The schema version kept in `PRAGMA user_version`.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// The schema version kept in `PRAGMA user_version`. Version 2 added the
+/// servers' `groups` column (a JSON array of names).
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const EXPORT_MAGIC: &[u8; 8] = b"RSVEXP01";
 
@@ -28,7 +29,8 @@ pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
              name TEXT PRIMARY KEY NOT NULL,
              url TEXT NOT NULL,
              user TEXT,
-             pin TEXT
+             pin TEXT,
+             groups TEXT NOT NULL DEFAULT '[]'
          );
          CREATE TABLE credentials (
              server TEXT PRIMARY KEY NOT NULL,
@@ -45,9 +47,28 @@ pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
              fetched_at TEXT NOT NULL,
              PRIMARY KEY (kind, server)
          );
-         PRAGMA user_version = 1;
+         PRAGMA user_version = 2;
          COMMIT;",
     )
+}
+
+/// Brings a database of schema `version` up to [`SCHEMA_VERSION`] in place,
+/// in one transaction; returns whether the version is one this build reads.
+pub(crate) fn migrate_schema(conn: &Connection, version: i64) -> rusqlite::Result<bool> {
+    match version {
+        SCHEMA_VERSION => Ok(true),
+        1 => {
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE servers ADD COLUMN groups TEXT NOT NULL DEFAULT '[]';
+                 PRAGMA user_version = 2;
+                 COMMIT;",
+            )?;
+            tracing::debug!("migrated the vault schema from version 1 to 2");
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 impl Vault {
@@ -59,15 +80,15 @@ impl Vault {
         let path = self.db_path();
         let mut stmt = self
             .conn
-            .prepare("SELECT name, url, user, pin FROM servers ORDER BY name")
+            .prepare("SELECT name, url, user, pin, groups FROM servers ORDER BY name")
             .map_err(|e| db_error(&path, "listing servers", e))?;
         let rows = stmt
             .query_map([], row_to_server)
             .map_err(|e| db_error(&path, "listing servers", e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (name, url, user, pin) = row.map_err(|e| db_error(&path, "listing servers", e))?;
-            out.push(server_from_parts(name, url, user, pin)?);
+            let row = row.map_err(|e| db_error(&path, "listing servers", e))?;
+            out.push(server_from_row(row)?);
         }
         Ok(out)
     }
@@ -81,14 +102,13 @@ impl Vault {
         let row = self
             .conn
             .query_row(
-                "SELECT name, url, user, pin FROM servers WHERE name = ?1",
+                "SELECT name, url, user, pin, groups FROM servers WHERE name = ?1",
                 params![name],
                 row_to_server,
             )
             .optional()
             .map_err(|e| db_error(&path, "reading a server", e))?;
-        row.map(|(n, u, us, p)| server_from_parts(n, u, us, p))
-            .transpose()
+        row.map(server_from_row).transpose()
     }
 
     /// Adds or replaces a server.
@@ -97,11 +117,12 @@ impl Vault {
     /// Database errors.
     pub fn put_server(&self, server: &ServerRecord) -> Result<()> {
         let pin = server.pin.as_ref().map(|p| p.to_string());
+        let groups = groups_text(&server.groups);
         self.conn
             .execute(
-                "INSERT INTO servers (name, url, user, pin) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(name) DO UPDATE SET url = ?2, user = ?3, pin = ?4",
-                params![server.name, server.url, server.user, pin],
+                "INSERT INTO servers (name, url, user, pin, groups) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(name) DO UPDATE SET url = ?2, user = ?3, pin = ?4, groups = ?5",
+                params![server.name, server.url, server.user, pin, groups],
             )
             .map_err(|e| db_error(&self.db_path(), "writing a server", e))?;
         tracing::debug!(server = %server.name, "stored server");
@@ -284,8 +305,8 @@ impl Vault {
     }
 
     /// Writes every record, encrypted under `passphrase` alone (Argon2id at
-    /// this vault's parameters, XChaCha20-Poly1305), to `path` with mode
-    /// 0600. This is the only way to move data to another device.
+    /// this vault's parameters, or freshly calibrated ones for a vault
+    /// without a password; XChaCha20-Poly1305), to `path` with mode 0600. This is the only way to move data to another device.
     ///
     /// # Errors
     /// `WeakPassword` for the passphrase; database and file errors.
@@ -317,9 +338,16 @@ impl Vault {
 
         let mut salt = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        // A vault without a password may store the smallest parameters (they
+        // are unused until a password is set), so its export calibrates anew.
+        let kdf = if self.password_set() {
+            self.kdf_params()
+        } else {
+            kdf::KdfChoice::default().resolve()?
+        };
         let meta = ExportMeta {
             version: 1,
-            kdf: self.kdf_params(),
+            kdf,
             salt: hex::encode(salt),
         };
         let meta_json = serde_json::to_vec(&meta).unwrap_or_default();
@@ -383,8 +411,15 @@ impl Vault {
         let write = |tx: &rusqlite::Transaction<'_>| -> rusqlite::Result<()> {
             for s in &contents.servers {
                 tx.execute(
-                    "INSERT OR REPLACE INTO servers (name, url, user, pin) VALUES (?1, ?2, ?3, ?4)",
-                    params![s.name, s.url, s.user, s.pin.as_ref().map(|p| p.to_string())],
+                    "INSERT OR REPLACE INTO servers (name, url, user, pin, groups)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        s.name,
+                        s.url,
+                        s.user,
+                        s.pin.as_ref().map(|p| p.to_string()),
+                        groups_text(&s.groups)
+                    ],
                 )?;
             }
             for c in &contents.credentials {
@@ -457,18 +492,27 @@ impl Vault {
     }
 }
 
-type ServerRow = (String, String, Option<String>, Option<String>);
+type ServerRow = (String, String, Option<String>, Option<String>, String);
 
 fn row_to_server(row: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {
-    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+    Ok((
+        row.get(0)?,
+        row.get(1)?,
+        row.get(2)?,
+        row.get(3)?,
+        row.get(4)?,
+    ))
 }
 
-fn server_from_parts(
-    name: String,
-    url: String,
-    user: Option<String>,
-    pin: Option<String>,
-) -> Result<ServerRecord> {
+fn groups_text(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn server_from_row((name, url, user, pin, groups): ServerRow) -> Result<ServerRecord> {
+    let groups: Vec<String> = serde_json::from_str(&groups).map_err(|e| Error::InvalidRecord {
+        what: format!("server {name} groups"),
+        detail: e.to_string(),
+    })?;
     let pin = match pin {
         Some(text) => Some(
             serde_json::from_str(&text).map_err(|e| Error::InvalidRecord {
@@ -483,6 +527,7 @@ fn server_from_parts(
         url,
         user,
         pin,
+        groups,
     })
 }
 
@@ -545,4 +590,44 @@ struct ExportContents {
 struct ExportCredential {
     server: String,
     password: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_v1_gains_empty_groups_on_migration() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE servers (name TEXT PRIMARY KEY NOT NULL, url TEXT NOT NULL,
+                                   user TEXT, pin TEXT);
+             INSERT INTO servers VALUES ('r1', 'https://192.0.2.1/', 'root', NULL);
+             PRAGMA user_version = 1;",
+        )
+        .unwrap();
+
+        assert!(migrate_schema(&conn, 1).unwrap());
+
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let row = conn
+            .query_row(
+                "SELECT name, url, user, pin, groups FROM servers",
+                [],
+                row_to_server,
+            )
+            .unwrap();
+        let server = server_from_row(row).unwrap();
+        assert_eq!(server.name, "r1");
+        assert!(server.groups.is_empty());
+    }
+
+    #[test]
+    fn unknown_schema_version_is_not_migrated() {
+        let conn = Connection::open_in_memory().unwrap();
+        assert!(!migrate_schema(&conn, 7).unwrap());
+    }
 }

@@ -454,6 +454,10 @@ impl Vault {
         self.header.kdf
     }
 
+    pub(crate) fn password_set(&self) -> bool {
+        self.header.password_set
+    }
+
     fn check_current_password(&self, current: Option<&Secret>) -> Result<()> {
         let password = match (current, self.header.password_set) {
             (None, true) => return Err(Error::PasswordRequired),
@@ -592,7 +596,9 @@ fn verify_database(conn: &Connection, path: &Path) -> Result<()> {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(|e| db_error(path, "reading the schema", e))?;
-    if version != records::SCHEMA_VERSION {
+    let known = records::migrate_schema(conn, version)
+        .map_err(|e| db_error(path, "migrating the schema", e))?;
+    if !known {
         return Err(Error::DatabaseCorrupted {
             path: path.to_path_buf(),
         });
@@ -641,6 +647,9 @@ pub struct ServerRecord {
     pub user: Option<String>,
     /// The certificate pin, as `rackside-trust` serializes it.
     pub pin: Option<serde_json::Value>,
+    /// Group names for fleet runs; empty in records from schema version 1.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 /// A cached result (health, inventory) with the time it was fetched.

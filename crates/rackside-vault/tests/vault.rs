@@ -31,6 +31,11 @@ fn server(n: u32) -> ServerRecord {
         url: format!("https://bmc-{n}.example"),
         user: Some("root".into()),
         pin: Some(serde_json::json!({ "sha256": format!("pin-{n}") })),
+        groups: if n.is_multiple_of(2) {
+            vec![format!("rack-{n}")]
+        } else {
+            Vec::new()
+        },
     }
 }
 
