@@ -26,10 +26,10 @@ use crate::fsutil;
 
 mod blocking;
 
-pub use blocking::BlockingClient;
 use crate::keystore::DeviceKeyStore;
 use crate::secret::Secret;
 use crate::vault::{CacheEntry, ServerRecord, Unlock, Vault, VaultStatus};
+pub use blocking::BlockingClient;
 
 /// The idle time after which the agent locks, unless configured otherwise.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
