@@ -183,6 +183,17 @@ pub enum Error {
         expected: String,
     },
 
+    /// A value given by the user is malformed or out of range, so nothing was sent.
+    #[error("invalid {name} {value:?}: {detail}")]
+    InvalidValue {
+        /// What the value is for, such as "VLAN id".
+        name: String,
+        /// The rejected value; `[hidden]` for a password.
+        value: String,
+        /// What is wrong and what is allowed.
+        detail: String,
+    },
+
     /// The resource lacks the property or action the operation needs.
     #[error("{path} does not support {detail}")]
     Unsupported {

@@ -44,13 +44,17 @@
     )
 )]
 
+mod accounts;
+mod capture;
 mod client;
 mod crawl;
 pub mod decode;
 mod error;
 mod health;
 mod inventory;
+mod location;
 mod logs;
+mod network;
 mod power;
 mod secret;
 mod settings;
@@ -59,6 +63,11 @@ mod testing;
 mod transport;
 mod write;
 
+pub use accounts::{Account, AccountCreated, AccountPolicy, STANDARD_ROLES};
+pub use capture::{
+    is_identifier_name, is_secret_name, scrub, scrub_with, Capture, ScrubReport,
+    MAX_CAPTURE_RESOURCES, SCRUBBED,
+};
 pub use client::{
     AuthMode, Client, Resource, RetryPolicy, DEFAULT_MAX_IN_FLIGHT, DEFAULT_POLL_INTERVAL,
     MAX_MEMBERS, MAX_PAGES, SERVICE_ROOT,
@@ -72,7 +81,11 @@ pub use inventory::{
     NetworkPort, PowerSupply, Processor, Storage, StorageController, SystemInventory,
     SystemSummary, Temperature,
 };
+pub use location::{LocationReport, ServerLocation, MAX_FIELD_CHARS, MAX_RACK_SLOT};
 pub use logs::{logs, logs_with_gaps, LogQuery, LogRecord, LogReport, Severity};
+pub use network::{
+    HostName, Ipv4Entry, Ipv4Setting, ManagerInterface, NicChange, StaticIpv4, VlanId, VlanSetting,
+};
 pub use power::{PowerObservation, PowerState, PowerWait, ResetType};
 pub use secret::{Credentials, Secret};
 pub use settings::{BootMode, BootOverride, BootOverrideEnabled, Indicator};
