@@ -46,6 +46,9 @@ pub struct BmcConfig {
     /// Time allowed for a request body to arrive once the headers are in; a slower body gets
     /// 408 Request Timeout and the connection is closed.
     pub body_read_timeout: Duration,
+    /// Position of this BMC in a fleet (from 1), set by [`crate::start_fleet`]: gives it its
+    /// own service tag, MAC addresses and UUIDs. `None` serves the data as it is.
+    pub fleet_index: Option<usize>,
 }
 
 impl BmcConfig {
@@ -70,6 +73,7 @@ impl BmcConfig {
             max_connections_per_client: 32,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(20),
+            fleet_index: None,
         }
     }
 }

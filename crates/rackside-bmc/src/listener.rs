@@ -88,6 +88,11 @@ impl RunningBmc {
         self.faults.clone()
     }
 
+    /// The service tag of the served system, as in its `SKU` or `SerialNumber`.
+    pub fn service_tag(&self) -> String {
+        self.state.service_tag().to_owned()
+    }
+
     /// The state behind the service, shared with the requests it serves.
     pub fn state(&self) -> Arc<BmcState> {
         self.state.clone()

@@ -36,6 +36,8 @@ pub struct BmcState {
     pub(crate) accounts_path: Option<String>,
     pub(crate) metadata: Bytes,
     pub(crate) host_label: String,
+    /// `SKU` or `SerialNumber` of the first system, empty when it has neither.
+    pub(crate) service_tag: String,
     pub(crate) inner: Mutex<Inner>,
 }
 
@@ -67,11 +69,18 @@ impl BmcState {
     /// mockup folder.
     pub fn new(config: &BmcConfig) -> Result<Self, BmcError> {
         let accounts = Accounts::new(config.first_user.as_ref(), &config.extra_users)?;
-        let data = match &config.data {
+        let mut data = match &config.data {
             DataSource::Embedded => tree::load_sample(crate::sample::sample_server()),
             DataSource::Mockup(dir) => tree::load_mockup(dir)?,
         };
-        Ok(Self::from_data(data, accounts, config))
+        if let Some(index) = config.fleet_index {
+            let embedded = config.data == DataSource::Embedded;
+            crate::fleet::personalize(&mut data, index, embedded);
+        }
+        let service_tag = crate::fleet::service_tag(&data).unwrap_or_default();
+        let mut state = Self::from_data(data, accounts, config);
+        state.service_tag = service_tag;
+        Ok(state)
     }
 
     fn from_data(data: LoadedData, accounts: Accounts, config: &BmcConfig) -> Self {
@@ -111,6 +120,7 @@ impl BmcState {
             accounts_path,
             metadata,
             host_label,
+            service_tag: String::new(),
             inner: Mutex::new(Inner {
                 tree,
                 accounts,
@@ -125,6 +135,12 @@ impl BmcState {
                 actions,
             }),
         }
+    }
+
+    /// The service tag (`SKU` or `SerialNumber` of the first system), empty when the data
+    /// has none.
+    pub fn service_tag(&self) -> &str {
+        &self.service_tag
     }
 
     /// Returns the run-time fault switch.

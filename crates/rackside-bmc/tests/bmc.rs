@@ -569,7 +569,7 @@ const VIEWER_ACCOUNT: &str = "/redfish/v1/AccountService/Accounts/2";
 async fn account_rejects_unsupported_methods_with_405() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
-    for method in [Method::POST, Method::PUT, Method::DELETE] {
+    for method in [Method::POST, Method::PUT] {
         let reply = bmc
             .send(
                 method.clone(),
@@ -580,11 +580,15 @@ async fn account_rejects_unsupported_methods_with_405() {
             )
             .await;
         assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
-        assert_eq!(reply.header("Allow"), Some("GET, HEAD, PATCH"), "{method}");
+        assert_eq!(
+            reply.header("Allow"),
+            Some("GET, HEAD, PATCH, DELETE"),
+            "{method}"
+        );
         assert!(reply.has_message("OperationNotAllowed"), "{method}");
     }
     let reply = bmc.get(&token, ROOT_ACCOUNT).await;
-    assert_eq!(reply.header("Allow"), Some("GET, HEAD, PATCH"));
+    assert_eq!(reply.header("Allow"), Some("GET, HEAD, PATCH, DELETE"));
 }
 
 #[tokio::test]
@@ -606,7 +610,7 @@ async fn account_password_patch_applies_and_logs_without_password() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["Message"].as_str().unwrap().contains("Password of"))
+        .find(|e| e["Message"].as_str().unwrap().contains("password changed"))
         .expect("password change entry")
         .clone();
     assert!(change["Message"].as_str().unwrap().contains(ROOT_ACCOUNT));
@@ -645,9 +649,11 @@ async fn account_patch_rejects_other_properties_and_bad_passwords() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let cases = [
-        (json!({"UserName": "admin"}), "PropertyNotWritable"),
+        (json!({"UserName": "viewer"}), "PropertyValueConflict"),
         (json!({"Colour": "red"}), "PropertyUnknown"),
-        (json!({}), "PropertyMissing"),
+        (json!({"Id": "7"}), "PropertyNotWritable"),
+        (json!({}), "EmptyJSON"),
+        (json!({"Password": "short-1"}), "PropertyValueFormatError"),
         (json!({"Password": 5}), "PropertyValueFormatError"),
         (json!({"Password": ""}), "PropertyValueFormatError"),
         (
@@ -1644,16 +1650,62 @@ async fn boot_once_then_restart(bmc: &Bmc, token: &str) -> Value {
 }
 
 #[tokio::test]
-async fn fault_boot_override_once_reverts_after_reset() {
+async fn one_time_boot_override_reverts_after_restart_and_is_logged() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let boot = boot_once_then_restart(&bmc, &token).await;
-    assert_eq!(boot["BootSourceOverrideEnabled"], "Once");
+    assert_eq!(boot["BootSourceOverrideEnabled"], "Disabled");
+    assert_eq!(boot["BootSourceOverrideTarget"], "None");
+    let entry = bmc.newest_log_entry(&token).await;
+    let message = entry["Message"].as_str().unwrap();
+    assert!(message.contains("booted from Pxe once"), "{message}");
 
+    // A continuous override stays after a restart.
+    let body = json!({"Boot": {"BootSourceOverrideTarget": "Hdd",
+        "BootSourceOverrideEnabled": "Continuous"}});
+    bmc.patch(&token, SYSTEM, body, &[]).await;
+    bmc.post(&token, RESET, json!({"ResetType": "ForceRestart"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let boot = bmc.get(&token, SYSTEM).await.json()["Boot"].clone();
+    assert_eq!(boot["BootSourceOverrideEnabled"], "Continuous");
+    assert_eq!(boot["BootSourceOverrideTarget"], "Hdd");
+}
+
+#[tokio::test]
+async fn boot_override_rejects_values_outside_the_advertised_lists() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    for (body, property) in [
+        (
+            json!({"Boot": {"BootSourceOverrideTarget": "Floppy"}}),
+            "Boot/BootSourceOverrideTarget",
+        ),
+        (
+            json!({"Boot": {"BootSourceOverrideEnabled": "Twice"}}),
+            "Boot/BootSourceOverrideEnabled",
+        ),
+        (
+            json!({"Boot": {"BootSourceOverrideMode": "Bios"}}),
+            "Boot/BootSourceOverrideMode",
+        ),
+    ] {
+        let reply = bmc.patch(&token, SYSTEM, body.clone(), &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.has_message("PropertyValueNotInList"), "{body}");
+        assert!(reply.json().to_string().contains(property), "{body}");
+    }
+    let boot = bmc.get(&token, SYSTEM).await.json()["Boot"].clone();
+    assert_eq!(boot["BootSourceOverrideEnabled"], "Disabled");
+}
+
+#[tokio::test]
+async fn fault_boot_override_once_defers_mode_change_to_power_on() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
     bmc.enable(Fault::BootOverrideOnce).await;
     let boot = boot_once_then_restart(&bmc, &token).await;
     assert_eq!(boot["BootSourceOverrideEnabled"], "Disabled");
-    assert_eq!(boot["BootSourceOverrideTarget"], "None");
 
     // A boot mode change waits for the next power-on.
     let mode = json!({"Boot": {"BootSourceOverrideMode": "Legacy"}});
@@ -1847,6 +1899,557 @@ async fn connections_per_client_are_capped() {
         .await
         .unwrap();
     assert!(connector.connect(name, again).await.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Provisioning writes: power, LED, accounts, network, location; audit; query options; fleets
+
+const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
+const CHASSIS: &str = "/redfish/v1/Chassis/1";
+const BMC_NIC: &str = "/redfish/v1/Managers/1/EthernetInterfaces/NIC.1";
+
+/// The messages of the newest `count` lifecycle log entries, newest first.
+async fn recent_messages(bmc: &Bmc, token: &str, count: usize) -> Vec<String> {
+    bmc.get(token, LCLOG).await.json()["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .take(count)
+        .map(|e| e["Message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn record_event_writes_user_and_source_into_lifecycle_log() {
+    let bmc = start(|_| {}).await;
+    bmc.running.record_event(
+        "USR0030",
+        "Link login accepted",
+        Some("root"),
+        Some("link:AA:BB"),
+    );
+    let token = bmc.login().await;
+    let entries = bmc.get(&token, LCLOG).await.json();
+    let entry = entries["Members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| {
+            e["Message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Link login accepted")
+        })
+        .expect("recorded entry")
+        .clone();
+    assert_eq!(
+        entry["Message"],
+        "Link login accepted by root from link:AA:BB."
+    );
+    assert!(entry["MessageId"].as_str().unwrap().ends_with(".USR0030"));
+    assert_eq!(entry["MessageArgs"][1], "root");
+    assert_eq!(entry["MessageArgs"][2], "link:AA:BB");
+}
+
+#[tokio::test]
+async fn every_advertised_reset_type_has_an_effect_and_a_log_entry() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let system = bmc.get(&token, SYSTEM).await.json();
+    let advertised: Vec<String> = system["Actions"]["#ComputerSystem.Reset"]
+        ["ResetType@Redfish.AllowableValues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    // Each step: reset type, power state before it, power state after it.
+    let steps = [
+        ("GracefulShutdown", "On", "Off"),
+        ("On", "Off", "On"),
+        ("ForceOff", "On", "Off"),
+        ("PowerCycle", "Off", "On"),
+        ("GracefulRestart", "On", "On"),
+        ("ForceRestart", "On", "On"),
+        ("Nmi", "On", "On"),
+    ];
+    let covered: BTreeSet<&str> = steps.iter().map(|(t, ..)| *t).collect();
+    for kind in &advertised {
+        assert!(covered.contains(kind.as_str()), "{kind} is not exercised");
+    }
+    for (kind, before, after) in steps {
+        assert_eq!(power_state(&bmc, &token, SYSTEM).await, before, "{kind}");
+        let reply = bmc.post(&token, RESET, json!({ "ResetType": kind })).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{kind}");
+        let moving = power_state(&bmc, &token, SYSTEM).await;
+        if kind == "Nmi" {
+            assert_eq!(moving, "On");
+        } else {
+            assert!(moving.starts_with("Powering"), "{kind}: {moving}");
+        }
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        assert_eq!(power_state(&bmc, &token, SYSTEM).await, after, "{kind}");
+        let messages = recent_messages(&bmc, &token, 3).await;
+        let expected = if kind == "Nmi" {
+            "Diagnostic interrupt (NMI)".to_owned()
+        } else {
+            format!("Reset {kind} started")
+        };
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains(&expected) && m.contains("by root from 127.0.0.1")),
+            "{kind}: {messages:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn identify_led_stays_consistent_on_system_and_chassis() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    for path in [SYSTEM, CHASSIS] {
+        let reply = bmc
+            .patch(&token, path, json!({"IndicatorLED": "Blinking"}), &[])
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}");
+        let body = bmc.get(&token, path).await.json();
+        assert_eq!(body["IndicatorLED"], "Blinking");
+        assert_eq!(body["LocationIndicatorActive"], true);
+
+        bmc.patch(&token, path, json!({"LocationIndicatorActive": false}), &[])
+            .await;
+        let body = bmc.get(&token, path).await.json();
+        assert_eq!(body["IndicatorLED"], "Off");
+        assert_eq!(body["LocationIndicatorActive"], false);
+
+        let conflict = json!({"IndicatorLED": "Lit", "LocationIndicatorActive": false});
+        let reply = bmc.patch(&token, path, conflict, &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{path}");
+        assert!(reply.has_message("PropertyValueConflict"));
+        assert_eq!(bmc.get(&token, path).await.json()["IndicatorLED"], "Off");
+    }
+    let messages = recent_messages(&bmc, &token, 10).await;
+    assert!(messages.iter().any(|m| m
+        .contains("IndicatorLED of /redfish/v1/Chassis/1 set to Blinking")
+        && m.ends_with("by root from 127.0.0.1.")));
+}
+
+#[tokio::test]
+async fn created_account_logs_in_until_disabled_or_deleted() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let body = json!({"UserName": "ops1", "Password": "ops-password-12", "RoleId": "Operator"});
+    let created = bmc.post(&token, ACCOUNTS, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    let location = created.header("Location").unwrap().to_owned();
+    assert_eq!(created.json()["UserName"], "ops1");
+    assert_eq!(created.json()["Enabled"], true);
+    let listed = bmc.get(&token, ACCOUNTS).await.json();
+    assert_eq!(listed["Members@odata.count"], 3);
+
+    let ops = bmc.login_at(SESSIONS, "ops1", "ops-password-12").await;
+    // An operator changes the host but not the accounts.
+    let led = bmc
+        .patch(&ops, SYSTEM, json!({"IndicatorLED": "Lit"}), &[])
+        .await;
+    assert_eq!(led.status, StatusCode::OK);
+    let other = json!({"UserName": "ops2", "Password": "ops-password-12", "RoleId": "Operator"});
+    assert_eq!(
+        bmc.post(&ops, ACCOUNTS, other).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    let disabled = bmc
+        .patch(&token, &location, json!({"Enabled": false}), &[])
+        .await;
+    assert_eq!(disabled.status, StatusCode::OK);
+    assert_eq!(disabled.json()["Enabled"], false);
+    // Disabling ends the account's sessions and refuses new logins.
+    assert_eq!(bmc.get(&ops, SYSTEM).await.status, StatusCode::UNAUTHORIZED);
+    let refused = bmc.try_login_at(SESSIONS, "ops1", "ops-password-12").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+
+    bmc.patch(
+        &token,
+        &location,
+        json!({"Enabled": true, "RoleId": "ReadOnly"}),
+        &[],
+    )
+    .await;
+    let viewer = bmc.login_at(SESSIONS, "ops1", "ops-password-12").await;
+    let patch = bmc
+        .patch(&viewer, SYSTEM, json!({"IndicatorLED": "Off"}), &[])
+        .await;
+    assert_eq!(patch.status, StatusCode::FORBIDDEN);
+    let reset = bmc.post(&viewer, RESET, json!({"ResetType": "On"})).await;
+    assert_eq!(reset.status, StatusCode::FORBIDDEN);
+
+    let deleted = bmc
+        .send(Method::DELETE, &location, Auth::Token(&token), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        bmc.get(&token, &location).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let gone = bmc.try_login_at(SESSIONS, "ops1", "ops-password-12").await;
+    assert_eq!(gone.status, StatusCode::UNAUTHORIZED);
+
+    let messages = recent_messages(&bmc, &token, 20).await;
+    for expected in [
+        "Account ops1 created",
+        "disabled",
+        "role set to ReadOnly",
+        "deleted",
+    ] {
+        assert!(
+            messages
+                .iter()
+                .any(|m| m.contains(expected) && m.contains("by root from 127.0.0.1")),
+            "{expected}: {messages:?}"
+        );
+    }
+    assert!(!messages.iter().any(|m| m.contains("ops-password-12")));
+}
+
+#[tokio::test]
+async fn account_creation_enforces_password_policy_and_unique_names() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let service = bmc.get(&token, "/redfish/v1/AccountService").await.json();
+    let min = service["MinPasswordLength"].as_u64().unwrap() as usize;
+    let max = service["MaxPasswordLength"].as_u64().unwrap() as usize;
+    let cases = [
+        (
+            json!({"UserName": "a1", "Password": "p".repeat(min - 1), "RoleId": "Operator"}),
+            StatusCode::BAD_REQUEST,
+            "PropertyValueFormatError",
+        ),
+        (
+            json!({"UserName": "a1", "Password": "p".repeat(max + 1), "RoleId": "Operator"}),
+            StatusCode::BAD_REQUEST,
+            "PropertyValueFormatError",
+        ),
+        (
+            json!({"UserName": "a1", "Password": "p".repeat(min), "RoleId": "Root"}),
+            StatusCode::BAD_REQUEST,
+            "PropertyValueNotInList",
+        ),
+        (
+            json!({"UserName": "a b", "Password": "p".repeat(min), "RoleId": "Operator"}),
+            StatusCode::BAD_REQUEST,
+            "PropertyValueFormatError",
+        ),
+        (
+            json!({"Password": "p".repeat(min), "RoleId": "Operator"}),
+            StatusCode::BAD_REQUEST,
+            "PropertyMissing",
+        ),
+        (
+            json!({"UserName": VIEWER, "Password": "p".repeat(min), "RoleId": "Operator"}),
+            StatusCode::CONFLICT,
+            "ResourceAlreadyExists",
+        ),
+    ];
+    for (body, status, message) in cases {
+        let reply = bmc.post(&token, ACCOUNTS, body.clone()).await;
+        assert_eq!(reply.status, status, "{body}");
+        assert!(reply.has_message(message), "{body}: {:?}", reply.json());
+        assert!(!String::from_utf8_lossy(&reply.bytes).contains(&"p".repeat(min - 1)));
+    }
+    assert_eq!(
+        bmc.get(&token, ACCOUNTS).await.json()["Members@odata.count"],
+        2
+    );
+    let viewer = bmc.login_at(SESSIONS, VIEWER, VIEWER_PASSWORD).await;
+    let body = json!({"UserName": "a1", "Password": "p".repeat(min), "RoleId": "Operator"});
+    assert_eq!(
+        bmc.post(&viewer, ACCOUNTS, body).await.status,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn last_administrator_cannot_be_deleted_or_demoted() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let deleted = bmc
+        .send(Method::DELETE, ROOT_ACCOUNT, Auth::Token(&token), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::BAD_REQUEST);
+    assert!(deleted.has_message("ResourceCannotBeDeleted"));
+    let demoted = bmc
+        .patch(&token, ROOT_ACCOUNT, json!({"RoleId": "ReadOnly"}), &[])
+        .await;
+    assert_eq!(demoted.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        bmc.get(&token, ROOT_ACCOUNT).await.json()["RoleId"],
+        "Administrator"
+    );
+}
+
+#[tokio::test]
+async fn manager_nic_settings_apply_and_are_reported() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let change = json!({
+        "HostName": "r14-07-bmc",
+        "IPv4StaticAddresses": [{"Address": "198.51.100.20", "SubnetMask": "255.255.255.0",
+            "Gateway": "198.51.100.1"}],
+        "StaticNameServers": ["198.51.100.2"],
+        "VLAN": {"VLANEnable": true, "VLANId": 120},
+    });
+    let reply = bmc.patch(&token, BMC_NIC, change, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let nic = bmc.get(&token, BMC_NIC).await.json();
+    assert_eq!(nic["HostName"], "r14-07-bmc");
+    assert_eq!(nic["FQDN"], "r14-07-bmc.example.net");
+    assert_eq!(nic["IPv4Addresses"][0]["Address"], "198.51.100.20");
+    assert_eq!(nic["IPv4Addresses"][0]["AddressOrigin"], "Static");
+    assert_eq!(nic["NameServers"], json!(["198.51.100.2"]));
+    assert_eq!(nic["VLAN"]["VLANId"], 120);
+    assert_eq!(nic["VLAN"]["VLANEnable"], true);
+
+    let dhcp = bmc
+        .patch(
+            &token,
+            BMC_NIC,
+            json!({"DHCPv4": {"DHCPEnabled": true}}),
+            &[],
+        )
+        .await;
+    assert_eq!(dhcp.status, StatusCode::OK);
+    let nic = bmc.get(&token, BMC_NIC).await.json();
+    assert_eq!(nic["IPv4Addresses"][0]["AddressOrigin"], "DHCP");
+    let messages = recent_messages(&bmc, &token, 8).await;
+    assert!(messages
+        .iter()
+        .any(|m| m.contains("DHCPv4/DHCPEnabled of") && m.contains("from 127.0.0.1")));
+}
+
+#[tokio::test]
+async fn bad_nic_settings_are_rejected_without_change() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let before = bmc.get(&token, BMC_NIC).await.json();
+    let cases = [
+        (
+            json!({"IPv4StaticAddresses": [{"Address": "198.51.100.300",
+            "SubnetMask": "255.255.255.0"}]}),
+            "PropertyValueFormatError",
+        ),
+        (
+            json!({"IPv4StaticAddresses": [{"Address": "198.51.100.20",
+            "SubnetMask": "255.0.255.0"}]}),
+            "PropertyValueFormatError",
+        ),
+        (
+            json!({"IPv4StaticAddresses": [{"Address": "198.51.100.20",
+            "SubnetMask": "255.255.255.0", "Gateway": "203.0.113.1"}]}),
+            "PropertyValueConflict",
+        ),
+        (
+            json!({"StaticNameServers": ["dns.example"]}),
+            "PropertyValueFormatError",
+        ),
+        (json!({"VLAN": {"VLANId": 5000}}), "PropertyValueOutOfRange"),
+        (json!({"HostName": "bad_name!"}), "PropertyValueFormatError"),
+        (
+            json!({"HostName": "ok-name", "VLAN": {"VLANId": 0}}),
+            "PropertyValueOutOfRange",
+        ),
+    ];
+    for (body, message) in cases {
+        let reply = bmc.patch(&token, BMC_NIC, body.clone(), &[]).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(reply.has_message(message), "{body}: {:?}", reply.json());
+    }
+    assert_eq!(bmc.get(&token, BMC_NIC).await.json(), before);
+}
+
+#[tokio::test]
+async fn chassis_location_round_trips() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let location = json!({"Location": {
+        "Placement": {"Row": "B", "Rack": "B-12", "RackOffsetUnits": "EIA_310", "RackOffset": 31},
+        "PostalAddress": {"Building": "DC-North", "Room": "Hall 2", "City": "Springfield"},
+    }});
+    let reply = bmc.patch(&token, CHASSIS, location, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let chassis = bmc.get(&token, CHASSIS).await.json();
+    assert_eq!(chassis["Location"]["Placement"]["Rack"], "B-12");
+    assert_eq!(chassis["Location"]["Placement"]["RackOffset"], 31);
+    assert_eq!(chassis["Location"]["PostalAddress"]["Room"], "Hall 2");
+
+    let bad = json!({"Location": {"Placement": {"RackOffset": 500, "Row": "C"}}});
+    let reply = bmc.patch(&token, CHASSIS, bad, &[]).await;
+    assert!(reply.has_message("PropertyValueOutOfRange"));
+    let unknown = json!({"Location": {"Placement": {"Shelf": "3"}}});
+    assert!(bmc
+        .patch(&token, CHASSIS, unknown, &[])
+        .await
+        .has_message("PropertyUnknown"));
+    let chassis = bmc.get(&token, CHASSIS).await.json();
+    assert_eq!(chassis["Location"]["Placement"]["Row"], "B");
+}
+
+#[tokio::test]
+async fn dell_server_topology_attributes_are_writable() {
+    let dir = require_mockup!("vendor-captures/dell");
+    let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
+    let token = bmc.login().await;
+    let path = "/redfish/v1/Managers/iDRAC.Embedded.1/Oem/Dell/DellAttributes/System.Embedded.1";
+    let change = json!({"Attributes": {
+        "ServerTopology.1.DataCenterName": "DC-North",
+        "ServerTopology.1.RoomName": "Hall 2",
+        "ServerTopology.1.AisleName": "B",
+        "ServerTopology.1.RackName": "B-12",
+        "ServerTopology.1.RackSlot": 31,
+    }});
+    let reply = bmc.patch(&token, path, change, &[]).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.json());
+    let attributes = bmc.get(&token, path).await.json()["Attributes"].clone();
+    assert_eq!(attributes["ServerTopology.1.RackName"], "B-12");
+    assert_eq!(attributes["ServerTopology.1.RackSlot"], 31);
+    let other = json!({"Attributes": {"SystemInfo.1.SysLocation": "x"}});
+    assert!(bmc
+        .patch(&token, path, other, &[])
+        .await
+        .has_message("PropertyNotWritable"));
+}
+
+#[tokio::test]
+async fn filter_select_expand_and_only_reshape_responses() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let roles = "/redfish/v1/AccountService/Roles";
+    let one = bmc
+        .get(&token, &format!("{roles}?$filter=Id%20eq%20'Operator'"))
+        .await
+        .json();
+    assert_eq!(
+        one["Members"],
+        json!([{"@odata.id": format!("{roles}/Operator")}])
+    );
+    let rest = bmc
+        .get(
+            &token,
+            &format!("{roles}?$filter=not%20(Id%20eq%20'Operator')"),
+        )
+        .await
+        .json();
+    assert_eq!(rest["Members"].as_array().unwrap().len(), 2);
+    let on_member = bmc
+        .get(&token, &format!("{roles}/Operator?$filter=Id%20eq%20'x'"))
+        .await;
+    assert_eq!(on_member.status, StatusCode::BAD_REQUEST);
+
+    let selected = bmc
+        .get(
+            &token,
+            &format!("{roles}/Operator?$select=Name,AssignedPrivileges"),
+        )
+        .await
+        .json();
+    let keys: BTreeSet<&str> = selected
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from(["@odata.id", "@odata.type", "Name", "AssignedPrivileges"])
+    );
+
+    let expanded = bmc.get(&token, "/redfish/v1?$expand=.").await.json();
+    assert!(expanded["Systems"]["Members"].is_array());
+    assert_eq!(expanded["Links"]["Sessions"].as_object().unwrap().len(), 1);
+    let links = bmc
+        .get(&token, "/redfish/v1?$expand=~($levels=1)")
+        .await
+        .json();
+    assert!(links["Links"]["Sessions"]["Members"].is_array());
+    assert_eq!(links["Systems"].as_object().unwrap().len(), 1);
+
+    let only = bmc.get(&token, "/redfish/v1/Systems?only").await.json();
+    assert_eq!(only["@odata.id"], SYSTEM);
+    let single = bmc.get(&token, "/redfish/v1/AccountService?only").await;
+    assert_eq!(single.status, StatusCode::BAD_REQUEST);
+    let bad = bmc.get(&token, "/redfish/v1?$expand=Systems").await;
+    assert!(bad.has_message("QueryParameterValueFormatError"));
+}
+
+#[tokio::test]
+async fn fleet_members_are_independent() {
+    let state = tempfile::tempdir().unwrap();
+    let config = config(state.path(), DataSource::Embedded);
+    let fleet = rackside_bmc::start_fleet(config, 3).await.unwrap();
+    let tags: Vec<String> = fleet.iter().map(RunningBmc::service_tag).collect();
+    assert_eq!(tags, ["RKS1U01", "RKS1U02", "RKS1U03"]);
+    let certificates: BTreeSet<Vec<u8>> =
+        fleet.iter().map(|b| b.certificate_der().to_vec()).collect();
+    assert_eq!(certificates.len(), 3);
+    for index in 1..=3 {
+        assert!(state
+            .path()
+            .join(format!("bmc-{index:03}/bmc-cert.pem"))
+            .is_file());
+    }
+
+    // Each member has its own faults and state.
+    fleet[1].faults().enable(Fault::SessionExhaustion);
+    let mut macs = BTreeSet::new();
+    for (index, running) in fleet.iter().enumerate() {
+        let http = client_trusting(&running.certificate_der());
+        let base = format!("https://{}", running.local_addr());
+        let login = http
+            .post(format!("{base}{SESSIONS}"))
+            .json(&json!({"UserName": USER, "Password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        if index == 1 {
+            assert_eq!(login.status(), StatusCode::SERVICE_UNAVAILABLE);
+            continue;
+        }
+        let token = login.headers()["X-Auth-Token"].to_str().unwrap().to_owned();
+        let nic: Value = http
+            .get(format!("{base}{BMC_NIC}"))
+            .header("X-Auth-Token", &token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        macs.insert(nic["MACAddress"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(macs.len(), 2);
+    for running in fleet {
+        running.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn fleet_on_a_fixed_port_uses_consecutive_ports() {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let state = tempfile::tempdir().unwrap();
+    let mut config = config(state.path(), DataSource::Embedded);
+    config.listen.set_port(port);
+    let Ok(fleet) = rackside_bmc::start_fleet(config, 2).await else {
+        skip_or_fail("two consecutive loopback ports were not free");
+        return;
+    };
+    let ports: Vec<u16> = fleet.iter().map(|b| b.local_addr().port()).collect();
+    assert_eq!(ports, [port, port + 1]);
+    for running in fleet {
+        running.shutdown().await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -294,4 +294,10 @@ pub struct BmcArgs {
     /// List the fault names and exit
     #[arg(long)]
     pub list_faults: bool,
+
+    /// Serve N independent BMCs (each with its own state subfolder, certificate, service tag
+    /// and MAC addresses) on consecutive ports from the --listen port (port 0: free ports)
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
 }

@@ -7,6 +7,8 @@ use super::{link, status_ok, Tree, CHASSIS, LIFECYCLE_LOG, MANAGER, SEL, SYSTEM}
 
 const BMC_MAC: &str = "02:1B:2C:3A:00:01";
 const BMC_ADDRESS: &str = "192.0.2.10";
+/// The IPv6 link-local address formed from [`BMC_MAC`].
+const BMC_LINK_LOCAL: &str = "fe80::1b:2cff:fe3a:1";
 
 /// Adds the manager and everything below it.
 pub(super) fn add(tree: &mut Tree, logs: &Logs) {
@@ -123,6 +125,21 @@ fn add_network(tree: &mut Tree) {
             }],
             "StaticNameServers": ["192.0.2.2", "192.0.2.3"],
             "NameServers": ["192.0.2.2", "192.0.2.3"],
+            "IPv6Addresses": [{
+                "Address": BMC_LINK_LOCAL,
+                "PrefixLength": 64,
+                "AddressOrigin": "LinkLocal",
+                "AddressState": "Preferred",
+            }],
+            "IPv6StaticAddresses": [],
+            "IPv6DefaultGateway": "fe80::1",
+            "IPv6StaticDefaultGateways": [],
+            "VLAN": {
+                "VLANEnable": false,
+                "VLANId": 1,
+                "VLANPriority": 0,
+                "Tagged": false,
+            },
             "Status": status_ok(),
         }),
     );

@@ -331,7 +331,13 @@ fn addresses_use_documentation_and_local_ranges() {
             let first = u8::from_str_radix(&value[..2], 16).unwrap();
             assert_eq!(first & 0x02, 0x02, "{value} is not locally administered");
         }
-        if key == "Address" || key == "Gateway" || key == "NameServers" {
+        let is_address = ["Address", "Gateway", "NameServers", "IPv6DefaultGateway"];
+        if is_address.contains(&key) && value.contains(':') {
+            assert!(
+                value.starts_with("fe80:") || value.starts_with("2001:db8:"),
+                "{key} {value} is neither link-local nor in 2001:db8::/32"
+            );
+        } else if is_address.contains(&key) {
             assert!(
                 value.starts_with("192.0.2."),
                 "{key} {value} is outside 192.0.2.0/24"

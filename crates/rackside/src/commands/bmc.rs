@@ -20,7 +20,11 @@ pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let count = usize::from(args.count);
     let config = config_from_args(args)?;
+    if count > 1 {
+        return run_fleet(config, count).await;
+    }
     let running = rackside_bmc::start(config).await?;
     let fingerprint = Sha256::digest(running.certificate_der().as_ref());
     outln!("rackside bmc listening on https://{}", running.local_addr());
@@ -28,6 +32,28 @@ pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
     wait_for_shutdown_signal().await;
     eprintln!("rackside bmc stopping");
     running.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `count` BMCs and prints one line per BMC: address, service tag, certificate
+/// fingerprint.
+async fn run_fleet(config: BmcConfig, count: usize) -> anyhow::Result<ExitCode> {
+    let fleet = rackside_bmc::start_fleet(config, count).await?;
+    outln!("rackside bmc serving {count} BMCs");
+    for running in &fleet {
+        let fingerprint = Sha256::digest(running.certificate_der().as_ref());
+        outln!(
+            "https://{} {} SHA-256 {}",
+            running.local_addr(),
+            running.service_tag(),
+            colon_hex(&fingerprint)
+        );
+    }
+    wait_for_shutdown_signal().await;
+    eprintln!("rackside bmc stopping");
+    for running in fleet {
+        running.shutdown().await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
