@@ -49,6 +49,15 @@ pub enum Command {
     /// Install, list and remove CA certificates trusted for BMC connections
     Ca(CaArgs),
 
+    /// Create the encrypted vault, show its state, change its password, export or import it
+    Vault(VaultArgs),
+
+    /// Keep the vault open for later commands until `rackside lock` or an idle timeout
+    Unlock(UnlockArgs),
+
+    /// Lock the vault at once: the agent drops its keys and stops
+    Lock(LockArgs),
+
     /// Show rolled-up health and every failing component
     Health(HealthArgs),
 
@@ -117,6 +126,12 @@ pub enum ServerCommand {
         /// Server name
         name: String,
     },
+    /// Store the BMC password of a server in the vault, replacing any stored one (read from
+    /// --password-stdin, else a prompt)
+    Passwd {
+        /// Server name
+        name: String,
+    },
 }
 
 /// `rackside ca ...`
@@ -135,6 +150,112 @@ pub enum CaCommand {
         #[arg(value_name = "NAME")]
         fingerprint: String,
     },
+}
+
+/// Options of `vault`, `unlock` and `lock`.
+#[derive(Debug, Args)]
+pub struct VaultOptions {
+    /// Folder whose `vault` subfolder holds the vault [default: the platform's data folder]
+    #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Read vault passwords from standard input, one line each in the order asked: the
+    /// current one, then a new one (without it: RACKSIDE_VAULT_PASSWORD, else a prompt)
+    #[arg(long, global = true)]
+    pub password_stdin: bool,
+
+    /// Never prompt; fail where a prompt would be needed
+    #[arg(long, global = true)]
+    pub non_interactive: bool,
+}
+
+/// `rackside vault ...` with its options.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    #[command(flatten)]
+    pub options: VaultOptions,
+
+    #[command(subcommand)]
+    pub command: VaultCommand,
+}
+
+/// `rackside vault ...`
+#[derive(Debug, Subcommand)]
+pub enum VaultCommand {
+    /// Create the vault (without this, the first command that needs one creates it without a
+    /// password)
+    Init {
+        /// Create it without a password: the device secret alone unlocks it
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Show where the vault is, how it is protected, the device key store and the agent
+    Status,
+    /// Set, change or remove the vault password (rewraps the key; the database is unchanged)
+    Passwd {
+        /// Remove the password: the device secret alone unlocks the vault
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Write every record to FILE, encrypted under a passphrase of its own
+    Export {
+        /// The export file to create
+        file: PathBuf,
+        /// Read the passphrase from standard input (after the vault password, if both)
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Add the records of an export FILE to this vault, replacing those of the same name
+    Import {
+        /// The export file
+        file: PathBuf,
+        /// Read the passphrase from standard input (after the vault password, if both)
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Enable or disable quick unlock (`rackside unlock --quick`)
+    Quick {
+        /// What to do
+        action: QuickAction,
+    },
+    /// Run the unlock agent in the foreground (`rackside unlock` starts it)
+    #[command(hide = true)]
+    Agent {
+        /// Seconds without use before the agent locks and stops
+        #[arg(long, default_value_t = 900)]
+        idle_timeout_secs: u64,
+    },
+}
+
+/// `rackside vault quick` actions.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum QuickAction {
+    /// Keep a second key in the device key store that unlocks without the password
+    Enable,
+    /// Delete that key
+    Disable,
+}
+
+/// `rackside unlock`
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub options: VaultOptions,
+
+    /// Unlock with the quick-unlock key in the device key store instead of the password
+    #[arg(long)]
+    pub quick: bool,
+
+    /// Lock again after this long without use: a number with s, m or h, such as 90s or 2h
+    #[arg(long, default_value = "15m", value_parser = crate::commands::vault::parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+/// `rackside lock`
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    #[command(flatten)]
+    pub options: VaultOptions,
 }
 
 /// Which servers a command runs on.
@@ -176,6 +297,10 @@ pub struct HealthArgs {
     /// Exit with 10 when any server reports this health or worse (after printing)
     #[arg(long, value_name = "LEVEL")]
     pub fail_on: Option<SeverityArg>,
+
+    /// Print the last report stored in the vault, with its age, without contacting the BMC
+    #[arg(long)]
+    pub cached: bool,
 }
 
 /// `rackside inventory`
@@ -190,6 +315,10 @@ pub struct InventoryArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+
+    /// Print the last inventory stored in the vault, with its age, without contacting the BMC
+    #[arg(long)]
+    pub cached: bool,
 }
 
 /// `rackside logs`

@@ -19,10 +19,11 @@ use rackside_trust::{
 };
 use rustls::pki_types::{ServerName, UnixTime};
 use url::Url;
+use zeroize::Zeroize;
 
 use crate::cli::ClientOptions;
-use crate::failure::{ExitKind, Failure};
-use crate::store::{ServerEntry, Store};
+use crate::failure::{describe, ExitKind, Failure};
+use crate::store::{PasswordSource, ServerEntry, Store};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,9 +39,16 @@ pub struct Context {
 }
 
 impl Context {
-    /// Opens the store and loads system CAs, installed CAs and `--trust-ca` files.
+    /// Opens the store (the vault; prompting for its password only in a terminal) and loads
+    /// system CAs, installed CAs and `--trust-ca` files.
     pub fn new(options: &ClientOptions) -> anyhow::Result<Self> {
-        let store = Store::open(options.config_dir.as_deref())?;
+        let interactive = !options.non_interactive
+            && std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal();
+        let store = Store::open_with(
+            options.config_dir.as_deref(),
+            PasswordSource { interactive },
+        )?;
         let mut anchors = TrustAnchors::system();
         for file in store.ca_files()?.iter().chain(&options.trust_ca) {
             anchors.add_user_ca_file(file).map_err(|error| {
@@ -59,9 +67,6 @@ impl Context {
             })?),
             None => None,
         };
-        let interactive = !options.non_interactive
-            && std::io::stdin().is_terminal()
-            && std::io::stderr().is_terminal();
         Ok(Self {
             store,
             anchors: Arc::new(anchors),
@@ -149,24 +154,60 @@ impl Context {
             self.store.set_pin(name, Some(pin.clone()));
             self.store.save()?;
         }
-        let credentials = self.credentials(name, &entry.user)?;
+        let (credentials, origin) = self.find_credentials(name, &entry.user)?;
         Ok(Prepared {
             name: name.to_owned(),
             entry,
             pin,
             credentials,
+            origin,
         })
     }
 
-    /// Logs in to a prepared server.
+    /// Logs in to a prepared server. A typed password that worked is stored in the vault; a
+    /// stored one that the BMC rejects is named in the error with how to replace it.
     pub async fn connect(&self, prepared: &Prepared) -> anyhow::Result<Connection> {
-        self.login(
-            &prepared.name,
-            &prepared.entry,
-            prepared.pin.clone(),
-            &prepared.credentials,
-        )
-        .await
+        let name = &prepared.name;
+        let result = self
+            .login(
+                name,
+                &prepared.entry,
+                prepared.pin.clone(),
+                &prepared.credentials,
+            )
+            .await;
+        match (&result, prepared.origin) {
+            (Ok(_), PasswordOrigin::Typed) => {
+                match self
+                    .store
+                    .put_credential(name, &prepared.credentials.password)
+                {
+                    Ok(()) => eprintln!(
+                        "{name}: password stored in the vault; later commands use it without \
+                         asking"
+                    ),
+                    Err(error) => eprintln!(
+                        "warning: {name}: failed to store the password in the vault: {}",
+                        describe(&error).1
+                    ),
+                }
+            }
+            (Err(error), PasswordOrigin::Stored) => {
+                let (kind, message) = describe(error);
+                if kind == ExitKind::AuthRejected {
+                    return Err(Failure::new(
+                        kind,
+                        format!(
+                            "{message}; the password stored in the vault for {name} was used: \
+                             replace it with `rackside server passwd {name}`"
+                        ),
+                    )
+                    .into());
+                }
+            }
+            _ => {}
+        }
+        result
     }
 
     /// Connects with an already decided pin and logs in.
@@ -201,42 +242,89 @@ impl Context {
         })
     }
 
-    /// The password for `user` on `name`: standard input, RACKSIDE_PASSWORD, or a prompt.
-    pub fn credentials(&self, name: &str, user: &str) -> anyhow::Result<Credentials> {
-        let password = if self.password_stdin {
-            let mut cached = self.stdin_password.lock().map_err(|_| {
-                Failure::new(ExitKind::Failure, "internal error: password cache poisoned")
-            })?;
-            if cached.is_none() {
-                let mut line = String::new();
-                std::io::stdin().lock().read_line(&mut line)?;
-                let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
-                line.clear();
-                if trimmed.is_empty() {
-                    return Err(Failure::usage(
-                        "--password-stdin given but standard input had no password line",
-                    )
-                    .into());
-                }
-                *cached = Some(Secret::new(trimmed));
+    /// The password from `--password-stdin` or RACKSIDE_PASSWORD, if either is given.
+    pub fn given_password(&self) -> anyhow::Result<Option<Secret>> {
+        if self.password_stdin {
+            return self.stdin_password().map(Some);
+        }
+        Ok(std::env::var("RACKSIDE_PASSWORD").ok().map(Secret::new))
+    }
+
+    /// The BMC password for storing in the vault: the first line of standard input with
+    /// `--password-stdin`, else a prompt in a terminal; `None` when neither is available and
+    /// `required` is false.
+    pub fn password_to_store(
+        &self,
+        name: &str,
+        user: &str,
+        required: bool,
+    ) -> anyhow::Result<Option<Secret>> {
+        if self.password_stdin {
+            return self.stdin_password().map(Some);
+        }
+        if !required {
+            return Ok(None);
+        }
+        if !self.interactive {
+            return Err(Failure::usage(format!(
+                "no password for {user} on {name}: pass it with --password-stdin, or run in a \
+                 terminal to be prompted"
+            ))
+            .into());
+        }
+        let typed = rpassword::prompt_password(format!("Password for {user} on {name}: "))?;
+        Ok(Some(Secret::new(typed)))
+    }
+
+    /// Reads the first line of standard input once; later calls return the same password.
+    fn stdin_password(&self) -> anyhow::Result<Secret> {
+        let mut cached = self.stdin_password.lock().map_err(|_| {
+            Failure::new(ExitKind::Failure, "internal error: password cache poisoned")
+        })?;
+        if cached.is_none() {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            let trimmed = line.trim_end_matches(['\r', '\n']).to_owned();
+            line.zeroize();
+            if trimmed.is_empty() {
+                return Err(Failure::usage(
+                    "--password-stdin given but standard input had no password line",
+                )
+                .into());
             }
-            cached.clone().unwrap_or_else(|| Secret::new(String::new()))
-        } else if let Ok(value) = std::env::var("RACKSIDE_PASSWORD") {
-            Secret::new(value)
+            *cached = Some(Secret::new(trimmed));
+        }
+        Ok(cached.clone().unwrap_or_else(|| Secret::new(String::new())))
+    }
+
+    /// The password for `user` on `name` and where it came from.
+    fn find_credentials(
+        &self,
+        name: &str,
+        user: &str,
+    ) -> anyhow::Result<(Credentials, PasswordOrigin)> {
+        let (password, origin) = if let Some(password) = self.given_password()? {
+            (password, PasswordOrigin::Given)
+        } else if let Some(password) = self.store.credential(name)? {
+            (password, PasswordOrigin::Stored)
         } else if self.interactive {
             let typed = rpassword::prompt_password(format!("Password for {user} on {name}: "))?;
-            Secret::new(typed)
+            (Secret::new(typed), PasswordOrigin::Typed)
         } else {
             return Err(Failure::usage(format!(
                 "no password for {user} on {name}: set RACKSIDE_PASSWORD, pass \
-                 --password-stdin, or run in a terminal to be prompted"
+                 --password-stdin, store one with `rackside server passwd {name}`, or run in a \
+                 terminal to be prompted"
             ))
             .into());
         };
-        Ok(Credentials {
-            username: user.to_owned(),
-            password,
-        })
+        Ok((
+            Credentials {
+                username: user.to_owned(),
+                password,
+            },
+            origin,
+        ))
     }
 
     /// Asks the user (or checks `--accept-fingerprint`) whether to trust a yellow certificate.
@@ -292,6 +380,18 @@ pub struct Prepared {
     entry: ServerEntry,
     pin: Pin,
     credentials: Credentials,
+    origin: PasswordOrigin,
+}
+
+/// Where a BMC password came from, which decides whether it is stored after a login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PasswordOrigin {
+    /// `--password-stdin` or RACKSIDE_PASSWORD: used as given, never stored.
+    Given,
+    /// The vault.
+    Stored,
+    /// Typed at the prompt: stored once a login with it succeeds.
+    Typed,
 }
 
 /// A logged-in Redfish session with one BMC.

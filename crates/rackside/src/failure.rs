@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use rackside_redfish::Error as RedfishError;
 use rackside_trust::TrustError;
+use rackside_vault::Error as VaultError;
 
 /// Documented exit codes (README, "Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +31,10 @@ pub enum ExitKind {
     BmcError = 8,
     /// 10: `health --fail-on` found a server at or above the given level.
     HealthThreshold = 10,
+    /// 11: the vault is locked and no password was available (no agent, no terminal).
+    VaultLocked = 11,
+    /// 12: the vault did not open: wrong vault password, or a vault from another device.
+    VaultRejected = 12,
 }
 
 impl ExitKind {
@@ -82,6 +87,9 @@ pub fn describe(error: &anyhow::Error) -> (ExitKind, String) {
     if let Some(trust) = error.downcast_ref::<TrustError>() {
         return (trust_kind(trust), one_line(error));
     }
+    if let Some(vault) = error.downcast_ref::<VaultError>() {
+        return (vault_kind(vault), one_line(error));
+    }
     (ExitKind::Failure, one_line(error))
 }
 
@@ -103,6 +111,22 @@ pub fn redfish_kind(error: &RedfishError) -> ExitKind {
             _ => ExitKind::BmcError,
         },
         _ => ExitKind::BmcError,
+    }
+}
+
+/// Maps a vault error to its exit code. Damage, a busy database, a full disk or an unavailable
+/// key store keep the general code 1: their messages say what to do.
+fn vault_kind(error: &VaultError) -> ExitKind {
+    match error {
+        VaultError::Locked | VaultError::PasswordRequired => ExitKind::VaultLocked,
+        VaultError::WrongPasswordOrDevice { .. }
+        | VaultError::DeviceSecretMissing { .. }
+        | VaultError::QuickUnlockUnavailable => ExitKind::VaultRejected,
+        VaultError::WeakPassword { .. }
+        | VaultError::NoPasswordSet
+        | VaultError::AlreadyExists { .. }
+        | VaultError::NotFound { .. } => ExitKind::Usage,
+        _ => ExitKind::Failure,
     }
 }
 

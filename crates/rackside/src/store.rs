@@ -1,22 +1,34 @@
-//! The server list, pins and installed CAs, kept as plain files under the config folder.
+//! The client's state: servers with their pins and groups, stored passwords and cached
+//! reports in the encrypted vault, and installed CAs as PEM files under the config folder.
 //!
-//! NOTE: this file holds no secret (no password is ever written); encrypted storage of all
-//! client state is a later step. Writes go to a temporary file in the same folder, are synced,
-//! then renamed over the old file, so a crash leaves either the old or the new list.
+//! Commands work on an in-memory copy of the server list and record their changes; `save`
+//! writes each change as its own vault transaction, so two commands saving at once both keep
+//! their changes. A plain `servers.json` from an earlier version is moved into the vault the
+//! first time the store opens.
+
+mod backend;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use rackside_trust::Pin;
+use rackside_vault::{CacheEntry, Secret, ServerRecord};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::failure::Failure;
+use crate::failure::{ExitKind, Failure};
 
-const SERVERS_FILE: &str = "servers.json";
+use backend::Backend;
+pub use backend::{
+    agent_for, create_vault, keystore, open_direct, same_folder, Location, PasswordSource,
+    VAULT_PASSWORD_ENV,
+};
+
 const CA_FOLDER: &str = "ca";
 
 /// One managed BMC.
@@ -34,18 +46,24 @@ pub struct ServerEntry {
     pub groups: Vec<String>,
 }
 
-/// The config folder and what it contains.
-///
-/// Changes are recorded and replayed on the file's current content when saved, under an
-/// exclusive lock, so two commands saving at once both keep their changes.
-#[derive(Debug)]
+/// The open vault, the config folder and an in-memory copy of the server list.
 pub struct Store {
-    dir: PathBuf,
+    location: Location,
+    backend: Mutex<Backend>,
     servers: BTreeMap<String, ServerEntry>,
     changes: Vec<Change>,
 }
 
-/// One change to the server list, replayed at save time.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .field("servers", &self.servers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One change to the server list, written at save time.
 #[derive(Debug, Clone)]
 enum Change {
     Insert(String, ServerEntry),
@@ -53,19 +71,66 @@ enum Change {
     SetPin(String, Option<Pin>),
 }
 
-const LOCK_FILE: &str = "servers.lock";
+/// How old a cached report is, for messages: "cached 3 min ago, fetched 2026-12-04T19:20Z".
+pub fn describe_age(fetched_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - fetched_at).num_seconds().max(0);
+    let age = match secs {
+        0..=59 => format!("{secs} s"),
+        60..=3599 => format!("{} min", secs / 60),
+        3600..=172_799 => format!("{} h", secs / 3600),
+        _ => format!("{} d", secs / 86_400),
+    };
+    format!(
+        "cached {age} ago, fetched {}",
+        fetched_at.format("%Y-%m-%dT%H:%MZ")
+    )
+}
+
+/// A cached report with the time it was fetched.
+#[derive(Debug, Clone)]
+pub struct Cached {
+    /// The report as its command prints it with `--json`.
+    pub body: serde_json::Value,
+    /// When it was fetched from the BMC.
+    pub fetched_at: DateTime<Utc>,
+}
 
 impl Store {
-    /// Opens the store in `dir`, or in the platform's config folder when `dir` is `None`.
-    /// A missing folder or file is an empty store; a damaged file is an error, never replaced.
-    pub fn open(dir: Option<&Path>) -> anyhow::Result<Self> {
-        let dir = match dir {
-            Some(dir) => dir.to_path_buf(),
-            None => default_config_dir()?,
-        };
-        let servers = read_servers(&dir)?;
+    /// Opens the store: through the agent when it holds this vault unlocked, else the vault
+    /// itself (created without a password when missing, with `source` asked for a password
+    /// when it has one). A plain `servers.json` is then moved into the vault.
+    ///
+    /// # Errors
+    /// A locked vault without a password source (exit 11), a wrong password (exit 12), a
+    /// damaged vault or `servers.json`, an unavailable key store.
+    pub fn open_with(dir: Option<&Path>, source: PasswordSource) -> anyhow::Result<Self> {
+        let location = Location::resolve(dir)?;
+        let keystore = keystore()?;
+        Self::open_at(location, keystore.as_ref(), source)
+    }
+
+    /// Opens the store at `location` with the device secret from `keystore`.
+    fn open_at(
+        location: Location,
+        keystore: &dyn rackside_vault::DeviceKeyStore,
+        source: PasswordSource,
+    ) -> anyhow::Result<Self> {
+        let mut backend = Backend::open(&location, keystore, source)?;
+        let moved = backend::migrate_legacy(&location.config_dir, &mut backend)?;
+        if moved > 0 {
+            eprintln!(
+                "note: moved {moved} server(s) from {} into the encrypted vault and deleted the \
+                 plain file",
+                location
+                    .config_dir
+                    .join(backend::LEGACY_SERVERS_FILE)
+                    .display()
+            );
+        }
+        let servers = load_servers(&mut backend)?;
         Ok(Self {
-            dir,
+            location,
+            backend: Mutex::new(backend),
             servers,
             changes: Vec::new(),
         })
@@ -155,36 +220,101 @@ impl Store {
         self.changes.push(change);
     }
 
-    /// Writes the recorded changes: under the lock, the file is read again, the changes are
-    /// applied to what it holds now, and the result replaces it atomically.
+    /// Writes the recorded changes to the vault, one transaction each, then reads the list
+    /// again so that changes saved meanwhile by other commands show.
+    ///
+    /// # Errors
+    /// Vault errors (locked, busy, disk full); changes written before the error stay written.
     pub fn save(&mut self) -> anyhow::Result<()> {
-        fs::create_dir_all(&self.dir)
-            .with_context(|| format!("failed to create {}", self.dir.display()))?;
-        let lock_path = self.dir.join(LOCK_FILE);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("failed to open {}", lock_path.display()))?;
-        lock.lock()
-            .with_context(|| format!("failed to lock {}", lock_path.display()))?;
-
-        let mut servers = read_servers(&self.dir)?;
-        for change in self.changes.drain(..) {
-            apply(&mut servers, change);
+        let changes = std::mem::take(&mut self.changes);
+        let mut backend = self.backend()?;
+        for change in changes {
+            match change {
+                Change::Insert(name, entry) => backend.put_server(to_record(&name, &entry)?)?,
+                Change::Remove(name) => backend.remove_server(&name)?,
+                Change::SetPin(name, pin) => {
+                    // Re-read so that a concurrent change to the other fields is kept.
+                    if let Some(mut record) = backend.server(&name)? {
+                        record.pin = pin.map(serde_json::to_value).transpose()?;
+                        backend.put_server(record)?;
+                    }
+                }
+            }
         }
-        let bytes = serde_json::to_vec_pretty(&servers)?;
-        write_atomic(&self.dir, SERVERS_FILE, &bytes)?;
+        let servers = load_servers(&mut backend)?;
+        drop(backend);
         self.servers = servers;
-        // The lock is released when `lock` is dropped here.
-        drop(lock);
         Ok(())
+    }
+
+    /// The stored password for `name`, if any.
+    ///
+    /// # Errors
+    /// Vault errors; a stored value that is not UTF-8.
+    pub fn credential(&self, name: &str) -> anyhow::Result<Option<rackside_redfish::Secret>> {
+        let Some(secret) = self.backend()?.credential(name)? else {
+            return Ok(None);
+        };
+        let text = secret.expose_str().ok_or_else(|| {
+            Failure::usage(format!(
+                "the stored password for {name} is not valid UTF-8; replace it with `rackside \
+                 server passwd {name}`"
+            ))
+        })?;
+        Ok(Some(rackside_redfish::Secret::new(text.to_owned())))
+    }
+
+    /// Stores the password for `name`, encrypted, replacing any earlier one.
+    ///
+    /// # Errors
+    /// Vault errors.
+    pub fn put_credential(
+        &self,
+        name: &str,
+        password: &rackside_redfish::Secret,
+    ) -> anyhow::Result<()> {
+        let secret = Secret::new(password.expose().to_owned());
+        self.backend()?.put_credential(name, secret)
+    }
+
+    /// The cached `kind` report (`health`, `inventory`) of `name`, if any.
+    ///
+    /// # Errors
+    /// Vault errors.
+    pub fn cached(&self, kind: &str, name: &str) -> anyhow::Result<Option<Cached>> {
+        Ok(self.backend()?.cache(kind, name)?.map(|entry| Cached {
+            body: entry.body,
+            fetched_at: entry.fetched_at,
+        }))
+    }
+
+    /// Stores `body` as the latest `kind` report of `name`, fetched now.
+    ///
+    /// # Errors
+    /// Vault errors.
+    pub fn put_cached(
+        &self,
+        kind: &str,
+        name: &str,
+        body: serde_json::Value,
+    ) -> anyhow::Result<()> {
+        self.backend()?.put_cache(CacheEntry {
+            kind: kind.to_owned(),
+            server: name.to_owned(),
+            body,
+            fetched_at: Utc::now(),
+        })
+    }
+
+    fn backend(&self) -> Result<MutexGuard<'_, Backend>, Failure> {
+        self.backend
+            .lock()
+            .map_err(|_| Failure::new(ExitKind::Failure, "internal error: vault handle poisoned"))
     }
 
     /// The folder of installed CA certificates (one PEM file each).
     pub fn ca_dir(&self) -> PathBuf {
-        self.dir.join(CA_FOLDER)
+        self.location.config_dir.join(CA_FOLDER)
     }
 
     /// Paths of the installed CA files, sorted.
@@ -295,27 +425,54 @@ fn apply(servers: &mut BTreeMap<String, ServerEntry>, change: Change) {
     }
 }
 
-/// Reads the server list in `dir`; a missing file is an empty list, a damaged one an error.
-fn read_servers(dir: &Path) -> anyhow::Result<BTreeMap<String, ServerEntry>> {
-    let path = dir.join(SERVERS_FILE);
-    match fs::read(&path) {
-        Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_err(|error| {
-            Failure::usage(format!(
-                "invalid server list {}: {error}; fix or move the file away",
-                path.display()
-            ))
-        })?),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(error) => Err(error).with_context(|| format!("failed to read {}", path.display())),
+/// Reads every server from the vault into the in-memory list.
+fn load_servers(backend: &mut Backend) -> anyhow::Result<BTreeMap<String, ServerEntry>> {
+    let mut servers = BTreeMap::new();
+    for record in backend.servers()? {
+        let (name, entry) = from_record(record)?;
+        servers.insert(name, entry);
     }
+    Ok(servers)
 }
 
-fn default_config_dir() -> anyhow::Result<PathBuf> {
-    directories::ProjectDirs::from("", "", "rackside")
-        .map(|dirs| dirs.config_dir().to_path_buf())
-        .ok_or_else(|| {
-            Failure::usage("no home folder found; set RACKSIDE_CONFIG_DIR or --config-dir").into()
-        })
+/// The vault record of `entry`.
+fn to_record(name: &str, entry: &ServerEntry) -> anyhow::Result<ServerRecord> {
+    Ok(ServerRecord {
+        name: name.to_owned(),
+        url: entry.url.to_string(),
+        user: Some(entry.user.clone()),
+        pin: entry.pin.as_ref().map(serde_json::to_value).transpose()?,
+        groups: entry.groups.clone(),
+    })
+}
+
+/// The entry of a vault record; a record that does not parse is named in the error.
+fn from_record(record: ServerRecord) -> anyhow::Result<(String, ServerEntry)> {
+    let invalid = |what: &str, error: String| {
+        Failure::new(
+            ExitKind::Failure,
+            format!(
+                "invalid {what} of server {:?} in the vault: {error}; run `rackside server \
+                 remove {}` and add it again",
+                record.name, record.name
+            ),
+        )
+    };
+    let url = Url::parse(&record.url).map_err(|error| invalid("URL", error.to_string()))?;
+    let pin = match &record.pin {
+        Some(value) => Some(
+            serde_json::from_value::<Pin>(value.clone())
+                .map_err(|error| invalid("pin", error.to_string()))?,
+        ),
+        None => None,
+    };
+    let entry = ServerEntry {
+        url,
+        user: record.user.clone().unwrap_or_else(|| "root".to_owned()),
+        pin,
+        groups: record.groups.clone(),
+    };
+    Ok((record.name, entry))
 }
 
 /// Writes `bytes` to `dir/name` through a synced temporary file and a rename.
@@ -351,6 +508,22 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
+    /// A store in `dir` with its own file key store, so no test touches the user's keys.
+    fn open_test(dir: &Path) -> anyhow::Result<Store> {
+        let keystore = rackside_vault::FileKeyStore::new(dir.join("keys"));
+        let location = Location::resolve(Some(dir)).unwrap();
+        Store::open_at(location, &keystore, PasswordSource { interactive: false })
+    }
+
+    fn entry(groups: &[&str]) -> ServerEntry {
+        ServerEntry {
+            url: parse_url("https://192.0.2.10").unwrap(),
+            user: "root".into(),
+            pin: None,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+        }
+    }
+
     #[test]
     fn url_without_scheme_gets_https() {
         let url = parse_url("192.0.2.10:8443").unwrap();
@@ -382,19 +555,65 @@ mod tests {
     #[test]
     fn damaged_server_list_is_an_error_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(SERVERS_FILE), b"{not json").unwrap();
-        assert!(Store::open(Some(dir.path())).is_err());
-        assert_eq!(
-            fs::read(dir.path().join(SERVERS_FILE)).unwrap(),
-            b"{not json"
-        );
+        let legacy = dir.path().join(backend::LEGACY_SERVERS_FILE);
+        fs::write(&legacy, b"{not json").unwrap();
+        assert!(open_test(dir.path()).is_err());
+        assert_eq!(fs::read(&legacy).unwrap(), b"{not json");
+    }
+
+    #[test]
+    fn legacy_list_moves_into_vault_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join(backend::LEGACY_SERVERS_FILE);
+        let mut plain = BTreeMap::new();
+        plain.insert("a".to_owned(), entry(&["rack1"]));
+        plain.insert("b".to_owned(), entry(&[]));
+        let bytes = serde_json::to_vec(&plain).unwrap();
+        fs::write(&legacy, &bytes).unwrap();
+        fs::write(dir.path().join(backend::LEGACY_LOCK_FILE), b"").unwrap();
+
+        let store = open_test(dir.path()).unwrap();
+        assert_eq!(store.servers().len(), 2);
+        assert_eq!(store.server("a").unwrap().groups, ["rack1"]);
+        assert!(!legacy.exists());
+        assert!(!dir.path().join(backend::LEGACY_LOCK_FILE).exists());
+        drop(store);
+
+        // A crash after the vault commit but before the delete leaves the file: moving it
+        // again must not duplicate anything.
+        fs::write(&legacy, &bytes).unwrap();
+        let again = open_test(dir.path()).unwrap();
+        assert_eq!(again.servers().len(), 2);
+        assert!(!legacy.exists());
+    }
+
+    #[test]
+    fn credential_and_cache_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = open_test(dir.path()).unwrap();
+        store.insert("a", entry(&[]));
+        store.save().unwrap();
+        assert!(store.credential("a").unwrap().is_none());
+        let password = rackside_redfish::Secret::new("s3cret-for-a".to_owned());
+        store.put_credential("a", &password).unwrap();
+        store
+            .put_cached("health", "a", serde_json::json!({"systems": []}))
+            .unwrap();
+        drop(store);
+
+        let again = open_test(dir.path()).unwrap();
+        let stored = again.credential("a").unwrap().unwrap();
+        assert_eq!(stored.expose(), "s3cret-for-a");
+        let cached = again.cached("health", "a").unwrap().unwrap();
+        assert_eq!(cached.body, serde_json::json!({"systems": []}));
+        assert!(again.cached("inventory", "a").unwrap().is_none());
     }
 
     #[test]
     fn concurrent_saves_keep_both_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let mut first = Store::open(Some(dir.path())).unwrap();
-        let mut second = Store::open(Some(dir.path())).unwrap();
+        let mut first = open_test(dir.path()).unwrap();
+        let mut second = open_test(dir.path()).unwrap();
         let url = parse_url("https://192.0.2.10").unwrap();
         first.insert(
             "a",
@@ -416,9 +635,23 @@ mod tests {
         );
         first.save().unwrap();
         second.save().unwrap();
-        let merged = Store::open(Some(dir.path())).unwrap();
+        let merged = open_test(dir.path()).unwrap();
         assert!(merged.servers().contains_key("a"));
         assert!(merged.servers().contains_key("b"));
+    }
+
+    #[test]
+    fn age_reads_in_the_largest_whole_unit() {
+        let fetched: DateTime<Utc> = "2026-12-04T19:20:00Z".parse().unwrap();
+        let at = |secs| fetched + chrono::Duration::seconds(secs);
+        assert_eq!(
+            describe_age(fetched, at(185)),
+            "cached 3 min ago, fetched 2026-12-04T19:20Z"
+        );
+        assert!(describe_age(fetched, at(5)).starts_with("cached 5 s ago"));
+        assert!(describe_age(fetched, at(7200)).starts_with("cached 2 h ago"));
+        assert!(describe_age(fetched, at(3 * 86_400)).starts_with("cached 3 d ago"));
+        assert!(describe_age(fetched, at(-30)).starts_with("cached 0 s ago"));
     }
 
     #[test]
@@ -442,7 +675,7 @@ mod tests {
 
     fn store_with_groups() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(Some(dir.path())).unwrap();
+        let mut store = open_test(dir.path()).unwrap();
         let url = parse_url("https://192.0.2.10").unwrap();
         for (name, groups) in [
             ("a", vec!["rack1"]),
@@ -499,7 +732,7 @@ mod tests {
     #[test]
     fn select_all_on_empty_list_is_rejected() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(Some(dir.path())).unwrap();
+        let store = open_test(dir.path()).unwrap();
         assert!(store.select(&target(None, true, None)).is_err());
     }
 
@@ -507,16 +740,17 @@ mod tests {
     fn groups_survive_save_and_are_omitted_when_empty() {
         let (dir, mut store) = store_with_groups();
         store.save().unwrap();
-        let text = fs::read_to_string(dir.path().join(SERVERS_FILE)).unwrap();
-        assert_eq!(text.matches("\"groups\"").count(), 2, "{text}");
-        let again = Store::open(Some(dir.path())).unwrap();
+        let again = open_test(dir.path()).unwrap();
         assert_eq!(again.server("b").unwrap().groups, ["rack1", "db"]);
+        assert!(again.server("c").unwrap().groups.is_empty());
+        let listed = serde_json::to_value(again.servers()).unwrap();
+        assert!(listed["c"].get("groups").is_none(), "{listed}");
     }
 
     #[test]
     fn saved_list_round_trips() {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(Some(dir.path())).unwrap();
+        let mut store = open_test(dir.path()).unwrap();
         let url = parse_url("https://192.0.2.10").unwrap();
         store.insert(
             "r1",
@@ -528,7 +762,7 @@ mod tests {
             },
         );
         store.save().unwrap();
-        let again = Store::open(Some(dir.path())).unwrap();
+        let again = open_test(dir.path()).unwrap();
         assert_eq!(again.servers().len(), 1);
         assert_eq!(again.server("r1").unwrap().user, "root");
     }

@@ -10,6 +10,10 @@ use crate::cli::{HealthArgs, SeverityArg};
 use crate::connect::{Context, Prepared};
 use crate::failure::{describe, ExitKind, Failure};
 use crate::output::{outln, Table};
+use crate::store::{describe_age, Cached};
+
+/// The vault cache kind of health reports.
+const CACHE_KIND: &str = "health";
 
 /// One server's outcome in a fleet run.
 #[derive(Serialize)]
@@ -26,6 +30,9 @@ struct Outcome {
 /// Reads health from one server or from all, with bounded concurrency.
 pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitCode> {
     let names = context.store.select(&args.target)?;
+    if args.cached {
+        return run_cached(&context, &args, &names);
+    }
 
     // 1. Certificate decisions and passwords, one server at a time because they may prompt.
     let mut outcomes = Vec::new();
@@ -93,7 +100,178 @@ async fn fetch(context: &Context, prepared: Prepared) -> anyhow::Result<HealthRe
     let connection = context.connect(&prepared).await?;
     let report = health(&connection.client).await;
     connection.close().await;
-    Ok(report?)
+    let report = report?;
+    store_report(context, &prepared.name, &report);
+    Ok(report)
+}
+
+/// Keeps `report` as the latest cached one; a failure is a warning, because the report itself
+/// was read.
+fn store_report(context: &Context, name: &str, report: &HealthReport) {
+    let stored = serde_json::to_value(report)
+        .map_err(anyhow::Error::from)
+        .and_then(|body| context.store.put_cached(CACHE_KIND, name, body));
+    if let Err(error) = stored {
+        eprintln!(
+            "warning: {name}: failed to cache the health report in the vault: {}",
+            describe(&error).1
+        );
+    }
+}
+
+/// `health --cached`: the reports stored by earlier runs, without any network access.
+fn run_cached(context: &Context, args: &HealthArgs, names: &[String]) -> anyhow::Result<ExitCode> {
+    let now = chrono::Utc::now();
+    let mut found: Vec<(String, Cached)> = Vec::new();
+    let mut missing = Vec::new();
+    for name in names {
+        match context.store.cached(CACHE_KIND, name)? {
+            Some(cached) => found.push((name.clone(), cached)),
+            None => missing.push(name.clone()),
+        }
+    }
+    if args.target.name.is_some() && found.is_empty() {
+        let name = names.first().cloned().unwrap_or_default();
+        return Err(Failure::new(
+            ExitKind::Failure,
+            format!(
+                "no cached health report for {name}: run `rackside health {name}` once while \
+                 the BMC is reachable"
+            ),
+        )
+        .into());
+    }
+    for (name, cached) in &found {
+        eprintln!("{name}: {}", describe_age(cached.fetched_at, now));
+    }
+    for name in &missing {
+        eprintln!("{name}: no cached health report yet");
+    }
+
+    if args.json {
+        let entries: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(name, cached)| {
+                serde_json::json!({
+                    "server": name,
+                    "fetched_at": cached.fetched_at.to_rfc3339(),
+                    "report": cached.body,
+                })
+            })
+            .chain(missing.iter().map(
+                |name| serde_json::json!({ "server": name, "error": "no cached health report" }),
+            ))
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&entries)?);
+    } else {
+        print_cached_table(&found, &missing);
+    }
+    if !missing.is_empty() {
+        return Ok(ExitKind::Failure.code());
+    }
+    if let Some(level) = args.fail_on {
+        let reached = found
+            .iter()
+            .any(|(_, cached)| worst_cached_rank(&cached.body) >= rank(level));
+        if reached {
+            return Ok(ExitKind::HealthThreshold.code());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The table of `print_table`, from cached reports in their JSON form.
+fn print_cached_table(found: &[(String, Cached)], missing: &[String]) {
+    let field = |value: &serde_json::Value, key: &str| {
+        value
+            .get(key)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let mut table = Table::new(["SERVER", "SYSTEM", "POWER", "ROLLUP", "SELF", "PROBLEMS"]);
+    let mut details = Vec::new();
+    for (server, cached) in found {
+        for system in cached_systems(&cached.body) {
+            let problems = system
+                .get("problems")
+                .and_then(serde_json::Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            table.row([
+                server.clone(),
+                field(system, "id"),
+                field(system, "power_state"),
+                field(system, "health_rollup"),
+                field(system, "health"),
+                problems.len().to_string(),
+            ]);
+            for problem in problems {
+                details.push([
+                    server.clone(),
+                    field(problem, "health"),
+                    field(problem, "kind"),
+                    field(problem, "name"),
+                    field(problem, "reason"),
+                ]);
+            }
+        }
+    }
+    for server in missing {
+        table.row([
+            server.clone(),
+            "-".into(),
+            "-".into(),
+            "error".into(),
+            "-".into(),
+            "no cached report".into(),
+        ]);
+    }
+    table.print();
+    if !details.is_empty() {
+        outln!();
+        let mut problems = Table::new(["SERVER", "HEALTH", "COMPONENT", "NAME", "REASON"]);
+        for row in details {
+            problems.row(row);
+        }
+        problems.print();
+    }
+}
+
+fn cached_systems(body: &serde_json::Value) -> &[serde_json::Value] {
+    body.get("systems")
+        .and_then(serde_json::Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+/// `worst_rank` for a cached report in its JSON form.
+fn worst_cached_rank(body: &serde_json::Value) -> u8 {
+    let mut names = Vec::new();
+    for system in cached_systems(body) {
+        for key in ["health", "health_rollup"] {
+            names.extend(system.get(key).and_then(serde_json::Value::as_str));
+        }
+        let problems = system
+            .get("problems")
+            .and_then(serde_json::Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        names.extend(
+            problems
+                .iter()
+                .filter_map(|problem| problem.get("health").and_then(serde_json::Value::as_str)),
+        );
+    }
+    names.into_iter().map(rank_name).max().unwrap_or(0)
+}
+
+fn rank_name(name: &str) -> u8 {
+    match name.to_ascii_lowercase().as_str() {
+        "critical" => 2,
+        "warning" => 1,
+        _ => 0,
+    }
 }
 
 fn failed(name: &str, error: &anyhow::Error) -> Outcome {
@@ -200,14 +378,7 @@ fn worst_rank(report: &HealthReport) -> u8 {
             .into_iter()
             .chain(system.problems.iter().map(|problem| problem.health.clone()))
     });
-    names
-        .map(|name| match name.to_ascii_lowercase().as_str() {
-            "critical" => 2,
-            "warning" => 1,
-            _ => 0,
-        })
-        .max()
-        .unwrap_or(0)
+    names.map(|name| rank_name(&name)).max().unwrap_or(0)
 }
 
 fn text(value: &Option<String>) -> String {

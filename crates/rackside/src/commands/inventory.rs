@@ -7,19 +7,61 @@ use rackside_redfish::{inventory, Inventory};
 
 use crate::cli::InventoryArgs;
 use crate::connect::Context;
+use crate::failure::{describe, ExitKind, Failure};
 use crate::output::{outln, Table};
+use crate::store::describe_age;
 
-/// Prints the inventory of one server.
+/// The vault cache kind of inventories.
+const CACHE_KIND: &str = "inventory";
+
+/// Prints the inventory of one server, and keeps it in the vault for `--cached`.
 pub async fn run(mut context: Context, args: InventoryArgs) -> anyhow::Result<ExitCode> {
+    if args.cached {
+        return run_cached(&context, &args);
+    }
     let connection = context.open(&args.name).await?;
     let result = inventory(&connection.client).await;
     connection.close().await;
     let inventory = result?;
+    let stored = serde_json::to_value(&inventory)
+        .map_err(anyhow::Error::from)
+        .and_then(|body| context.store.put_cached(CACHE_KIND, &args.name, body));
+    if let Err(error) = stored {
+        eprintln!(
+            "warning: {}: failed to cache the inventory in the vault: {}",
+            args.name,
+            describe(&error).1
+        );
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&inventory)?);
     } else {
         print_inventory(&inventory);
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `inventory --cached`: the inventory stored by the last run, without any network access.
+fn run_cached(context: &Context, args: &InventoryArgs) -> anyhow::Result<ExitCode> {
+    let name = &args.name;
+    context.store.server(name)?;
+    let Some(cached) = context.store.cached(CACHE_KIND, name)? else {
+        return Err(Failure::new(
+            ExitKind::Failure,
+            format!(
+                "no cached inventory for {name}: run `rackside inventory {name}` once while the \
+                 BMC is reachable"
+            ),
+        )
+        .into());
+    };
+    eprintln!(
+        "{name}: {}",
+        describe_age(cached.fetched_at, chrono::Utc::now())
+    );
+    // NOTE: the cached inventory prints as JSON even without --json: the section tables need
+    // an `Inventory` value, and rackside-redfish's types only implement Serialize.
+    outln!("{}", serde_json::to_string_pretty(&cached.body)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,4 +1,4 @@
-//! `rackside server add | list | remove | trust`.
+//! `rackside server add | list | remove | trust | passwd`.
 
 use std::process::ExitCode;
 
@@ -39,8 +39,13 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
             };
             let pin = context.decide_trust(&name, &entry, false).await?;
             entry.pin = Some(pin);
+            let user = entry.user.clone();
             context.store.insert(&name, entry);
             context.store.save()?;
+            if let Some(password) = context.password_to_store(&name, &user, false)? {
+                context.store.put_credential(&name, &password)?;
+                eprintln!("stored the password for {user} on {name} in the vault");
+            }
             eprintln!("added {name}; try `rackside health {name}`");
         }
         ServerCommand::List { json } => {
@@ -91,6 +96,16 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
             context.store.set_pin(&name, Some(pin));
             context.store.save()?;
             eprintln!("{name}: trust decision saved");
+        }
+        ServerCommand::Passwd { name } => {
+            let user = context.store.server(&name)?.user.clone();
+            if let Some(password) = context.password_to_store(&name, &user, true)? {
+                context.store.put_credential(&name, &password)?;
+                eprintln!(
+                    "stored the password for {user} on {name} in the vault; the next command \
+                     uses it"
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
