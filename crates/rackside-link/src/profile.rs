@@ -1,0 +1,315 @@
+//! The two channel profiles and their rustls configurations.
+//!
+//! Each profile is a crypto provider trimmed to exactly its suites and groups, so nothing
+//! else can be negotiated and a peer that offers only something else fails the handshake.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::ring as ring_provider;
+use rustls::crypto::{
+    ActiveKeyExchange, CryptoProvider, KeyExchangeAlgorithm, SharedSecret, SupportedKxGroup,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::NoServerSessionStorage;
+use rustls::{
+    CipherSuite, CipherSuiteCommon, DigitallySignedStruct, NamedGroup, SignatureScheme,
+    SupportedCipherSuite, Tls12CipherSuite,
+};
+
+use crate::ffdhe;
+use crate::Error;
+
+/// A channel profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// TLS 1.3, X25519, AES-128-GCM. ring offers no hybrid post-quantum group, so none is
+    /// offered.
+    #[default]
+    Default,
+    /// The white paper's profile: TLS 1.2, DHE over ffdhe2048 or ffdhe3072, AES-128-GCM.
+    Paper,
+}
+
+impl Profile {
+    /// Returns the profile's name as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Paper => "paper",
+        }
+    }
+
+    /// Builds the crypto provider that offers only this profile's suites and groups.
+    pub fn provider(self) -> CryptoProvider {
+        let ring = ring_provider::default_provider();
+        match self {
+            Profile::Default => CryptoProvider {
+                cipher_suites: vec![ring_provider::cipher_suite::TLS13_AES_128_GCM_SHA256],
+                kx_groups: vec![REFLECTION_CHECKED_X25519],
+                ..ring
+            },
+            Profile::Paper => CryptoProvider {
+                cipher_suites: vec![
+                    SupportedCipherSuite::Tls12(&TLS_DHE_RSA_WITH_AES_128_GCM_SHA256),
+                    SupportedCipherSuite::Tls12(&DHE_ECDSA_WITH_AES_128_GCM_SHA256),
+                ],
+                kx_groups: vec![ffdhe::FFDHE2048, ffdhe::FFDHE3072],
+                ..ring
+            },
+        }
+    }
+
+    fn versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        static TLS12_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+        match self {
+            Profile::Default => TLS13_ONLY,
+            Profile::Paper => TLS12_ONLY,
+        }
+    }
+
+    /// Builds the BMC's TLS configuration for this profile around its certificate.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when the key does not match the certificate or suits no suite.
+    pub fn server_config(
+        self,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Arc<rustls::ServerConfig>, Error> {
+        let config_error = |error: rustls::Error| Error::Config {
+            profile: self.name(),
+            detail: error.to_string(),
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(self.provider()))
+            .with_protocol_versions(self.versions())
+            .map_err(config_error)?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(config_error)?;
+        config.session_storage = Arc::new(NoServerSessionStorage {});
+        config.send_tls13_tickets = 0;
+        Ok(Arc::new(config))
+    }
+
+    /// Builds the client's TLS configuration for this profile.
+    ///
+    /// The handshake checks that the BMC holds the key of the certificate it presents, but
+    /// accepts any certificate: the caller judges the chain with `rackside-trust` after the
+    /// handshake and before any credential is sent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] when rustls rejects the combination.
+    pub fn client_config(self) -> Result<Arc<rustls::ClientConfig>, Error> {
+        let provider = Arc::new(self.provider());
+        let verifier = Arc::new(DeferredVerifier {
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let mut config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(self.versions())
+            .map_err(|error| Error::Config {
+                profile: self.name(),
+                detail: error.to_string(),
+            })?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        config.resumption = Resumption::disabled();
+        config.enable_sni = false;
+        Ok(Arc::new(config))
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text {
+            "default" => Ok(Profile::Default),
+            "paper" => Ok(Profile::Paper),
+            other => Err(Error::State {
+                detail: format!("unknown link profile {other:?}; use default or paper"),
+            }),
+        }
+    }
+}
+
+/// The standard DHE suite for RSA certificates (RFC 5288), built from ring's ECDHE suite of
+/// the same AEAD and hash.
+static TLS_DHE_RSA_WITH_AES_128_GCM_SHA256: Tls12CipherSuite =
+    match &ring_provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256 {
+        SupportedCipherSuite::Tls12(base) => Tls12CipherSuite {
+            common: CipherSuiteCommon {
+                suite: CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+                ..base.common
+            },
+            kx: KeyExchangeAlgorithm::DHE,
+            ..**base
+        },
+        SupportedCipherSuite::Tls13(_) => unreachable!(),
+    };
+
+/// Code of the DHE suite with ECDSA signatures, from the range IANA reserves for private use
+/// (0xFF00 to 0xFFFF).
+pub const DHE_ECDSA_SUITE_CODE: u16 = 0xffa0;
+
+/// DHE with ECDSA signatures and AES-128-GCM. TLS 1.2 registers no DHE suite for ECDSA keys,
+/// but the BMC's HTTPS certificate has a P-256 key and the link presents the same one, so
+/// this suite carries a private-use code that only rackside speaks.
+static DHE_ECDSA_WITH_AES_128_GCM_SHA256: Tls12CipherSuite =
+    match &ring_provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+        SupportedCipherSuite::Tls12(base) => Tls12CipherSuite {
+            common: CipherSuiteCommon {
+                suite: CipherSuite::Unknown(DHE_ECDSA_SUITE_CODE),
+                ..base.common
+            },
+            kx: KeyExchangeAlgorithm::DHE,
+            ..**base
+        },
+        SupportedCipherSuite::Tls13(_) => unreachable!(),
+    };
+
+/// ring's X25519 with a check that the peer did not send our own share back.
+static REFLECTION_CHECKED_X25519: &dyn SupportedKxGroup = &ReflectionChecked {
+    inner: ring_provider::kx_group::X25519,
+};
+
+#[derive(Debug)]
+struct ReflectionChecked {
+    inner: &'static dyn SupportedKxGroup,
+}
+
+impl SupportedKxGroup for ReflectionChecked {
+    fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, rustls::Error> {
+        Ok(Box::new(ReflectionCheckedExchange {
+            inner: self.inner.start()?,
+        }))
+    }
+
+    fn name(&self) -> NamedGroup {
+        self.inner.name()
+    }
+}
+
+struct ReflectionCheckedExchange {
+    inner: Box<dyn ActiveKeyExchange>,
+}
+
+impl ActiveKeyExchange for ReflectionCheckedExchange {
+    fn complete(self: Box<Self>, peer_public: &[u8]) -> Result<SharedSecret, rustls::Error> {
+        if peer_public == self.inner.pub_key() {
+            tracing::debug!("peer reflected our X25519 key share");
+            return Err(rustls::Error::PeerMisbehaved(
+                rustls::PeerMisbehaved::InvalidKeyShare,
+            ));
+        }
+        self.inner.complete(peer_public)
+    }
+
+    fn pub_key(&self) -> &[u8] {
+        self.inner.pub_key()
+    }
+
+    fn group(&self) -> NamedGroup {
+        self.inner.group()
+    }
+}
+
+/// Accepts any certificate in the handshake but checks the handshake signatures, so the
+/// peer proves it holds the presented certificate's key.
+#[derive(Debug)]
+struct DeferredVerifier {
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for DeferredVerifier {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // The chain is judged by the caller with rackside-trust before login.
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reflected_x25519_share_is_refused() {
+        let exchange = REFLECTION_CHECKED_X25519.start().unwrap();
+        let own = exchange.pub_key().to_vec();
+        assert!(exchange.complete(&own).is_err());
+    }
+
+    #[test]
+    fn profiles_offer_only_aes_128_gcm() {
+        let default: Vec<_> = Profile::Default
+            .provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(default, vec![CipherSuite::TLS13_AES_128_GCM_SHA256]);
+        let paper: Vec<_> = Profile::Paper
+            .provider()
+            .cipher_suites
+            .iter()
+            .map(|s| s.suite())
+            .collect();
+        assert_eq!(
+            paper,
+            vec![
+                CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+                CipherSuite::Unknown(DHE_ECDSA_SUITE_CODE)
+            ]
+        );
+        let groups: Vec<_> = Profile::Paper
+            .provider()
+            .kx_groups
+            .iter()
+            .map(|g| g.name())
+            .collect();
+        assert_eq!(groups, vec![NamedGroup::FFDHE2048, NamedGroup::FFDHE3072]);
+    }
+}

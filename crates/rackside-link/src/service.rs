@@ -1,0 +1,205 @@
+//! The async driver of the BMC side: one task owns the [`LinkServer`], takes frames from every
+//! attached pipe, runs the clock, hands HTTP requests to a handler and events to a sink.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::UnixListener;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::memory::FramePipe;
+use crate::{Error, Event, Frame, LinkServer};
+
+/// Answers HTTP/1.1 requests from the link, typically by passing them to the Redfish service.
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Returns the complete HTTP/1.1 response to one complete request.
+    fn handle(&self, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;
+}
+
+/// Receives the link's events, for the lifecycle log and to persist the failed-login count.
+pub trait EventSink: Send + Sync + 'static {
+    /// Records one event. Runs on the driver task, so it must not block for long.
+    fn record(&self, event: &Event);
+}
+
+/// A snapshot of the BMC side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// Whether the link is on.
+    pub active: bool,
+    /// Whether failed logins locked it.
+    pub locked: bool,
+    /// The failed-login count.
+    pub failed_logins: u32,
+}
+
+enum Command {
+    Button,
+    Attach(FramePipe),
+    Status(oneshot::Sender<Status>),
+}
+
+/// A handle to the running BMC side.
+#[derive(Clone, Debug)]
+pub struct LinkService {
+    commands: mpsc::Sender<Command>,
+}
+
+impl LinkService {
+    /// Starts the driver task on the current tokio runtime.
+    pub fn spawn<H: RequestHandler, S: EventSink>(
+        server: LinkServer,
+        handler: Arc<H>,
+        sink: Arc<S>,
+    ) -> Self {
+        let (commands, receiver) = mpsc::channel(16);
+        tokio::spawn(run(server, handler, sink, receiver));
+        LinkService { commands }
+    }
+
+    /// Presses the activation button.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the driver task has stopped.
+    pub async fn press_button(&self) -> Result<(), Error> {
+        self.commands
+            .send(Command::Button)
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Attaches one device connection.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the driver task has stopped.
+    pub async fn attach(&self, pipe: FramePipe) -> Result<(), Error> {
+        self.commands
+            .send(Command::Attach(pipe))
+            .await
+            .map_err(|_| Error::Closed)
+    }
+
+    /// Returns the link's state.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Closed`] when the driver task has stopped.
+    pub async fn status(&self) -> Result<Status, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Status(reply))
+            .await
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)
+    }
+}
+
+/// Accepts device connections on a Unix socket and attaches each one, with its own device
+/// id, until the listener fails.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the socket cannot be bound.
+pub async fn serve_socket(path: &Path, service: LinkService) -> Result<(), Error> {
+    let listener = UnixListener::bind(path).map_err(|source| Error::Io {
+        what: format!("binding the link socket {}", path.display()),
+        source,
+    })?;
+    let mut next_device = 1000u32;
+    loop {
+        let (stream, _) = listener.accept().await.map_err(|source| Error::Io {
+            what: format!("accepting on {}", path.display()),
+            source,
+        })?;
+        next_device = next_device.wrapping_add(1);
+        let pipe = crate::socket::bridge(stream, Some(next_device));
+        service.attach(pipe).await?;
+    }
+}
+
+async fn run<H: RequestHandler, S: EventSink>(
+    mut server: LinkServer,
+    handler: Arc<H>,
+    sink: Arc<S>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let (frames_tx, mut frames) = mpsc::channel::<(usize, Frame)>(256);
+    let (responses_tx, mut responses) = mpsc::channel::<Vec<u8>>(4);
+    let mut connections: Vec<mpsc::Sender<Frame>> = Vec::new();
+    let mut routes: HashMap<u32, usize> = HashMap::new();
+
+    loop {
+        let deadline = server.next_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => return,
+                Some(Command::Button) => server.press_button(Instant::now()),
+                Some(Command::Status(reply)) => {
+                    let _ = reply.send(Status {
+                        active: server.is_active(),
+                        locked: server.is_locked(),
+                        failed_logins: server.failed_logins(),
+                    });
+                }
+                Some(Command::Attach(pipe)) => {
+                    let index = connections.len();
+                    connections.push(pipe.tx);
+                    let frames_tx = frames_tx.clone();
+                    let mut rx = pipe.rx;
+                    tokio::spawn(async move {
+                        while let Some(frame) = rx.recv().await {
+                            if frames_tx.send((index, frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            },
+            Some((index, frame)) = frames.recv() => {
+                routes.insert(frame.device, index);
+                server.receive_frame(&frame, Instant::now());
+            }
+            Some(response) = responses.recv() => {
+                if let Err(error) = server.send_response(response) {
+                    tracing::debug!(%error, "link response dropped");
+                }
+            }
+            () = sleep_until(deadline) => server.handle_timeout(Instant::now()),
+        }
+
+        while let Some(event) = server.poll_event() {
+            sink.record(&event);
+        }
+        while let Some(request) = server.poll_request() {
+            let handler = handler.clone();
+            let responses_tx = responses_tx.clone();
+            tokio::spawn(async move {
+                let response = handler.handle(request).await;
+                let _ = responses_tx.send(response).await;
+            });
+        }
+        while let Some(frame) = server.poll_frame() {
+            let Some(connection) = routes
+                .get(&frame.device)
+                .and_then(|index| connections.get(*index))
+            else {
+                continue;
+            };
+            if connection.send(frame).await.is_err() {
+                tracing::debug!("link device connection closed");
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,104 @@
+//! The link over a Unix socket, for a BMC and a client in separate processes.
+//!
+//! Each socket connection is one device. Frames travel as a u16 big-endian length and the
+//! encoded [`Frame`]; the BMC side replaces the device id with the connection's own, so a
+//! device cannot speak for another.
+
+use std::path::Path;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::mpsc;
+
+use crate::frame::MAX_FRAME_SIZE;
+use crate::memory::FramePipe;
+use crate::{Error, Frame};
+
+/// Connects to a BMC's link socket and returns the device's pipe end.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the socket cannot be reached.
+pub async fn connect(path: &Path) -> Result<FramePipe, Error> {
+    let stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| Error::Io {
+            what: format!(
+                "connecting to the link socket {} (is `rackside bmc --link-socket` running?)",
+                path.display()
+            ),
+            source,
+        })?;
+    Ok(bridge(stream, None))
+}
+
+/// Bridges an accepted or connected stream to a pipe end. With `device`, every frame read
+/// from the stream is stamped with that device id. Spawns two tasks.
+pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
+    let (mut reader, mut writer) = stream.into_split();
+    let (to_pipe, pipe_rx) = mpsc::channel::<Frame>(64);
+    let (pipe_tx, mut from_pipe) = mpsc::channel::<Frame>(64);
+
+    tokio::spawn(async move {
+        loop {
+            match read_frame(&mut reader).await {
+                Ok(Some(mut frame)) => {
+                    if let Some(device) = device {
+                        frame.device = device;
+                    }
+                    if to_pipe.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::debug!(%error, "link socket read ended");
+                    return;
+                }
+            }
+        }
+    });
+    tokio::spawn(async move {
+        while let Some(frame) = from_pipe.recv().await {
+            let bytes = frame.encode();
+            let length = u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes();
+            if writer.write_all(&length).await.is_err() || writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+    });
+
+    FramePipe {
+        tx: pipe_tx,
+        rx: pipe_rx,
+    }
+}
+
+async fn read_frame(reader: &mut (impl AsyncReadExt + Unpin)) -> Result<Option<Frame>, Error> {
+    let mut length = [0u8; 2];
+    match reader.read_exact(&mut length).await {
+        Ok(_) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(source) => {
+            return Err(Error::Io {
+                what: "reading the link socket".into(),
+                source,
+            })
+        }
+    }
+    let length = usize::from(u16::from_be_bytes(length));
+    if length > MAX_FRAME_SIZE {
+        return Err(Error::segment(format!(
+            "frame of {length} bytes exceeds {MAX_FRAME_SIZE}"
+        )));
+    }
+    let mut bytes = vec![0u8; length];
+    reader
+        .read_exact(&mut bytes)
+        .await
+        .map_err(|source| Error::Io {
+            what: "reading the link socket".into(),
+            source,
+        })?;
+    Frame::decode(&bytes).map(Some)
+}

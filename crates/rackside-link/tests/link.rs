@@ -1,0 +1,724 @@
+//! Integration tests of the link: profiles, faults, lockout, range, legacy login, and the
+//! Redfish transport over the async drivers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use rackside_link::memory::{pipe_pair, Direction, Fault, FaultPlan, Radio};
+use rackside_link::service::{EventSink, LinkService, RequestHandler};
+use rackside_link::{
+    Authenticator, BmcIdentity, ClientOutput, ClientSession, ClientSettings, Error, Event,
+    LegacyDefault, LinkClient, LinkServer, LinkTransport, LoginResult, Password, Profile,
+    ServerSettings,
+};
+use rackside_redfish::Transport;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+const USER: &str = "root";
+const PASSWORD: &str = "correct horse battery";
+const MAC: [u8; 6] = [0x00, 0x1a, 0x2b, 0x3c, 0x4d, 0x5e];
+
+struct Accounts;
+
+impl Authenticator for Accounts {
+    fn verify(&self, user: &str, password: &Password) -> bool {
+        user == USER && password.expose() == PASSWORD
+    }
+}
+
+fn certificate() -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["bmc.example".into()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    (
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+fn identity() -> BmcIdentity {
+    BmcIdentity {
+        service_tag: "7XK2Q93".into(),
+        model: "PowerEdge R660".into(),
+        mac: MAC,
+    }
+}
+
+fn server_with(settings: ServerSettings, failed_logins: u32) -> LinkServer {
+    let (chain, key) = certificate();
+    let tls = settings.profile.server_config(chain, key).unwrap();
+    LinkServer::new(settings, identity(), tls, Box::new(Accounts), failed_logins)
+}
+
+fn server(profile: Profile) -> LinkServer {
+    server_with(
+        ServerSettings {
+            profile,
+            ..ServerSettings::default()
+        },
+        0,
+    )
+}
+
+fn client(profile: Profile, device: u32, distance_cm: u16, segment_size: usize) -> LinkClient {
+    LinkClient::new(ClientSettings {
+        profile,
+        segment_size,
+        window: 4,
+        device,
+        distance_cm,
+    })
+    .unwrap()
+}
+
+/// Connects and completes the handshake; returns the radio for further pumping.
+fn handshake(
+    server: &mut LinkServer,
+    client: &mut LinkClient,
+    now: Instant,
+) -> Vec<Result<ClientOutput, Error>> {
+    client.connect().unwrap();
+    Radio::default().pump(server, &mut [client], now).remove(0)
+}
+
+fn login(
+    server: &mut LinkServer,
+    client: &mut LinkClient,
+    password: &str,
+    mac: Option<[u8; 6]>,
+    now: Instant,
+) -> Vec<Result<ClientOutput, Error>> {
+    client.login(USER, &Password::new(password), mac).unwrap();
+    Radio::default().pump(server, &mut [client], now).remove(0)
+}
+
+fn events(server: &mut LinkServer) -> Vec<Event> {
+    std::iter::from_fn(|| server.poll_event()).collect()
+}
+
+/// Sends one request, answers it on the BMC side, and returns the device's outputs.
+fn round_trip(
+    server: &mut LinkServer,
+    client: &mut LinkClient,
+    now: Instant,
+) -> Vec<Result<ClientOutput, Error>> {
+    client
+        .send_request(b"GET /redfish/v1 HTTP/1.1\r\nContent-Length: 0\r\n\r\n".to_vec())
+        .unwrap();
+    let mut radio = Radio::default();
+    let mut outputs = radio.pump(server, &mut [client], now).remove(0);
+    if let Some(request) = server.poll_request() {
+        assert!(request.starts_with(b"GET /redfish/v1 "));
+        server
+            .send_response(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_vec())
+            .unwrap();
+        outputs.extend(radio.pump(server, &mut [client], now).remove(0));
+    }
+    outputs
+}
+
+fn is_response(outputs: &[Result<ClientOutput, Error>]) -> bool {
+    matches!(outputs, [Ok(ClientOutput::HttpResponse(body))] if body.ends_with(b"{}"))
+}
+
+#[test]
+fn both_profiles_complete_and_carry_request() {
+    for profile in [Profile::Default, Profile::Paper] {
+        for segment_size in [20, 244] {
+            let now = Instant::now();
+            let mut bmc = server(profile);
+            bmc.press_button(now);
+            let mut device = client(profile, 1, 50, segment_size);
+
+            let outputs = handshake(&mut bmc, &mut device, now);
+            assert!(
+                matches!(outputs.as_slice(), [Ok(ClientOutput::HandshakeDone)]),
+                "{profile}: {outputs:?}"
+            );
+            assert_eq!(device.peer_certificates().unwrap().len(), 1);
+            let (version, _suite) = device.negotiated().unwrap();
+            let expected = match profile {
+                Profile::Default => rustls::ProtocolVersion::TLSv1_3,
+                Profile::Paper => rustls::ProtocolVersion::TLSv1_2,
+            };
+            assert_eq!(version, expected);
+
+            let outputs = login(&mut bmc, &mut device, PASSWORD, None, now);
+            assert!(
+                matches!(outputs.as_slice(), [Ok(ClientOutput::LoginResult(LoginResult::Accepted { service_tag, .. }))] if service_tag == "7XK2Q93"),
+                "{profile}: {outputs:?}"
+            );
+            assert!(
+                is_response(&round_trip(&mut bmc, &mut device, now)),
+                "{profile}"
+            );
+        }
+    }
+}
+
+#[test]
+fn paper_profile_uses_dhe_suite() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Paper);
+    bmc.press_button(now);
+    let mut device = client(Profile::Paper, 1, 50, 244);
+    handshake(&mut bmc, &mut device, now);
+    let (_, suite) = device.negotiated().unwrap();
+    assert_eq!(u16::from(suite), rackside_link::DHE_ECDSA_SUITE_CODE);
+}
+
+fn weak_client(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    suite: rustls::SupportedCipherSuite,
+) -> LinkClient {
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: vec![suite],
+        ..rustls::crypto::ring::default_provider()
+    };
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    LinkClient::with_tls_config(ClientSettings::default(), Arc::new(config))
+}
+
+/// Accepts any certificate; the handshakes it serves fail before the certificate matters.
+#[derive(Debug)]
+struct AcceptAny;
+
+impl rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[test]
+fn weak_only_client_is_refused() {
+    use rustls::crypto::ring::cipher_suite as suites;
+    let cases = [
+        (
+            Profile::Default,
+            weak_client(
+                &[&rustls::version::TLS13],
+                suites::TLS13_CHACHA20_POLY1305_SHA256,
+            ),
+        ),
+        (
+            Profile::Default,
+            weak_client(&[&rustls::version::TLS13], suites::TLS13_AES_256_GCM_SHA384),
+        ),
+        (
+            Profile::Default,
+            weak_client(
+                &[&rustls::version::TLS12],
+                suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ),
+        ),
+        (
+            Profile::Paper,
+            weak_client(
+                &[&rustls::version::TLS12],
+                suites::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+            ),
+        ),
+        (
+            Profile::Paper,
+            weak_client(
+                &[&rustls::version::TLS12],
+                suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ),
+        ),
+    ];
+    for (index, (profile, mut device)) in cases.into_iter().enumerate() {
+        let now = Instant::now();
+        let mut bmc = server(profile);
+        bmc.press_button(now);
+        let outputs = handshake(&mut bmc, &mut device, now);
+        assert!(
+            outputs.iter().any(Result::is_err),
+            "case {index}: {outputs:?}"
+        );
+        assert!(device.peer_certificates().is_none(), "case {index}");
+        assert!(
+            events(&mut bmc)
+                .iter()
+                .any(|e| matches!(e, Event::Disconnected { .. })),
+            "case {index}"
+        );
+    }
+}
+
+#[test]
+fn profile_mismatch_fails_both_ways() {
+    for (bmc_profile, device_profile) in [
+        (Profile::Paper, Profile::Default),
+        (Profile::Default, Profile::Paper),
+    ] {
+        let now = Instant::now();
+        let mut bmc = server(bmc_profile);
+        bmc.press_button(now);
+        let mut device = client(device_profile, 1, 50, 244);
+        let outputs = handshake(&mut bmc, &mut device, now);
+        assert!(
+            outputs.iter().any(Result::is_err),
+            "{bmc_profile} vs {device_profile}: {outputs:?}"
+        );
+    }
+}
+
+/// Runs a handshake and login under a fault plan and returns the device outputs and BMC events.
+fn run_with_faults(
+    plan: FaultPlan,
+    segment_size: usize,
+) -> (Vec<Result<ClientOutput, Error>>, Vec<Event>, bool) {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 50, segment_size);
+    device.connect().unwrap();
+    let mut radio = Radio::new(plan);
+    let mut outputs = radio.pump(&mut bmc, &mut [&mut device], now).remove(0);
+    if matches!(outputs.last(), Some(Ok(ClientOutput::HandshakeDone))) {
+        device.login(USER, &Password::new(PASSWORD), None).unwrap();
+        outputs.extend(radio.pump(&mut bmc, &mut [&mut device], now).remove(0));
+    }
+    let logged_in = device.is_logged_in();
+    (outputs, events(&mut bmc), logged_in)
+}
+
+#[test]
+fn tampered_replayed_reordered_truncated_segments_end_session() {
+    let faults = [
+        ("tampered", Fault::Corrupt(7)),
+        ("replayed", Fault::Duplicate),
+        ("reordered", Fault::Reorder),
+        ("truncated", Fault::Truncate(5)),
+    ];
+    for (name, fault) in faults {
+        for direction in [Direction::ToBmc, Direction::ToDevice] {
+            // Frame 3 in either direction is a data segment of the handshake.
+            let plan = FaultPlan::default().with(direction, 3, fault.clone());
+            let (outputs, events, logged_in) = run_with_faults(plan, 40);
+            assert!(!logged_in, "{name} {direction:?}: {outputs:?}");
+            let ended = events
+                .iter()
+                .any(|e| matches!(e, Event::Disconnected { .. }))
+                || outputs.iter().any(Result::is_err);
+            assert!(ended, "{name} {direction:?}: {outputs:?} {events:?}");
+        }
+    }
+}
+
+#[test]
+fn tampered_record_after_login_ends_session() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut device, now);
+    login(&mut bmc, &mut device, PASSWORD, None, now);
+    events(&mut bmc);
+
+    device
+        .send_request(b"GET / HTTP/1.1\r\n\r\n".to_vec())
+        .unwrap();
+    // Flip a byte inside the encrypted record of the first data frame to the BMC.
+    let plan = FaultPlan::default().with(Direction::ToBmc, 0, Fault::Corrupt(30));
+    Radio::new(plan).pump(&mut bmc, &mut [&mut device], now);
+    assert!(bmc.poll_request().is_none());
+    let events = events(&mut bmc);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::Disconnected { reason, .. } if reason.contains("secure channel"))
+        ),
+        "{events:?}"
+    );
+    assert!(device.is_closed());
+}
+
+fn fail_login(
+    bmc: &mut LinkServer,
+    store: &rackside_link::lockout::LockoutFile,
+    now: Instant,
+) -> Vec<Result<ClientOutput, Error>> {
+    let mut device = client(Profile::Default, 1, 50, 244);
+    handshake(bmc, &mut device, now);
+    let outputs = login(bmc, &mut device, "wrong", None, now);
+    for event in events(bmc) {
+        if let Event::FailedLoginsChanged { count } = event {
+            store.save(count).unwrap();
+        }
+    }
+    outputs
+}
+
+#[test]
+fn lockout_refuses_correct_password_until_button() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = rackside_link::lockout::LockoutFile::new(dir.path().join("lockout.json"));
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+
+    for _ in 0..2 {
+        let outputs = fail_login(&mut bmc, &store, now);
+        assert!(
+            matches!(outputs.as_slice(), [Err(Error::LoginRejected { .. })]),
+            "{outputs:?}"
+        );
+    }
+    let outputs = fail_login(&mut bmc, &store, now);
+    assert!(
+        matches!(outputs.as_slice(), [Err(Error::LockedOut)]),
+        "{outputs:?}"
+    );
+    assert!(events(&mut bmc).is_empty());
+
+    // Correct credentials are refused at the handshake.
+    let mut device = client(Profile::Default, 1, 50, 244);
+    let outputs = handshake(&mut bmc, &mut device, now);
+    assert!(
+        matches!(outputs.as_slice(), [Err(Error::LockedOut)]),
+        "{outputs:?}"
+    );
+
+    // A restarted BMC reads the count and is still locked until the button.
+    let mut restarted = server_with(ServerSettings::default(), store.load().unwrap());
+    assert!(restarted.is_locked());
+    restarted.press_button(now);
+    assert!(!restarted.is_locked());
+    let mut device = client(Profile::Default, 1, 50, 244);
+    handshake(&mut restarted, &mut device, now);
+    let outputs = login(&mut restarted, &mut device, PASSWORD, None, now);
+    assert!(
+        matches!(
+            outputs.as_slice(),
+            [Ok(ClientOutput::LoginResult(LoginResult::Accepted { .. }))]
+        ),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn failed_login_count_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = rackside_link::lockout::LockoutFile::new(dir.path().join("lockout.json"));
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    fail_login(&mut bmc, &store, now);
+    fail_login(&mut bmc, &store, now);
+    drop(bmc);
+
+    // Two failures before the restart and one after lock the link.
+    let mut restarted = server_with(ServerSettings::default(), store.load().unwrap());
+    restarted.press_button(now);
+    let outputs = fail_login(&mut restarted, &store, now);
+    assert!(
+        matches!(outputs.as_slice(), [Err(Error::LockedOut)]),
+        "{outputs:?}"
+    );
+    assert_eq!(store.load().unwrap(), 3);
+}
+
+#[test]
+fn second_device_gets_busy() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut first = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut first, now);
+    let mut second = client(Profile::Default, 2, 50, 244);
+    let outputs = handshake(&mut bmc, &mut second, now);
+    assert!(
+        matches!(outputs.as_slice(), [Err(Error::Busy)]),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn inactivity_timeout_turns_link_off() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut device, now);
+    login(&mut bmc, &mut device, PASSWORD, None, now);
+
+    bmc.handle_timeout(now + Duration::from_secs(119));
+    assert!(bmc.is_active());
+    bmc.handle_timeout(now + Duration::from_secs(120));
+    assert!(!bmc.is_active());
+    let events = events(&mut bmc);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Deactivated { .. })),
+        "{events:?}"
+    );
+
+    let mut late = client(Profile::Default, 3, 50, 244);
+    assert!(handshake(&mut bmc, &mut late, now).is_empty());
+}
+
+#[test]
+fn device_at_three_metres_cannot_log_in() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 300, 244);
+    assert!(handshake(&mut bmc, &mut device, now).is_empty());
+    assert!(device.peer_certificates().is_none());
+}
+
+#[test]
+fn logged_in_device_works_at_four_metres_and_drops_at_six() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 100, 244);
+    handshake(&mut bmc, &mut device, now);
+    login(&mut bmc, &mut device, PASSWORD, None, now);
+    assert!(device.is_logged_in());
+
+    device.set_distance_cm(400);
+    assert!(is_response(&round_trip(&mut bmc, &mut device, now)));
+
+    device.set_distance_cm(600);
+    assert!(round_trip(&mut bmc, &mut device, now).is_empty());
+}
+
+#[test]
+fn legacy_default_password_rules() {
+    let legacy = LegacyDefault {
+        user: USER.into(),
+        password: Password::new("calvin"),
+    };
+    let cases = [
+        ("off", None, MAC, false),
+        ("wrong MAC", Some(legacy.clone()), [0, 0, 0, 0, 0, 1], false),
+        ("on", Some(legacy), MAC, true),
+    ];
+    for (name, legacy_default, mac, accepted) in cases {
+        let now = Instant::now();
+        let mut bmc = server_with(
+            ServerSettings {
+                legacy_default,
+                ..ServerSettings::default()
+            },
+            0,
+        );
+        bmc.press_button(now);
+        let mut device = client(Profile::Default, 1, 50, 244);
+        handshake(&mut bmc, &mut device, now);
+        let outputs = login(&mut bmc, &mut device, "calvin", Some(mac), now);
+        assert_eq!(device.is_logged_in(), accepted, "{name}: {outputs:?}");
+        let events = events(&mut bmc);
+        let logged = events.iter().any(|e| match e {
+            Event::LoginSucceeded { legacy, .. } => *legacy && accepted,
+            Event::LoginFailed { legacy, .. } => *legacy && !accepted,
+            _ => false,
+        });
+        assert!(logged, "{name}: {events:?}");
+    }
+}
+
+#[test]
+fn login_rejection_does_not_say_which_part() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut wrong_user = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut wrong_user, now);
+    wrong_user
+        .login("nobody", &Password::new(PASSWORD), None)
+        .unwrap();
+    let first = Radio::default()
+        .pump(&mut bmc, &mut [&mut wrong_user], now)
+        .remove(0);
+
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut wrong_password = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut wrong_password, now);
+    let second = login(&mut bmc, &mut wrong_password, "nope", None, now);
+    assert_eq!(format!("{first:?}"), format!("{second:?}"));
+}
+
+struct Echo;
+
+impl RequestHandler for Echo {
+    async fn handle(&self, request: Vec<u8>) -> Vec<u8> {
+        let parsed = rackside_link::http::parse_request(&request).unwrap();
+        let body = format!("{{\"path\":\"{}\"}}", parsed.path);
+        rackside_link::http::encode_response(
+            http::StatusCode::OK,
+            &http::HeaderMap::new(),
+            body.as_bytes(),
+        )
+    }
+}
+
+#[derive(Default)]
+struct Log(Mutex<Vec<Event>>);
+
+impl EventSink for Log {
+    fn record(&self, event: &Event) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+#[tokio::test]
+async fn redfish_transport_runs_over_link() {
+    for profile in [Profile::Default, Profile::Paper] {
+        let log = Arc::new(Log::default());
+        let service = LinkService::spawn(server(profile), Arc::new(Echo), log.clone());
+        service.press_button().await.unwrap();
+        let (device_end, bmc_end) = pipe_pair(FaultPlan::default());
+        service.attach(bmc_end).await.unwrap();
+
+        let settings = ClientSettings {
+            profile,
+            segment_size: 20,
+            ..ClientSettings::default()
+        };
+        let mut session = ClientSession::connect(device_end, settings, Duration::from_secs(10))
+            .await
+            .unwrap();
+        assert_eq!(session.peer_certificates().len(), 1);
+        let info = session
+            .login(USER, &Password::new(PASSWORD), None)
+            .await
+            .unwrap();
+        assert_eq!(info.service_tag, "7XK2Q93");
+        assert_eq!(info.segment_size, 20);
+
+        let transport = LinkTransport::new(session);
+        let response = transport
+            .send(rackside_redfish::Request {
+                method: http::Method::GET,
+                path: "/redfish/v1/Systems".into(),
+                headers: http::HeaderMap::new(),
+                body: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(response.status, http::StatusCode::OK);
+        assert_eq!(&response.body[..], br#"{"path":"/redfish/v1/Systems"}"#);
+        transport.into_session().close().await;
+
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let events = log.0.lock().unwrap().clone();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Activated { .. })),
+            "{events:?}"
+        );
+        assert!(
+            events.iter().any(|e| matches!(e, Event::Connected { .. })),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::LoginSucceeded { .. })),
+            "{events:?}"
+        );
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Disconnected { .. })),
+            "{events:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn stalled_bmc_gives_timeout() {
+    let (device_end, _bmc_end) = pipe_pair(FaultPlan::default());
+    let error = ClientSession::connect(
+        device_end,
+        ClientSettings::default(),
+        Duration::from_millis(200),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    assert!(error.to_string().contains("move closer"), "{error}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn any_segment_size_carries_request(segment_size in 20usize..=244, window in 1u8..=8) {
+        let now = Instant::now();
+        let mut bmc = server(Profile::Default);
+        bmc.press_button(now);
+        let mut device = LinkClient::new(ClientSettings { segment_size, window, ..ClientSettings::default() }).unwrap();
+        handshake(&mut bmc, &mut device, now);
+        login(&mut bmc, &mut device, PASSWORD, None, now);
+        prop_assert!(device.is_logged_in());
+        prop_assert!(is_response(&round_trip(&mut bmc, &mut device, now)));
+    }
+
+    #[test]
+    fn fault_schedules_never_panic_or_log_in_silently_broken(
+        segment_size in 20usize..=244,
+        faults in proptest::collection::vec((any::<bool>(), 0usize..12, 0u8..5, any::<u8>()), 1..4),
+    ) {
+        let mut plan = FaultPlan::default();
+        for (to_bmc, index, kind, value) in faults {
+            let direction = if to_bmc { Direction::ToBmc } else { Direction::ToDevice };
+            let fault = match kind {
+                0 => Fault::Drop,
+                1 => Fault::Duplicate,
+                2 => Fault::Reorder,
+                3 => Fault::Truncate(usize::from(value % 8)),
+                _ => Fault::Corrupt(usize::from(value)),
+            };
+            plan = plan.with(direction, index, fault);
+        }
+        let (outputs, _events, logged_in) = run_with_faults(plan, segment_size);
+        // Either the login went through intact or the link reported why it did not.
+        if logged_in {
+            let accepted = outputs.iter().any(|o| matches!(o, Ok(ClientOutput::LoginResult(LoginResult::Accepted { .. }))));
+            prop_assert!(accepted);
+        }
+    }
+}
