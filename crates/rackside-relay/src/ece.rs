@@ -277,6 +277,9 @@ pub fn encrypt(recipient: &RecipientKeys, plaintext: &[u8]) -> Result<Vec<u8>, R
     Ok(body)
 }
 
+/// A content-encryption key and its nonce.
+type ContentKey = (Zeroizing<[u8; 16]>, Zeroizing<[u8; 12]>);
+
 /// Derives the content-encryption key and nonce from the ECDH secret (RFC 8291 section 3.4,
 /// then RFC 8188 section 2.2 and 2.3).
 fn derive(
@@ -285,7 +288,7 @@ fn derive(
     recipient: &PublicKey,
     sender: &PublicKey,
     salt: &[u8],
-) -> Result<(Zeroizing<[u8; 16]>, Zeroizing<[u8; 12]>), RelayError> {
+) -> Result<ContentKey, RelayError> {
     let expand_failed = |_| RelayError::Crypto("HKDF expand");
     let mut key_info = Vec::with_capacity(14 + 2 * PUBLIC_KEY_LEN);
     key_info.extend_from_slice(b"WebPush: info\0");

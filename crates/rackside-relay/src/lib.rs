@@ -100,6 +100,7 @@ impl RunningRelay {
     /// Stops accepting, lets open connections finish for a few seconds and returns. The
     /// in-memory queue is dropped with the relay.
     pub async fn shutdown(self) {
+        self.state.queue.stop();
         let _ = self.shutdown.send(true);
         if let Err(error) = self.task.await {
             tracing::debug!(%error, "relay task ended abnormally");

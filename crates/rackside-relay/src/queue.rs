@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::apikeys::ConsoleName;
 use crate::providers::{Outcome, Providers, Push};
@@ -40,12 +40,15 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Returns the wait after failed attempt number `attempt` (1-based), honouring the
-    /// provider's `Retry-After` when it asked for one.
+    /// provider's `Retry-After` when it asked for one but never waiting less than
+    /// `base_delay`.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let doubled = self
             .base_delay
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
-        retry_after.unwrap_or(doubled).min(self.max_delay)
+        retry_after
+            .map_or(doubled, |after| after.max(self.base_delay))
+            .min(self.max_delay)
     }
 }
 
@@ -174,6 +177,7 @@ pub enum EnqueueError {
 #[derive(Debug, Clone)]
 pub struct Queue {
     sender: mpsc::Sender<Job>,
+    stop: Arc<watch::Sender<bool>>,
     /// What the queue did so far.
     pub stats: Arc<Stats>,
     /// Dead registrations per console.
@@ -191,8 +195,10 @@ impl Queue {
         registry: Arc<Registry>,
     ) -> Self {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
+        let (stop, stopped) = watch::channel(false);
         let queue = Self {
             sender,
+            stop: Arc::new(stop),
             stats: Arc::new(Stats::default()),
             gone: Arc::new(GoneList::default()),
         };
@@ -202,9 +208,16 @@ impl Queue {
             providers,
             registry,
             in_flight: Arc::new(Semaphore::new(concurrency.max(1))),
+            stopped,
         };
         tokio::spawn(worker.run(receiver));
         queue
+    }
+
+    /// Stops delivery: queued alerts and pending retries are dropped, attempts in flight
+    /// finish. Alerts are not saved anywhere, by design.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
     }
 
     /// Adds a job without waiting.
@@ -227,11 +240,20 @@ struct Worker {
     providers: Arc<Providers>,
     registry: Arc<Registry>,
     in_flight: Arc<Semaphore>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl Worker {
     async fn run(self, mut receiver: mpsc::Receiver<Job>) {
-        while let Some(job) = receiver.recv().await {
+        let mut stopped = self.stopped.clone();
+        loop {
+            let job = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => break,
+                job = receiver.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
             let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
                 break;
             };
@@ -241,12 +263,21 @@ impl Worker {
                 drop(permit);
             });
         }
+        receiver.close();
+        let mut dropped = 0u64;
+        while receiver.try_recv().is_ok() {
+            dropped += 1;
+        }
+        tracing::debug!(dropped, "delivery stopped; queued alerts dropped");
     }
 
     async fn attempt(&self, mut job: Job) {
         let stats = &self.queue.stats;
         let id = job.token.id();
         let provider = job.registration.target.provider();
+        if *self.stopped.borrow() {
+            return;
+        }
         if Instant::now() >= job.deadline {
             stats.expired.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(registration = %id, provider, "alert expired undelivered");
@@ -301,7 +332,11 @@ impl Worker {
             %reason, "delivery will be retried");
         let worker = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
+            let mut stopped = worker.stopped.clone();
+            tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return,
+                () = tokio::time::sleep(delay) => {}
+            }
             // Retries skip the queue so that a full queue cannot starve them, and they still
             // count against the in-flight limit.
             let Ok(_permit) = worker.in_flight.clone().acquire_owned().await else {

@@ -160,7 +160,11 @@ impl Apns {
                 return Outcome::Gone;
             }
             let body: serde_json::Value = response.json().await.unwrap_or_default();
-            let reason = body["reason"].as_str().unwrap_or("unknown").to_owned();
+            let reason = body
+                .get("reason")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("unknown")
+                .to_owned();
             if reason == "ExpiredProviderToken" && attempt == 0 {
                 tracing::debug!("APNs reports the provider token expired; issuing a new one");
                 continue;

@@ -270,17 +270,21 @@ async fn classify(response: reqwest::Response) -> Outcome {
         return Outcome::Delivered;
     }
     let body: serde_json::Value = response.json().await.unwrap_or_default();
-    let unregistered = body["error"]["details"]
-        .as_array()
+    let unregistered = body
+        .pointer("/error/details")
+        .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
-        .any(|d| d["errorCode"] == "UNREGISTERED");
-    if unregistered || body["error"]["status"] == "UNREGISTERED" {
-        return Outcome::Gone;
-    }
-    let code = body["error"]["status"]
-        .as_str()
+        .any(|detail| {
+            detail.get("errorCode").and_then(serde_json::Value::as_str) == Some("UNREGISTERED")
+        });
+    let code = body
+        .pointer("/error/status")
+        .and_then(serde_json::Value::as_str)
         .unwrap_or("unknown")
         .to_owned();
+    if unregistered || code == "UNREGISTERED" {
+        return Outcome::Gone;
+    }
     Outcome::Failed(format!("FCM returned {status} {code}"))
 }

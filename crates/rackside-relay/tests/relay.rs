@@ -1,0 +1,815 @@
+//! Integration tests: a real relay on loopback against Web Push, FCM and APNs test servers
+//! that check every request.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rackside_relay::apikeys::{ApiKey, ApiKeyStore, ConsoleName};
+use rackside_relay::ece::{self, DeviceKeys};
+use rackside_relay::providers::{apns::ApnsConfig, fcm::FcmConfig, ProviderConfig};
+use rackside_relay::queue::RetryPolicy;
+use rackside_relay::{RelayConfig, RunningRelay};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use serde_json::json;
+use support::{Behaviour, Recorder, TestServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+// ---------------------------------------------------------------- log and temp capture
+
+/// The temporary directory of this test process: `TMPDIR` points here, so every temporary
+/// file the relay or the tests create lands where `alert_text_never_reaches_disk_or_logs`
+/// can walk it.
+fn temp_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relay-tests-{}", std::process::id()))
+}
+
+/// Every log line of every test in this binary, at trace level. The first call also sets
+/// `TMPDIR` to [`temp_root`].
+fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        std::fs::create_dir_all(temp_root()).unwrap();
+        std::env::set_var("TMPDIR", temp_root());
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        buffer
+    })
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Returns every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+// ---------------------------------------------------------------- harness
+
+struct Harness {
+    recorder: Arc<Recorder>,
+    webpush: TestServer,
+    _fcm: TestServer,
+    _apns: TestServer,
+    state: tempfile::TempDir,
+    provider_config: Box<dyn Fn() -> ProviderConfig + Send + Sync>,
+    relay: Option<RunningRelay>,
+    client: reqwest::Client,
+}
+
+struct Options {
+    fcm_key_expired: bool,
+    retry: RetryPolicy,
+    queue_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            fcm_key_expired: false,
+            retry: RetryPolicy {
+                max_attempts: 4,
+                base_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+            },
+            queue_capacity: 1000,
+        }
+    }
+}
+
+impl Harness {
+    async fn start(options: Options) -> Self {
+        captured_logs();
+        let recorder = Arc::new(Recorder::default());
+        let webpush = support::start_webpush(recorder.clone()).await;
+        let (fcm, fcm_json) = support::start_fcm(recorder.clone(), options.fcm_key_expired).await;
+        let state = tempfile::tempdir().unwrap();
+        let secrets = state.path().join("provider-secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        let account_file = secrets.join("service-account.json");
+        std::fs::write(&account_file, fcm_json.as_bytes()).unwrap();
+        let apns_account = support::apns_account(&secrets);
+        let apns = support::start_apns(recorder.clone(), &apns_account).await;
+
+        let roots = vec![webpush.cert.clone(), fcm.cert.clone(), apns.cert.clone()];
+        let fcm_base = fcm.base_url();
+        let apns_base = apns.base_url();
+        let provider_config = Box::new(move || ProviderConfig {
+            webpush_subject: Some("mailto:ops@rackside.test".into()),
+            fcm: Some(FcmConfig {
+                service_account: account_file.clone(),
+                base_url: fcm_base.clone(),
+            }),
+            apns: Some(ApnsConfig {
+                key_file: apns_account.key_file.clone(),
+                key_id: apns_account.key_id.clone(),
+                team_id: apns_account.team_id.clone(),
+                topic: apns_account.topic.clone(),
+                base_url: apns_base.clone(),
+                token_refresh: rackside_relay::providers::apns::DEFAULT_TOKEN_REFRESH,
+            }),
+            extra_roots: roots.clone(),
+            request_timeout: Duration::from_secs(5),
+        });
+        let mut harness = Self {
+            recorder,
+            webpush,
+            _fcm: fcm,
+            _apns: apns,
+            state,
+            provider_config,
+            relay: None,
+            client: reqwest::Client::new(),
+        };
+        harness.boot(options.retry, options.queue_capacity).await;
+        harness
+    }
+
+    async fn boot(&mut self, retry: RetryPolicy, queue_capacity: usize) {
+        let mut config = RelayConfig::new(self.state.path().join("relay"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.retry = retry;
+        config.queue_capacity = queue_capacity;
+        config.providers = (self.provider_config)();
+        let relay = rackside_relay::start(config).await.unwrap();
+        self.client = client_trusting(&relay.cert_pem);
+        self.relay = Some(relay);
+    }
+
+    async fn restart(&mut self) {
+        if let Some(relay) = self.relay.take() {
+            relay.shutdown().await;
+        }
+        self.boot(Options::default().retry, 1000).await;
+    }
+
+    fn relay(&self) -> &RunningRelay {
+        self.relay.as_ref().unwrap()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.relay().addr.port())
+    }
+
+    fn add_key(&self, console: &str) -> ApiKey {
+        ApiKeyStore::open(&self.state.path().join("relay"))
+            .add(&ConsoleName::parse(console).unwrap())
+            .unwrap()
+    }
+
+    /// Registers a device with the relay and with the test server; returns its token.
+    async fn register(
+        &self,
+        console: &str,
+        device: &str,
+        provider: &str,
+        behaviour: Behaviour,
+    ) -> (String, Arc<DeviceKeys>) {
+        let keys = Arc::new(DeviceKeys::generate());
+        let (id, target) = match provider {
+            "webpush" => (
+                device.to_owned(),
+                json!({"provider": "webpush", "endpoint": format!("{}push/{device}", self.webpush.base_url())}),
+            ),
+            "fcm" => (
+                format!("fcm-{device}"),
+                json!({"provider": "fcm", "token": format!("fcm-{device}")}),
+            ),
+            "apns" => {
+                let token = format!("{:0>64}", hex_of(device));
+                (
+                    token.clone(),
+                    json!({"provider": "apns", "device_token": token}),
+                )
+            }
+            other => panic!("unknown provider {other}"),
+        };
+        self.recorder.add_device(&id, keys.clone(), behaviour);
+        let response = self
+            .client
+            .post(self.url("/v1/registrations"))
+            .json(&json!({"console": console, "device": device, "target": target}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "registering {device}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        (body["token"].as_str().unwrap().to_owned(), keys)
+    }
+
+    async fn push(
+        &self,
+        key: &str,
+        token: &str,
+        keys: &DeviceKeys,
+        text: &str,
+    ) -> reqwest::Response {
+        let payload = ece::encrypt(&keys.recipient(), text.as_bytes()).unwrap();
+        self.push_raw(key, json!({"token": token, "payload": URL_SAFE_NO_PAD.encode(payload), "count": 1, "collapse_id": "alerts"}))
+            .await
+    }
+
+    async fn push_raw(&self, key: &str, body: serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/v1/push"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn stats(&self) -> serde_json::Value {
+        self.client
+            .get(self.url("/v1/stats"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the stats counter `name` reaches `value`.
+    async fn wait_stat(&self, name: &str, value: u64) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let stats = self.stats().await;
+            if stats[name].as_u64().unwrap_or(0) >= value || tokio::time::Instant::now() >= deadline
+            {
+                return stats;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn hex_of(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn client_trusting(cert_pem: &str) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+// ---------------------------------------------------------------- tests
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_reaches_each_provider_and_decrypts() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    for provider in ["webpush", "fcm", "apns"] {
+        let (token, keys) = harness
+            .register(
+                "ome-1",
+                &format!("phone-{provider}"),
+                provider,
+                Behaviour::Accept,
+            )
+            .await;
+        let response = harness
+            .push(
+                key.expose(),
+                &token,
+                &keys,
+                &format!("fan 2 failed via {provider}"),
+            )
+            .await;
+        assert_eq!(response.status(), 202, "{provider}");
+    }
+    let received = harness.recorder.wait_for(3, WAIT).await;
+    assert_eq!(harness.recorder.violations(), Vec::<String>::new());
+    assert_eq!(received.len(), 3);
+    for provider in ["webpush", "fcm", "apns"] {
+        let push = received.iter().find(|r| r.provider == provider).unwrap();
+        assert_eq!(push.plaintext, format!("fan 2 failed via {provider}"));
+    }
+    assert_eq!(
+        received.iter().find(|r| r.provider == "fcm").unwrap().count,
+        Some(1)
+    );
+    assert_eq!(
+        received
+            .iter()
+            .find(|r| r.provider == "apns")
+            .unwrap()
+            .count,
+        Some(1)
+    );
+    let stats = harness.wait_stat("delivered", 3).await;
+    assert_eq!(stats["delivered"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_or_revoked_api_key_is_rejected() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register("ome-1", "phone", "webpush", Behaviour::Accept)
+        .await;
+
+    let wrong = harness
+        .push("rsk_not-a-key", &token, &keys, "psu lost input")
+        .await;
+    assert_eq!(wrong.status(), 401);
+    let missing = harness
+        .client
+        .post(harness.url("/v1/push"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        missing.status() == 401 || missing.status() == 422,
+        "{}",
+        missing.status()
+    );
+
+    ApiKeyStore::open(&harness.state.path().join("relay"))
+        .revoke(&ConsoleName::parse("ome-1").unwrap())
+        .unwrap();
+    let revoked = harness
+        .push(key.expose(), &token, &keys, "psu lost input")
+        .await;
+    assert_eq!(revoked.status(), 401);
+    assert!(harness.recorder.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_to_other_consoles_token_is_rejected() {
+    let harness = Harness::start(Options::default()).await;
+    let _ = harness.add_key("ome-1");
+    let other_key = harness.add_key("ome-2");
+    let (token, keys) = harness
+        .register("ome-1", "phone", "webpush", Behaviour::Accept)
+        .await;
+
+    let cross = harness.push(other_key.expose(), &token, &keys, "x").await;
+    assert_eq!(cross.status(), 404);
+    let unknown = harness
+        .push(other_key.expose(), "rrt_unknown", &keys, "x")
+        .await;
+    assert_eq!(unknown.status(), 404);
+    let cross_body = cross.text().await.unwrap();
+    let unknown_body = unknown.text().await.unwrap();
+    assert_eq!(
+        cross_body, unknown_body,
+        "the two refusals must look the same"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_for_unknown_console_is_rejected() {
+    let harness = Harness::start(Options::default()).await;
+    let response = harness
+        .client
+        .post(harness.url("/v1/registrations"))
+        .json(&json!({"console": "nobody", "device": "phone", "target": {"provider": "fcm", "token": "t"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_registrations_are_removed_and_reported() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let mut tokens = Vec::new();
+    for provider in ["webpush", "fcm", "apns"] {
+        let (token, keys) = harness
+            .register(
+                "ome-1",
+                &format!("old-{provider}"),
+                provider,
+                Behaviour::Gone,
+            )
+            .await;
+        assert_eq!(
+            harness
+                .push(key.expose(), &token, &keys, "temperature high")
+                .await
+                .status(),
+            202
+        );
+        tokens.push((token, keys));
+    }
+    let stats = harness.wait_stat("gone", 3).await;
+    assert_eq!(stats["gone"], 3);
+    assert_eq!(stats["registrations"], 0);
+
+    // A push to a dead token says so until the console collects the list.
+    let (token, keys) = &tokens[0];
+    assert_eq!(
+        harness
+            .push(key.expose(), token, keys, "again")
+            .await
+            .status(),
+        410
+    );
+
+    let gone: serde_json::Value = harness
+        .client
+        .get(harness.url("/v1/gone"))
+        .bearer_auth(key.expose())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut devices: Vec<&str> = gone["gone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["device"].as_str().unwrap())
+        .collect();
+    devices.sort_unstable();
+    assert_eq!(devices, ["old-apns", "old-fcm", "old-webpush"]);
+    for (token, _) in &tokens {
+        assert!(gone["gone"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["token"] == token.as_str()));
+    }
+    assert_eq!(
+        harness
+            .push(key.expose(), token, keys, "again")
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(harness.recorder.violations(), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_push_is_retried() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register("ome-1", "busy", "webpush", Behaviour::BusyFirst(2.into()))
+        .await;
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, "power restored")
+            .await
+            .status(),
+        202
+    );
+    let received = harness.recorder.wait_for(1, WAIT).await;
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        harness
+            .recorder
+            .busy_answers
+            .load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    let stats = harness.wait_stat("delivered", 1).await;
+    assert_eq!(stats["retried"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_after_max_attempts() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register(
+            "ome-1",
+            "always-busy",
+            "webpush",
+            Behaviour::BusyFirst(100.into()),
+        )
+        .await;
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, "x")
+            .await
+            .status(),
+        202
+    );
+    let stats = harness.wait_stat("failed", 1).await;
+    assert_eq!(stats["failed"], 1);
+    assert_eq!(stats["retried"], 3);
+    assert_eq!(
+        harness
+            .recorder
+            .busy_answers
+            .load(std::sync::atomic::Ordering::SeqCst),
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_service_account_key_fails_cleanly() {
+    let harness = Harness::start(Options {
+        fcm_key_expired: true,
+        ..Options::default()
+    })
+    .await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register("ome-1", "android", "fcm", Behaviour::Accept)
+        .await;
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, "x")
+            .await
+            .status(),
+        202
+    );
+    let stats = harness.wait_stat("failed", 1).await;
+    assert_eq!(stats["failed"], 1);
+    assert_eq!(stats["delivered"], 0);
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("invalid_grant"),
+        "the log names the token endpoint's answer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_or_malformed_payload_is_rejected() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let (token, _) = harness
+        .register("ome-1", "phone", "webpush", Behaviour::Accept)
+        .await;
+    let huge = URL_SAFE_NO_PAD.encode(vec![7u8; 4097]);
+    let response = harness
+        .push_raw(
+            key.expose(),
+            json!({"token": token, "payload": huge, "count": 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 413);
+    let response = harness
+        .push_raw(
+            key.expose(),
+            json!({"token": token, "payload": "***", "count": 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let response = harness
+        .push_raw(
+            key.expose(),
+            json!({"token": token, "payload": "AAAA", "count": 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 400);
+    let body = "{".repeat(100_000);
+    let response = harness
+        .client
+        .post(harness.url("/v1/push"))
+        .bearer_auth(key.expose())
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_queue_answers_503() {
+    let harness = Harness::start(Options {
+        queue_capacity: 1,
+        retry: RetryPolicy {
+            max_attempts: 1,
+            ..RetryPolicy::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register("ome-1", "phone", "webpush", Behaviour::Accept)
+        .await;
+    let payload = URL_SAFE_NO_PAD.encode(ece::encrypt(&keys.recipient(), b"x").unwrap());
+    let mut pushes = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let request = harness
+            .client
+            .post(harness.url("/v1/push"))
+            .bearer_auth(key.expose())
+            .json(&json!({"token": token, "payload": payload, "count": 1}));
+        pushes.spawn(async move { request.send().await.unwrap().status().as_u16() });
+    }
+    let statuses = pushes.join_all().await;
+    assert!(
+        statuses.iter().all(|s| *s == 202 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.contains(&503),
+        "200 concurrent pushes into a queue of 1 must overflow"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_loses_queue_but_keeps_registrations() {
+    let mut harness = Harness::start(Options {
+        retry: RetryPolicy {
+            max_attempts: 50,
+            base_delay: Duration::from_millis(200),
+            max_delay: Duration::from_millis(200),
+        },
+        ..Options::default()
+    })
+    .await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register(
+            "ome-1",
+            "phone",
+            "webpush",
+            Behaviour::BusyFirst(1000.into()),
+        )
+        .await;
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, "queued then lost")
+            .await
+            .status(),
+        202
+    );
+    harness.wait_stat("retried", 1).await;
+
+    harness.restart().await;
+    let stats = harness.stats().await;
+    assert_eq!(stats["accepted"], 0, "the queue does not survive a restart");
+    assert_eq!(stats["registrations"], 1, "registrations do");
+    let busy_before = harness
+        .recorder
+        .busy_answers
+        .load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let busy_after = harness
+        .recorder
+        .busy_answers
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        busy_before, busy_after,
+        "no attempt of the old queue runs after the restart"
+    );
+
+    // The same token and key work after the restart.
+    harness
+        .recorder
+        .add_device("phone", keys.clone(), Behaviour::Accept);
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, "after restart")
+            .await
+            .status(),
+        202
+    );
+    let received = harness.recorder.wait_for(1, WAIT).await;
+    assert_eq!(
+        received.first().map(|r| r.plaintext.as_str()),
+        Some("after restart")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_text_never_reaches_disk_or_logs() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let secret_text = "ALERT-TEXT-7f3a: PSU 2 failed in rack B4";
+    for provider in ["webpush", "fcm", "apns"] {
+        let (token, keys) = harness
+            .register(
+                "ome-1",
+                &format!("d-{provider}"),
+                provider,
+                Behaviour::Accept,
+            )
+            .await;
+        assert_eq!(
+            harness
+                .push(key.expose(), &token, &keys, secret_text)
+                .await
+                .status(),
+            202
+        );
+    }
+    let (token, keys) = harness
+        .register("ome-1", "d-gone", "fcm", Behaviour::Gone)
+        .await;
+    assert_eq!(
+        harness
+            .push(key.expose(), &token, &keys, secret_text)
+            .await
+            .status(),
+        202
+    );
+    harness.recorder.wait_for(3, WAIT).await;
+    harness.wait_stat("gone", 1).await;
+
+    let needle = secret_text.as_bytes();
+    assert_eq!(
+        files_containing(harness.state.path(), needle),
+        Vec::<PathBuf>::new()
+    );
+    assert_eq!(std::env::temp_dir(), temp_root());
+    assert_eq!(
+        files_containing(&temp_root(), needle),
+        Vec::<PathBuf>::new()
+    );
+    let logs = captured_logs().lock().unwrap().clone();
+    assert!(!logs.is_empty(), "the relay logged something to check");
+    assert!(
+        !logs.windows(needle.len()).any(|w| w == needle),
+        "a log line holds alert text"
+    );
+    assert!(
+        !String::from_utf8_lossy(&logs).contains(key.expose()),
+        "a log line holds the API key"
+    );
+    assert!(
+        !String::from_utf8_lossy(&logs).contains(&token),
+        "a log line holds a registration token"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vapid_key_is_published_and_stable() {
+    let mut harness = Harness::start(Options::default()).await;
+    let first: serde_json::Value = harness
+        .client
+        .get(harness.url("/v1/vapid"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    harness.restart().await;
+    let second: serde_json::Value = harness
+        .client
+        .get(harness.url("/v1/vapid"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = URL_SAFE_NO_PAD
+        .decode(first["public_key"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(key.len(), 65);
+    assert_eq!(first, second);
+}
