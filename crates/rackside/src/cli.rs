@@ -67,6 +67,30 @@ pub enum Command {
     /// Show lifecycle log and SEL entries, newest first
     Logs(LogsArgs),
 
+    /// Turn servers on or off, restart or power-cycle them, or send an NMI
+    Power(crate::commands::power::PowerArgs),
+
+    /// Turn the identify LED on, off or blinking
+    Identify(crate::commands::identify::IdentifyArgs),
+
+    /// Show or change the BMC's network settings (IPv4, gateway, DNS, VLAN, host name)
+    Network(crate::commands::network::NetworkArgs),
+
+    /// List, add, enable, disable BMC accounts and change their passwords and roles
+    Account(crate::commands::account::AccountArgs),
+
+    /// Show or set the boot source override
+    Boot(crate::commands::boot::BootArgs),
+
+    /// Show or set the data center, room, aisle, rack and slot
+    Location(crate::commands::location::LocationArgs),
+
+    /// Save the whole Redfish service as a mockup folder that `rackside bmc --mockup` serves
+    Capture(crate::commands::capture::CaptureArgs),
+
+    /// Write a support bundle (.tar.gz): health, logs, firmware and a capture
+    Diag(crate::commands::diag::DiagArgs),
+
     /// Run the BMC simulator (Redfish over HTTPS)
     Bmc(BmcArgs),
 

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod connect;
 mod failure;
+mod fleet;
 mod output;
 mod store;
 

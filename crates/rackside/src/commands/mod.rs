@@ -1,11 +1,19 @@
 //! One module per subcommand; [`run`] dispatches.
 
+pub mod account;
 mod bmc;
+pub mod boot;
 mod ca;
+pub mod capture;
 mod demo;
+pub mod diag;
 mod health;
+pub mod identify;
 mod inventory;
+pub mod location;
 mod logs;
+pub mod network;
+pub mod power;
 mod server;
 pub mod vault;
 
@@ -27,5 +35,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Health(args) => health::run(Context::new(&args.client)?, args).await,
         Command::Inventory(args) => inventory::run(Context::new(&args.client)?, args).await,
         Command::Logs(args) => logs::run(Context::new(&args.client)?, args).await,
+        Command::Power(args) => power::run(Context::new(&args.client)?, args).await,
+        Command::Identify(args) => identify::run(Context::new(&args.client)?, args).await,
+        Command::Network(args) => network::run(Context::new(&args.client)?, args).await,
+        Command::Account(args) => account::run(Context::new(&args.client)?, args).await,
+        Command::Boot(args) => boot::run(Context::new(&args.client)?, args).await,
+        Command::Location(args) => location::run(Context::new(&args.client)?, args).await,
+        Command::Capture(args) => capture::run(Context::new(&args.client)?, args).await,
+        Command::Diag(args) => diag::run(Context::new(&args.client)?, args).await,
     }
 }
