@@ -19,7 +19,7 @@ use crate::accounts::Slot;
 use crate::config::{Role, Secret, UserAccount};
 use crate::login::MAX_CREDENTIAL_BYTES;
 use crate::logs::clip;
-use crate::read::{json_get, paged_get};
+use crate::read::paged_get;
 use crate::reply::{self, msg, ErrorReply, Message};
 use crate::service::{child_of, require_role, Principal, Req};
 use crate::state::{BmcState, Inner};
@@ -64,7 +64,10 @@ pub(crate) fn get(
     }
     if child_of(path, accounts_path).is_some() {
         let slot = member(state, inner, path).ok_or_else(|| ErrorReply::not_found(path))?;
-        return Ok(Some(json_get(&account_body(slot, path), ACCOUNT_ALLOW)));
+        return Ok(Some(account_response(
+            StatusCode::OK,
+            account_body(slot, path),
+        )));
     }
     Ok(None)
 }
@@ -99,6 +102,23 @@ fn account_body(slot: &Slot, path: &str) -> Value {
         "AccountTypes": ["Redfish"],
         "Links": { "Role": { "@odata.id": format!("/redfish/v1/AccountService/Roles/{role}") } },
     })
+}
+
+/// Answers with an account body that carries its entity tag as `@odata.etag` too; the tag is
+/// that of the body without it, which is what `If-Match` is checked against.
+fn account_response(status: StatusCode, mut body: Value) -> Response {
+    let etag = etag_of(&tree::serialize(&body));
+    if let Some(map) = body.as_object_mut() {
+        map.insert("@odata.etag".into(), Value::String(etag.clone()));
+    }
+    let mut response = reply::resource_response(
+        tree::serialize(&body),
+        reply::JSON_TYPE,
+        &etag,
+        ACCOUNT_ALLOW,
+    );
+    *response.status_mut() = status;
+    response
 }
 
 /// Creates an account from `UserName`, `Password`, `RoleId` and optionally `Enabled`; answers
@@ -192,7 +212,7 @@ pub(crate) fn create(
         .get(id)
         .map(|slot| account_body(slot, &path))
         .unwrap_or_default();
-    let response = reply::json_response(StatusCode::CREATED, tree::serialize(&body));
+    let response = account_response(StatusCode::CREATED, body);
     Ok(reply::with_location(response, &path))
 }
 
@@ -216,7 +236,13 @@ pub(crate) fn patch(
     let request = parse_object(&req.body)?;
     let names: Vec<&String> = request.keys().filter(|n| !n.starts_with('@')).collect();
     if names.is_empty() {
-        return Err(ErrorReply::new(StatusCode::BAD_REQUEST, msg::empty_json()));
+        // An empty object and one with annotations only get different Base messages.
+        let message = if request.is_empty() {
+            msg::empty_json()
+        } else {
+            msg::no_operation()
+        };
+        return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
     }
     let only_password = names.iter().all(|n| n.as_str() == "Password");
     if !(own && only_password) {
@@ -320,7 +346,7 @@ pub(crate) fn patch(
         .get(slot.id)
         .map(|slot| account_body(slot, path))
         .unwrap_or_default();
-    Ok(json_get(&body, ACCOUNT_ALLOW))
+    Ok(account_response(StatusCode::OK, body))
 }
 
 /// Deletes an account and closes its sessions; the last enabled administrator stays.

@@ -60,6 +60,7 @@ mod dynamic;
 mod error;
 mod fault;
 mod fleet;
+pub mod link;
 mod listener;
 mod login;
 mod logs;

@@ -349,6 +349,16 @@ pub(crate) mod msg {
         )
     }
 
+    pub(crate) fn no_operation() -> Message {
+        Message::base(
+            "NoOperation",
+            "The request body submitted contain no data to act upon and no changes to the resource took place.".into(),
+            vec![],
+            "Warning",
+            "Add properties in the JSON object and resubmit the request.",
+        )
+    }
+
     pub(crate) fn property_value_conflict(property: &str, other: &str) -> Message {
         Message::base(
             "PropertyValueConflict",

@@ -2481,6 +2481,53 @@ async fn service_validator_finds_no_failure() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_case_checkers_find_no_failure() {
+    let Some(venv) = venv() else {
+        return;
+    };
+    let checkers = venv.join("bin/rf_use_case_checkers");
+    if !checkers.exists() {
+        skip_or_fail("rf_use_case_checkers not installed; run ./scripts/test");
+        return;
+    }
+    let bmc = start(|_| {}).await;
+    let reports = tempfile::tempdir().unwrap();
+    let output = tokio::process::Command::new(checkers)
+        .arg("-r")
+        .arg(&bmc.base)
+        .args(["-u", USER, "-p", PASSWORD, "--report-dir"])
+        .arg(reports.path())
+        .args([
+            "--test-list",
+            "AccountManagement",
+            "PowerControl",
+            "BootOverride",
+        ])
+        .args(["ManagerEthernetInterfaces", "QueryParameters"])
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The summary table: a header row naming PASS, WARN, FAIL, NOT TESTED, then the counts.
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
+    let counts: Vec<u64> = rows
+        .get(1)
+        .map(|row| {
+            row.split('|')
+                .filter_map(|cell| cell.trim().parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    eprintln!("rf_use_case_checkers: {}", rows.join(" "));
+    assert_eq!(counts.len(), 4, "no summary:\n{text}");
+    assert!(counts[0] > 50, "too few checks passed: {counts:?}");
+    assert_eq!(counts[2], 0, "failures:\n{text}");
+    // No warning either: every check that runs passes or is not applicable.
+    assert_eq!(counts[1], 0, "warnings:\n{text}");
+    assert!(output.status.success(), "{text}");
+}
+
 /// The example binary `serve`, which `cargo test` builds next to the test binaries.
 fn serve_binary() -> PathBuf {
     let deps = std::env::current_exe().unwrap();

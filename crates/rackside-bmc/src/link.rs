@@ -1,0 +1,331 @@
+//! The BMC side of the at-the-server link: serves `rackside-link` on a Unix socket, checks
+//! logins against the BMC's accounts, passes HTTP requests to the same Redfish router the
+//! HTTPS listener uses, and writes every link event to the lifecycle log.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use http_body_util::BodyExt;
+use rackside_link::lockout::LockoutFile;
+use rackside_link::service::{EventSink, LinkService, RequestHandler};
+use rackside_link::{
+    Authenticator, BmcIdentity, Event, LegacyDefault, LinkServer, Password, Profile, ServerSettings,
+};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tower::ServiceExt;
+
+use crate::service::{router, ClientAddr};
+use crate::state::BmcState;
+use crate::tls::{CERT_FILE, KEY_FILE};
+
+/// Name of the failed-login count file in the state folder.
+pub const LOCKOUT_FILE: &str = "link-lockout.json";
+
+/// The largest Redfish response carried over the link.
+const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Settings of the link endpoint.
+#[derive(Clone, Debug)]
+pub struct LinkOptions {
+    /// The Unix socket devices connect to.
+    pub socket: PathBuf,
+    /// The channel profile.
+    pub profile: Profile,
+    /// The BMC's MAC address, which the legacy default password requires.
+    pub mac: [u8; 6],
+    /// The server model shown to scans.
+    pub model: String,
+    /// The legacy default credentials, accepted only with the MAC address; `None` is off.
+    pub legacy_default: Option<LegacyDefault>,
+}
+
+/// Starts the link on `options.socket` with the HTTPS certificate from `state_dir` and
+/// returns the handle that presses the button. The link is off until then.
+///
+/// # Errors
+///
+/// [`rackside_link::Error::Io`] when the certificate, key or lockout file cannot be read or
+/// the socket cannot be bound, [`rackside_link::Error::Config`] when the key does not fit the
+/// profile.
+pub async fn serve_link(
+    state: Arc<BmcState>,
+    state_dir: &Path,
+    options: LinkOptions,
+) -> Result<LinkService, rackside_link::Error> {
+    // 1. The same certificate and key the HTTPS listener presents.
+    let read_error = |path: PathBuf| {
+        move |error: rustls_pki_types::pem::Error| rackside_link::Error::Io {
+            what: format!("reading {}", path.display()),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
+        }
+    };
+    let cert_path = state_dir.join(CERT_FILE);
+    let key_path = state_dir.join(KEY_FILE);
+    let chain = CertificateDer::pem_file_iter(&cert_path)
+        .map_err(read_error(cert_path.clone()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(read_error(cert_path.clone()))?;
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(read_error(key_path))?;
+    let tls = options.profile.server_config(chain, key)?;
+
+    // 2. The failed-login count from before a restart.
+    let lockout = LockoutFile::new(state_dir.join(LOCKOUT_FILE));
+    let failed_logins = lockout.load()?;
+
+    // 3. The sans-IO server and its driver.
+    let settings = ServerSettings {
+        profile: options.profile,
+        legacy_default: options.legacy_default.clone(),
+        ..ServerSettings::default()
+    };
+    let identity = BmcIdentity {
+        service_tag: state.service_tag().to_owned(),
+        model: options.model.clone(),
+        mac: options.mac,
+    };
+    let server = LinkServer::new(
+        settings,
+        identity,
+        tls,
+        Box::new(StateAccounts(state.clone())),
+        failed_logins,
+    );
+    let service = LinkService::spawn(
+        server,
+        Arc::new(RouterHandler(state.clone())),
+        Arc::new(LifecycleLog { state, lockout }),
+    );
+
+    // 4. Accept devices on the socket in the background.
+    let _ = std::fs::remove_file(&options.socket);
+    let listener_service = service.clone();
+    let socket = options.socket.clone();
+    let listener =
+        tokio::net::UnixListener::bind(&socket).map_err(|source| rackside_link::Error::Io {
+            what: format!("binding the link socket {}", socket.display()),
+            source,
+        })?;
+    tokio::spawn(async move {
+        if let Err(error) = rackside_link::service::serve_socket(listener, listener_service).await {
+            tracing::error!(%error, "link socket stopped");
+        }
+    });
+    Ok(service)
+}
+
+struct StateAccounts(Arc<BmcState>);
+
+impl Authenticator for StateAccounts {
+    fn verify(&self, user: &str, password: &Password) -> bool {
+        self.0
+            .lock()
+            .accounts
+            .verify(user, password.expose())
+            .is_some()
+    }
+}
+
+struct RouterHandler(Arc<BmcState>);
+
+/// The address log entries name for requests over the link, which has no IP address.
+const LINK_ADDRESS: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+
+impl RequestHandler for RouterHandler {
+    async fn handle(&self, request: Vec<u8>) -> Vec<u8> {
+        match self.route(&request).await {
+            Ok(response) => response,
+            Err(detail) => {
+                tracing::debug!(%detail, "bad request over the link");
+                rackside_link::http::encode_response(
+                    http::StatusCode::BAD_REQUEST,
+                    &http::HeaderMap::new(),
+                    detail.as_bytes(),
+                )
+            }
+        }
+    }
+}
+
+impl RouterHandler {
+    async fn route(&self, request: &[u8]) -> Result<Vec<u8>, String> {
+        let parsed =
+            rackside_link::http::parse_request(request).map_err(|error| error.to_string())?;
+        let mut builder = http::Request::builder()
+            .method(parsed.method)
+            .uri(parsed.path);
+        if let Some(headers) = builder.headers_mut() {
+            *headers = parsed.headers;
+        }
+        let mut request = builder
+            .body(axum::body::Body::from(parsed.body))
+            .map_err(|error| format!("invalid request: {error}"))?;
+        request.extensions_mut().insert(ClientAddr(LINK_ADDRESS));
+
+        let response = router(self.0.clone())
+            .oneshot(request)
+            .await
+            .map_err(|error| format!("router failed: {error}"))?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::Limited::new(body, MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|error| format!("response body failed: {error}"))?
+            .to_bytes();
+        Ok(rackside_link::http::encode_response(
+            parts.status,
+            &parts.headers,
+            &body,
+        ))
+    }
+}
+
+struct LifecycleLog {
+    state: Arc<BmcState>,
+    lockout: LockoutFile,
+}
+
+impl EventSink for LifecycleLog {
+    fn record(&self, event: &Event) {
+        let log = |key: &str, message: &str, user: Option<&str>| {
+            self.state.record_event(key, message, user, Some("link"));
+        };
+        match event {
+            Event::FailedLoginsChanged { count } => {
+                if let Err(error) = self.lockout.save(*count) {
+                    tracing::error!(%error, count, "cannot persist the link's failed-login count");
+                }
+            }
+            Event::Activated { cleared_lockout } => {
+                let message = if *cleared_lockout {
+                    "The at-the-server link was activated by the button and its lockout was cleared."
+                } else {
+                    "The at-the-server link was activated by the button."
+                };
+                log("LNK0001", message, None);
+            }
+            Event::Deactivated { reason } => {
+                log(
+                    "LNK0002",
+                    &format!("The at-the-server link turned off: {reason}."),
+                    None,
+                );
+            }
+            Event::Connected { device } => {
+                log(
+                    "LNK0003",
+                    &format!("Device {device} connected over the at-the-server link."),
+                    None,
+                );
+            }
+            Event::Refused { device, reason } => {
+                log(
+                    "LNK0004",
+                    &format!("Device {device} was refused over the at-the-server link: {reason}."),
+                    None,
+                );
+            }
+            Event::LoginSucceeded {
+                device,
+                user,
+                legacy,
+            } => {
+                let how = if *legacy {
+                    " with the legacy default password"
+                } else {
+                    ""
+                };
+                log(
+                    "LNK0005",
+                    &format!(
+                        "Login succeeded over the at-the-server link from device {device}{how}."
+                    ),
+                    Some(user),
+                );
+            }
+            Event::LoginFailed {
+                device,
+                user,
+                legacy,
+                reason,
+            } => {
+                let how = if *legacy {
+                    " with the legacy default password"
+                } else {
+                    ""
+                };
+                log("LNK0006", &format!("Login failed over the at-the-server link from device {device}{how}: {reason}."), Some(user));
+            }
+            Event::LockedOut { device } => {
+                log("LNK0007", &format!("The at-the-server link locked after repeated failed logins; the last came from device {device}. Press the button to clear it."), None);
+            }
+            Event::Disconnected { device, reason } => {
+                log(
+                    "LNK0008",
+                    &format!("Device {device} disconnected from the at-the-server link: {reason}."),
+                    None,
+                );
+            }
+            other => tracing::debug!(?other, "link event not logged"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rackside_link::{ClientSession, ClientSettings, LinkTransport};
+    use rackside_redfish::Transport;
+
+    use super::*;
+    use crate::{BmcConfig, Secret};
+
+    #[tokio::test]
+    async fn redfish_root_is_served_over_link_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BmcConfig::new(dir.path().to_path_buf());
+        config.listen.set_port(0);
+        config.first_user = Some(("root".into(), Secret::new("link-test-password")));
+        let running = crate::start(config).await.unwrap();
+
+        let socket = dir.path().join("link.sock");
+        let options = LinkOptions {
+            socket: socket.clone(),
+            profile: Profile::Default,
+            mac: [2, 0, 0, 0, 0, 1],
+            model: "PowerEdge R660".into(),
+            legacy_default: None,
+        };
+        let service = serve_link(running.state(), dir.path(), options)
+            .await
+            .unwrap();
+        service.press_button().await.unwrap();
+
+        let pipe = rackside_link::socket::connect(&socket).await.unwrap();
+        let mut session =
+            ClientSession::connect(pipe, ClientSettings::default(), Duration::from_secs(10))
+                .await
+                .unwrap();
+        assert_eq!(session.peer_certificates()[0], running.certificate_der());
+        let info = session
+            .login("root", &Password::new("link-test-password"), None)
+            .await
+            .unwrap();
+        assert_eq!(info.service_tag, running.service_tag());
+
+        let transport = LinkTransport::new(session);
+        let response = transport
+            .send(rackside_redfish::Request {
+                method: http::Method::GET,
+                path: "/redfish/v1".into(),
+                headers: http::HeaderMap::new(),
+                body: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(response.status, http::StatusCode::OK);
+        assert!(String::from_utf8_lossy(&response.body).contains("ServiceRoot"));
+    }
+}
