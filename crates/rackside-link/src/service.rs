@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,21 +98,17 @@ impl LinkService {
     }
 }
 
-/// Accepts device connections on a Unix socket and attaches each one, with its own device
-/// id, until the listener fails.
+/// Accepts device connections on a bound Unix socket and attaches each one, with its own
+/// device id, until accepting fails.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the socket cannot be bound.
-pub async fn serve_socket(path: &Path, service: LinkService) -> Result<(), Error> {
-    let listener = UnixListener::bind(path).map_err(|source| Error::Io {
-        what: format!("binding the link socket {}", path.display()),
-        source,
-    })?;
+/// [`Error::Io`] when accepting fails and [`Error::Closed`] when the driver task stopped.
+pub async fn serve_socket(listener: UnixListener, service: LinkService) -> Result<(), Error> {
     let mut next_device = 1000u32;
     loop {
         let (stream, _) = listener.accept().await.map_err(|source| Error::Io {
-            what: format!("accepting on {}", path.display()),
+            what: "accepting on the link socket".into(),
             source,
         })?;
         next_device = next_device.wrapping_add(1);

@@ -5,6 +5,8 @@
 //! device cannot speak for another.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -33,9 +35,12 @@ pub async fn connect(path: &Path) -> Result<FramePipe, Error> {
 }
 
 /// Bridges an accepted or connected stream to a pipe end. With `device`, every frame read
-/// from the stream is stamped with that device id. Spawns two tasks.
+/// from the stream is stamped with that device id, and frames written back carry the id the
+/// device itself used. Spawns two tasks.
 pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
     let (mut reader, mut writer) = stream.into_split();
+    let claimed = Arc::new(AtomicU32::new(0));
+    let claimed_by_reader = claimed.clone();
     let (to_pipe, pipe_rx) = mpsc::channel::<Frame>(64);
     let (pipe_tx, mut from_pipe) = mpsc::channel::<Frame>(64);
 
@@ -44,6 +49,7 @@ pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
             match read_frame(&mut reader).await {
                 Ok(Some(mut frame)) => {
                     if let Some(device) = device {
+                        claimed_by_reader.store(frame.device, Ordering::Relaxed);
                         frame.device = device;
                     }
                     if to_pipe.send(frame).await.is_err() {
@@ -59,7 +65,10 @@ pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
         }
     });
     tokio::spawn(async move {
-        while let Some(frame) = from_pipe.recv().await {
+        while let Some(mut frame) = from_pipe.recv().await {
+            if device.is_some() {
+                frame.device = claimed.load(Ordering::Relaxed);
+            }
             let bytes = frame.encode();
             let length = u16::try_from(bytes.len()).unwrap_or(u16::MAX).to_be_bytes();
             if writer.write_all(&length).await.is_err() || writer.write_all(&bytes).await.is_err() {
