@@ -786,7 +786,7 @@ async fn run_in_terminal(cli: &Cli, args: &[&str], input: &str) -> std::process:
         .join(" ");
     let mut child = tokio::process::Command::new("script")
         .args(["-qec", &command_line, "/dev/null"])
-        .env("RACKSIDE_CONFIG_DIR", cli.config.path())
+        .envs(cli.isolation())
         .env_remove("RACKSIDE_PASSWORD")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -832,7 +832,7 @@ async fn terminal_user_rejects_certificate_and_nothing_is_sent() {
     assert_code(&output, 3);
     assert!(stdout(&output).contains("rejected"), "{}", stdout(&output));
     assert_eq!(bmc.running.stats().application_bytes_received, 0);
-    assert!(!cli.config.path().join("servers.json").exists());
+    assert_eq!(cli.servers(), serde_json::json!({}));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -843,7 +843,7 @@ async fn closed_output_pipe_ends_quietly() {
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"))
         .args(["inventory", "r1"])
-        .env("RACKSIDE_CONFIG_DIR", cli.config.path())
+        .envs(cli.isolation())
         .env("RACKSIDE_PASSWORD", PASSWORD)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -893,8 +893,9 @@ async fn demo_tells_the_story_and_exits_0() {
     ] {
         assert!(shown.contains(step), "demo output lacks {step:?}:\n{shown}");
     }
-    assert!(
-        !cli.config.path().join("servers.json").exists(),
-        "demo wrote the user's server list"
+    assert_eq!(
+        cli.servers(),
+        serde_json::json!({}),
+        "demo wrote to the user's vault"
     );
 }

@@ -24,6 +24,9 @@ use crate::store::{
     VAULT_PASSWORD_ENV,
 };
 
+/// The environment variable naming a file for the agent's log (standard error).
+const AGENT_LOG_ENV: &str = "RACKSIDE_AGENT_LOG";
+
 /// How long `unlock` waits for the agent it started to listen.
 const AGENT_START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -393,6 +396,14 @@ fn spawn_agent(options: &VaultOptions, timeout: Duration) -> anyhow::Result<std:
     if let Some(dir) = &options.config_dir {
         command.arg("--config-dir").arg(dir);
     }
+    // The agent logs no secret, so its log may go to a file for troubleshooting.
+    if let Some(path) = std::env::var_os(AGENT_LOG_ENV) {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)?;
+        command.stderr(file);
+    }
     command.spawn().map_err(|error| {
         Failure::new(
             ExitKind::Failure,
@@ -416,8 +427,8 @@ fn wait_for_agent(
             return Err(Failure::new(
                 ExitKind::Failure,
                 format!(
-                    "the vault agent exited ({status}) before listening on {}; run \
-                     `rackside vault agent` in a terminal to see why",
+                    "the vault agent exited ({status}) before listening on {}; set \
+                     {AGENT_LOG_ENV}=FILE and run `rackside unlock` again to see why",
                     socket.display()
                 ),
             )

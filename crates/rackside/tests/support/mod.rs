@@ -123,15 +123,76 @@ pub async fn embedded_bmc(faults: &[Fault]) -> Bmc {
 }
 
 /// A client config folder and a way to run the real binary with it.
+///
+/// Each one is isolated: its vault sits in the folder's `vault/`, its device secret in a file
+/// key store under the folder's `data/`, and its unlock agent (if any) on the folder's own
+/// socket, so tests never touch the user's vault, keys or agent.
 pub struct Cli {
     pub config: TempDir,
 }
 
 impl Cli {
+    /// A folder with a vault without a password, as the first command would create it.
     pub fn new() -> Self {
+        let cli = Self::bare();
+        let vault = rackside_vault::Vault::create(
+            &cli.vault_dir(),
+            rackside_vault::CreateOptions {
+                password: None,
+                kdf: rackside_vault::KdfChoice::Fixed(rackside_vault::KdfParams::TEST),
+            },
+            &cli.keystore(),
+        )
+        .unwrap();
+        vault.close().unwrap();
+        cli
+    }
+
+    /// An empty folder: no vault yet.
+    pub fn bare() -> Self {
         Self {
             config: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// The vault folder the binary uses with this config folder.
+    pub fn vault_dir(&self) -> PathBuf {
+        self.config.path().join("vault")
+    }
+
+    /// The file key store the binary uses with [`Cli::isolate`].
+    pub fn keystore(&self) -> rackside_vault::FileKeyStore {
+        rackside_vault::FileKeyStore::new(self.data_dir().join("rackside").join("keys"))
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.config.path().join("data")
+    }
+
+    /// The agent socket of this folder, in a subfolder that the agent makes private (the
+    /// temporary folder itself may be readable by others).
+    pub fn agent_socket(&self) -> PathBuf {
+        self.config.path().join("run").join("agent.sock")
+    }
+
+    /// The environment that confines a `rackside` process to this folder.
+    pub fn isolation(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("RACKSIDE_CONFIG_DIR", self.config.path().to_path_buf()),
+            ("RACKSIDE_KEYSTORE", PathBuf::from("file")),
+            ("XDG_DATA_HOME", self.data_dir()),
+            ("RACKSIDE_AGENT_SOCKET", self.agent_socket()),
+        ]
+    }
+
+    /// Opens this folder's vault, which must have no password, for checks and edits.
+    pub fn open_vault(&self) -> rackside_vault::Vault {
+        rackside_vault::Vault::open(
+            &self.vault_dir(),
+            rackside_vault::Unlock::without_password(),
+            &self.keystore(),
+        )
+        .unwrap()
     }
 
     /// Runs `rackside ARGS` with this config folder, the test password and no terminal.
@@ -145,8 +206,9 @@ impl Cli {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"));
         command
             .args(args)
-            .env("RACKSIDE_CONFIG_DIR", self.config.path())
+            .envs(self.isolation())
             .env_remove("RACKSIDE_PASSWORD")
+            .env_remove("RACKSIDE_VAULT_PASSWORD")
             .env_remove("RACKSIDE_LOG")
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true);
@@ -176,21 +238,23 @@ impl Cli {
         assert_success(&output);
     }
 
-    /// The saved server list.
+    /// The saved server list, read from the vault, by name.
     pub fn servers(&self) -> serde_json::Value {
-        let bytes = std::fs::read(self.config.path().join("servers.json")).unwrap();
-        serde_json::from_slice(&bytes).unwrap()
+        let vault = self.open_vault();
+        let mut servers = serde_json::Map::new();
+        for record in vault.servers().unwrap() {
+            let name = record.name.clone();
+            servers.insert(name, serde_json::to_value(record).unwrap());
+        }
+        serde_json::Value::Object(servers)
     }
 
-    /// Rewrites the saved URL of `name`, keeping its pin.
+    /// Rewrites the saved URL of `name` in the vault, keeping its pin.
     pub fn set_url(&self, name: &str, url: &str) {
-        let mut servers = self.servers();
-        servers[name]["url"] = serde_json::Value::String(format!("{url}/"));
-        std::fs::write(
-            self.config.path().join("servers.json"),
-            serde_json::to_vec_pretty(&servers).unwrap(),
-        )
-        .unwrap();
+        let vault = self.open_vault();
+        let mut record = vault.server(name).unwrap().unwrap();
+        record.url = format!("{url}/");
+        vault.put_server(&record).unwrap();
     }
 }
 

@@ -1,0 +1,622 @@
+//! The CLI on top of the encrypted vault: migration of the plain server list, stored BMC
+//! passwords, cached reports, unlock and lock, vault passwords, export and import.
+//!
+//! Every test runs the real binary in its own config folder with a file key store and agent
+//! socket inside it (see `support::Cli`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::time::Duration;
+
+use support::{assert_code, assert_success, embedded_bmc, stderr, stdout, Cli, PASSWORD, USER};
+
+/// A vault password that passes the policy (length and zxcvbn score).
+const VAULT_PASSWORD: &str = "lantern quarry velvet 4819 osprey";
+/// An export passphrase that passes the policy.
+const PASSPHRASE: &str = "copper meadow thistle 7702 harbor";
+
+/// Runs `rackside ARGS` in `cli`'s folder with `input` on standard input and `env` added.
+async fn run_input(cli: &Cli, args: &[&str], input: &str, env: &[(&str, &str)]) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"));
+    command
+        .args(args)
+        .envs(cli.isolation())
+        .env_remove("RACKSIDE_PASSWORD")
+        .env_remove("RACKSIDE_VAULT_PASSWORD")
+        .env_remove("RACKSIDE_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("rackside did not finish within 120 s")
+        .unwrap()
+}
+
+/// Locks (and so stops) the agent of a folder when a test ends, passed or not.
+struct AgentGuard<'a>(&'a Cli);
+
+impl Drop for AgentGuard<'_> {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(env!("CARGO_BIN_EXE_rackside"))
+            .arg("lock")
+            .envs(self.0.isolation())
+            .stdin(std::process::Stdio::null())
+            .output();
+    }
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// The files under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    files_under(dir)
+        .into_iter()
+        .filter(|path| {
+            let bytes = std::fs::read(path).unwrap_or_default();
+            bytes
+                .windows(needle.len())
+                .any(|window| window == needle.as_bytes())
+        })
+        .collect()
+}
+
+fn pin_json(seed: u8) -> serde_json::Value {
+    let hex = |byte: u8| {
+        std::iter::repeat_n(format!("{byte:02X}"), 32)
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    serde_json::json!({
+        "certificate_sha256": hex(seed),
+        "public_key_sha256": hex(seed.wrapping_add(1)),
+        "accepted_at": "2026-12-01T08:00:00Z",
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_server_list_moves_into_vault_once() {
+    let cli = Cli::bare();
+    let plain = serde_json::json!({
+        "r1": {
+            "url": "https://192.0.2.10/",
+            "user": "root",
+            "pin": pin_json(0xAA),
+            "groups": ["rack1", "db"],
+        },
+        "r2": { "url": "https://192.0.2.11:8443/", "user": "admin", "pin": pin_json(0x10) },
+    });
+    let plain_bytes = serde_json::to_vec_pretty(&plain).unwrap();
+    let legacy = cli.config.path().join("servers.json");
+    std::fs::write(&legacy, &plain_bytes).unwrap();
+    std::fs::write(cli.config.path().join("servers.lock"), b"").unwrap();
+
+    let output = cli.run(&["server", "list", "--json"]).await;
+
+    assert_success(&output);
+    assert!(
+        stderr(&output).contains("moved 2 server(s)"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!legacy.exists(), "servers.json was not deleted");
+    assert!(!cli.config.path().join("servers.lock").exists());
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed["r1"]["pin"], plain["r1"]["pin"]);
+    assert_eq!(listed["r2"]["pin"], plain["r2"]["pin"]);
+    assert_eq!(listed["r1"]["groups"], serde_json::json!(["rack1", "db"]));
+    assert_eq!(listed["r2"]["user"], "admin");
+
+    // A crash between the vault commit and the delete leaves the file: the next run moves the
+    // same entries again without duplicating them.
+    std::fs::write(&legacy, &plain_bytes).unwrap();
+    let again = cli.run(&["server", "list", "--json"]).await;
+    assert_success(&again);
+    assert!(!legacy.exists());
+    let vault = cli.open_vault();
+    assert_eq!(vault.servers().unwrap().len(), 2);
+    let table = cli.run(&["server", "list"]).await;
+    assert!(stdout(&table).contains("rack1,db"), "{}", stdout(&table));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_command_creates_vault_and_says_so_once() {
+    let cli = Cli::bare();
+
+    let first = cli.run(&["server", "list"]).await;
+    let second = cli.run(&["server", "list"]).await;
+
+    assert_success(&first);
+    assert!(
+        stderr(&first).contains("created a vault without a password"),
+        "{}",
+        stderr(&first)
+    );
+    assert!(cli.vault_dir().join("vault.header").exists());
+    assert_success(&second);
+    assert!(!stderr(&second).contains("created"), "{}", stderr(&second));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_password_is_used_and_never_plaintext() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    let mut outputs = Vec::new();
+
+    let added = run_input(
+        &cli,
+        &[
+            "server",
+            "add",
+            "r1",
+            &bmc.url(),
+            "--user",
+            USER,
+            "--accept-fingerprint",
+            &bmc.fingerprint(),
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&added);
+    assert!(
+        stderr(&added).contains("stored the password"),
+        "{}",
+        stderr(&added)
+    );
+    outputs.push(added);
+
+    // No RACKSIDE_PASSWORD, no terminal, no --password-stdin: only the vault has it.
+    let health = cli
+        .run_with(&["health", "r1", "--non-interactive"], &[])
+        .await;
+    assert_success(&health);
+    assert!(stdout(&health).contains("ROLLUP"), "{}", stdout(&health));
+    outputs.push(health);
+    let listed = cli.run_with(&["server", "list", "--json"], &[]).await;
+    outputs.push(listed);
+
+    for output in &outputs {
+        assert!(!stdout(output).contains(PASSWORD), "password in stdout");
+        assert!(!stderr(output).contains(PASSWORD), "password in stderr");
+    }
+    let leaked = files_containing(cli.config.path(), PASSWORD);
+    assert!(leaked.is_empty(), "plaintext password in {leaked:?}");
+    let stored = cli.open_vault().credential("r1").unwrap().unwrap();
+    assert_eq!(stored.expose_str(), Some(PASSWORD));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_stored_password_names_the_fix() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+    let replaced = run_input(
+        &cli,
+        &["server", "passwd", "r1", "--password-stdin"],
+        "not the password\n",
+        &[],
+    )
+    .await;
+    assert_success(&replaced);
+
+    let output = cli.run_with(&["health", "r1"], &[]).await;
+
+    assert_code(&output, 5);
+    let message = stderr(&output);
+    assert!(message.contains("stored in the vault"), "{message}");
+    assert!(message.contains("rackside server passwd r1"), "{message}");
+    assert!(!message.contains("not the password"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_reports_show_age_with_bmc_down() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+    assert_success(&cli.run(&["health", "r1"]).await);
+    assert_success(&cli.run(&["inventory", "r1"]).await);
+    bmc.running.shutdown().await;
+
+    let health = cli.run_with(&["health", "r1", "--cached"], &[]).await;
+    let inventory = cli.run_with(&["inventory", "r1", "--cached"], &[]).await;
+    let live = cli.run(&["health", "r1"]).await;
+
+    assert_success(&health);
+    assert!(
+        stderr(&health).contains("r1: cached "),
+        "{}",
+        stderr(&health)
+    );
+    assert!(
+        stderr(&health).contains(" ago, fetched 20"),
+        "{}",
+        stderr(&health)
+    );
+    assert!(stdout(&health).contains("ROLLUP"), "{}", stdout(&health));
+    assert!(stdout(&health).contains("Critical"), "{}", stdout(&health));
+    assert_success(&inventory);
+    assert!(
+        stderr(&inventory).contains("ago, fetched"),
+        "{}",
+        stderr(&inventory)
+    );
+    assert!(
+        stdout(&inventory).contains("\"systems\""),
+        "{}",
+        stdout(&inventory)
+    );
+    assert_code(&live, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cached_without_report_is_a_clear_error() {
+    let cli = Cli::new();
+    let vault = cli.open_vault();
+    vault
+        .put_server(&rackside_vault::ServerRecord {
+            name: "r1".into(),
+            url: "https://192.0.2.10/".into(),
+            user: Some("root".into()),
+            pin: Some(pin_json(1)),
+            groups: vec!["rack1".into()],
+        })
+        .unwrap();
+    vault.close().unwrap();
+
+    let health = cli.run(&["health", "r1", "--cached"]).await;
+    let inventory = cli.run(&["inventory", "r1", "--cached"]).await;
+    let group = cli.run(&["health", "--group", "rack1", "--cached"]).await;
+
+    assert_code(&health, 1);
+    assert!(
+        stderr(&health).contains("no cached health report for r1"),
+        "{}",
+        stderr(&health)
+    );
+    assert_code(&inventory, 1);
+    assert!(
+        stderr(&inventory).contains("no cached inventory"),
+        "{}",
+        stderr(&inventory)
+    );
+    assert_code(&group, 1);
+    assert!(
+        stdout(&group).contains("no cached report"),
+        "{}",
+        stdout(&group)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_group_lists_known_groups() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    let added = cli
+        .run(&[
+            "server",
+            "add",
+            "r1",
+            &bmc.url(),
+            "--user",
+            USER,
+            "--group",
+            "rack1",
+            "--accept-fingerprint",
+            &bmc.fingerprint(),
+        ])
+        .await;
+    assert_success(&added);
+
+    let member = cli.run(&["health", "--group", "rack1"]).await;
+    let unknown = cli.run(&["health", "--group", "rack9"]).await;
+    let bad_name = cli
+        .run(&["server", "add", "r2", &bmc.url(), "--group", "bad group"])
+        .await;
+
+    assert_success(&member);
+    assert!(stdout(&member).contains("r1"), "{}", stdout(&member));
+    assert_code(&unknown, 2);
+    assert!(
+        stderr(&unknown).contains("known groups: rack1"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert_code(&bad_name, 2);
+    assert!(
+        stderr(&bad_name).contains("invalid group name"),
+        "{}",
+        stderr(&bad_name)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unlock_and_lock_gate_a_password_vault() {
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let init = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+
+    let locked = cli.run(&["server", "list", "--non-interactive"]).await;
+    assert_code(&locked, 11);
+    assert!(
+        stderr(&locked).contains("rackside unlock"),
+        "{}",
+        stderr(&locked)
+    );
+
+    let unlock = run_input(
+        &cli,
+        &["unlock", "--password-stdin", "--timeout", "2m"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&unlock);
+    assert!(cli.agent_socket().exists());
+
+    let through_agent = cli.run(&["server", "list", "--non-interactive"]).await;
+    assert_success(&through_agent);
+    let status = cli.run(&["vault", "status"]).await;
+    assert_success(&status);
+    assert!(
+        stdout(&status).contains("password:       set"),
+        "{}",
+        stdout(&status)
+    );
+    assert!(
+        stdout(&status).contains("unlocked, locks after"),
+        "{}",
+        stdout(&status)
+    );
+    assert!(
+        stdout(&status).contains("user-only file in"),
+        "{}",
+        stdout(&status)
+    );
+
+    assert_success(&cli.run(&["lock"]).await);
+    let again = cli.run(&["server", "list", "--non-interactive"]).await;
+    assert_code(&again, 11);
+    assert!(!cli.agent_socket().exists(), "the agent did not stop");
+    for output in [&init, &locked, &unlock, &through_agent, &status, &again] {
+        assert!(
+            !stderr(output).contains(VAULT_PASSWORD),
+            "password in stderr"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_vault_password_exits_12() {
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let init = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+
+    let unlock = run_input(
+        &cli,
+        &["unlock", "--password-stdin"],
+        "lantern quarry velvet 4819 osprez\n",
+        &[],
+    )
+    .await;
+    let direct = cli
+        .run_with(
+            &["server", "list"],
+            &[("RACKSIDE_VAULT_PASSWORD", "guessed wrong vault password")],
+        )
+        .await;
+
+    assert_code(&unlock, 12);
+    assert!(
+        stderr(&unlock).contains("wrong password"),
+        "{}",
+        stderr(&unlock)
+    );
+    assert_eq!(
+        stderr(&unlock).trim().lines().count(),
+        1,
+        "{}",
+        stderr(&unlock)
+    );
+    assert!(
+        !cli.agent_socket().exists(),
+        "an agent started after a wrong password"
+    );
+    assert_code(&direct, 12);
+    assert!(
+        !stderr(&direct).contains("guessed wrong"),
+        "{}",
+        stderr(&direct)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weak_vault_password_is_refused_with_reason() {
+    let cli = Cli::bare();
+
+    let output = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        "password1234\n",
+        &[],
+    )
+    .await;
+
+    assert_code(&output, 2);
+    assert!(stderr(&output).contains("password"), "{}", stderr(&output));
+    assert!(!cli.vault_dir().join("vault.header").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_import_moves_records_to_another_device() {
+    let bmc = embedded_bmc(&[]).await;
+    let first = Cli::new();
+    first.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+    let stored = run_input(
+        &first,
+        &["server", "passwd", "r1", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&stored);
+    let file = first.config.path().join("moved.rsv");
+    let file_arg = file.to_str().unwrap();
+
+    let export = run_input(
+        &first,
+        &["vault", "export", file_arg, "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&export);
+    assert!(files_containing(first.config.path(), PASSWORD).is_empty());
+
+    // A second folder has its own key store, so its own device secret.
+    let second = Cli::bare();
+    let wrong = run_input(
+        &second,
+        &["vault", "import", file_arg, "--passphrase-stdin"],
+        "not the passphrase at all 12\n",
+        &[],
+    )
+    .await;
+    let import = run_input(
+        &second,
+        &["vault", "import", file_arg, "--passphrase-stdin"],
+        &format!("{PASSPHRASE}\n"),
+        &[],
+    )
+    .await;
+
+    assert_ne!(wrong.status.code(), Some(0), "{}", stderr(&wrong));
+    assert_success(&import);
+    let servers = second.servers();
+    assert_eq!(
+        servers["r1"]["pin"]["certificate_sha256"],
+        bmc.fingerprint()
+    );
+    let password = second.open_vault().credential("r1").unwrap().unwrap();
+    assert_eq!(password.expose_str(), Some(PASSWORD));
+    let device = |cli: &Cli| {
+        let store = cli.keystore();
+        rackside_vault::device_secret(&store, false).unwrap()
+    };
+    assert_ne!(device(&first), device(&second));
+    // The imported password logs in without any other source.
+    let health = second.run_with(&["health", "r1"], &[]).await;
+    assert_success(&health);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_password_change_keeps_records() {
+    let cli = Cli::new();
+    let vault = cli.open_vault();
+    vault
+        .put_server(&rackside_vault::ServerRecord {
+            name: "r1".into(),
+            url: "https://192.0.2.10/".into(),
+            user: Some("root".into()),
+            pin: None,
+            groups: Vec::new(),
+        })
+        .unwrap();
+    vault.close().unwrap();
+    let database = cli.vault_dir().join("vault.db");
+    let before = std::fs::read(&database).unwrap();
+
+    let set = run_input(
+        &cli,
+        &["vault", "passwd", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&set);
+    let status = cli.run(&["vault", "status"]).await;
+    let with_password = cli
+        .run_with(
+            &["server", "list"],
+            &[("RACKSIDE_VAULT_PASSWORD", VAULT_PASSWORD)],
+        )
+        .await;
+    let removed = run_input(
+        &cli,
+        &["vault", "passwd", "--remove", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+
+    assert!(
+        stdout(&status).contains("password:       set"),
+        "{}",
+        stdout(&status)
+    );
+    assert!(
+        !stdout(&status).contains("Argon2id, 1024 KiB, 1 passes"),
+        "parameters were not calibrated: {}",
+        stdout(&status)
+    );
+    assert_success(&with_password);
+    assert!(
+        stdout(&with_password).contains("r1"),
+        "{}",
+        stdout(&with_password)
+    );
+    assert_success(&removed);
+    assert_success(&cli.run(&["server", "list"]).await);
+    assert_eq!(
+        std::fs::read(&database).unwrap(),
+        before,
+        "database was rewritten"
+    );
+}
