@@ -6,8 +6,8 @@
 //! follow `MinPasswordLength` and `MaxPasswordLength` of the account service. Each change goes
 //! into the lifecycle log with the user and the client address, never with a password.
 //!
-//! NOTE: accounts are never locked automatically after failed logins; `Locked` reads `false`
-//! and a PATCH may only set it to `false`, as the Redfish schema allows clients.
+//! NOTE: failed logins never lock an account here. `Locked` reads `false`, and a PATCH may
+//! only set it to `false`, which is the one value the Redfish schema lets clients write.
 
 use axum::response::Response;
 use http::header::IF_MATCH;
@@ -31,7 +31,7 @@ pub(crate) const COLLECTION_ALLOW: &str = "GET, HEAD, POST";
 /// Methods an account resource supports.
 pub(crate) const ACCOUNT_ALLOW: &str = "GET, HEAD, PATCH, DELETE";
 
-/// Longest user name accepted, as on iDRAC.
+/// Maximum length of a user name in characters, as on iDRAC.
 const MAX_USER_NAME_CHARS: usize = 16;
 
 /// Password lengths used when the account service does not state its own.
@@ -294,18 +294,18 @@ pub(crate) fn patch(
     }
 
     // 2. Apply, log, and close the sessions of an account that can no longer log in as it did.
-    let mut what = Vec::new();
+    let mut summary = Vec::new();
     if change.account.name != slot.account.name {
-        what.push(format!("user name set to {}", clip(&change.account.name)));
+        summary.push(format!("user name set to {}", clip(&change.account.name)));
     }
     if new_secret.is_some() {
-        what.push("password changed".to_owned());
+        summary.push("password changed".to_owned());
     }
     if change.account.role != slot.account.role {
-        what.push(format!("role set to {}", change.account.role.role_id()));
+        summary.push(format!("role set to {}", change.account.role.role_id()));
     }
     if change.enabled != slot.enabled {
-        what.push(
+        summary.push(
             if change.enabled {
                 "enabled"
             } else {
@@ -325,14 +325,14 @@ pub(crate) fn patch(
             stored.account.password = secret;
         }
     }
-    if !what.is_empty() {
+    if !summary.is_empty() {
         inner.log_change_from(
             &principal.user,
             &req.client,
             format!(
                 "Account {} at {path}: {}",
                 clip(&slot.account.name),
-                what.join(", ")
+                summary.join(", ")
             ),
         );
     }
@@ -415,10 +415,10 @@ fn check_if_match(req: &Req, body: &Value) -> Result<(), ErrorReply> {
 
 /// A user name: 1 to 16 letters, digits, `.`, `_` or `-`, not starting with `-`.
 fn user_name(value: &Value) -> Result<String, Message> {
-    let shown = || clip(&value_text(value));
+    let echoed = || clip(&value_text(value));
     let text = value
         .as_str()
-        .ok_or_else(|| msg::property_value_type_error(&shown(), "UserName"))?;
+        .ok_or_else(|| msg::property_value_type_error(&echoed(), "UserName"))?;
     let valid = !text.is_empty()
         && text.chars().count() <= MAX_USER_NAME_CHARS
         && !text.starts_with('-')
@@ -428,7 +428,7 @@ fn user_name(value: &Value) -> Result<String, Message> {
     if valid {
         Ok(text.to_owned())
     } else {
-        Err(msg::property_value_format_error(&shown(), "UserName"))
+        Err(msg::property_value_format_error(&echoed(), "UserName"))
     }
 }
 

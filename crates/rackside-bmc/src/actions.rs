@@ -164,7 +164,7 @@ fn reset_system(
         state.power_delay,
         state.faults.is_enabled(Fault::DelayedPowerState),
     );
-    let what = match effect {
+    let change = match effect {
         ResetEffect::Transition => format!("Reset {reset_type} started for {resource}"),
         ResetEffect::Interrupt => {
             format!("Diagnostic interrupt (NMI) sent to the host of {resource}")
@@ -173,7 +173,7 @@ fn reset_system(
             format!("Reset {reset_type} requested for {resource}, which is already in that state")
         }
     };
-    inner.log_change_from(&principal.user, client, what);
+    inner.log_change_from(&principal.user, client, change);
     Ok(reply::no_content())
 }
 

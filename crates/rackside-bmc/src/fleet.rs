@@ -13,7 +13,7 @@ use crate::tree::LoadedData;
 /// BMC number `n` (from 1) keeps its state in `state_dir/bmc-NNN` and listens on the port of
 /// `config.listen` plus `n - 1`, or on a free port of its own when that port is 0. The
 /// embedded sample server of BMC `n` has the service tag `RKS1Unn` (`RKS1U01`, `RKS1U02`, ...)
-/// and MAC addresses and UUIDs of its own; a mockup's service tag gets `-nnn` appended.
+/// and MAC addresses and UUIDs of its own. A mockup's service tag gets `-nnn` appended.
 ///
 /// # Errors
 ///
@@ -108,7 +108,7 @@ pub(crate) fn personalize(data: &mut LoadedData, index: usize, embedded: bool) {
     }
 }
 
-/// The service tag of the data: `SKU` or `SerialNumber` of the first system.
+/// Returns the service tag of the data: `SKU` or `SerialNumber` of the first system.
 pub(crate) fn service_tag(data: &LoadedData) -> Option<String> {
     data.system_paths
         .first()

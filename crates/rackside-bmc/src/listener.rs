@@ -88,12 +88,12 @@ impl RunningBmc {
         self.faults.clone()
     }
 
-    /// The service tag of the served system, as in its `SKU` or `SerialNumber`.
+    /// Returns the service tag of the served system, as in its `SKU` or `SerialNumber`.
     pub fn service_tag(&self) -> String {
         self.state.service_tag().to_owned()
     }
 
-    /// The state behind the service, shared with the requests it serves.
+    /// Returns the state behind the service, which the requests it serves share.
     pub fn state(&self) -> Arc<BmcState> {
         self.state.clone()
     }

@@ -2,8 +2,8 @@
 //! carry (static IPv4 addresses, name servers, host names) and the follow-up that keeps the
 //! reported addresses in line with the settings.
 //!
-//! NOTE: a real BMC moves to its new address (and drops the client's connection) when the
-//! settings change; the simulator keeps listening where it is and only reports the new values.
+//! NOTE: a real BMC moves to its new address when the settings change, which drops the client's
+//! connection. The simulator keeps listening where it is and only reports the new values.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use crate::logs::clip;
 use crate::reply::{msg, Message};
 
-/// Most static IPv4 addresses one interface takes.
+/// Maximum number of static IPv4 addresses of one interface.
 const MAX_STATIC_ADDRESSES: usize = 4;
 
-/// Most static name servers one interface takes.
+/// Maximum number of static name servers of one interface.
 const MAX_NAME_SERVERS: usize = 3;
 
 /// Checks the `IPv4StaticAddresses` of a PATCH against the current list `old` and returns the
@@ -24,7 +24,7 @@ const MAX_NAME_SERVERS: usize = 3;
 pub(crate) fn ipv4_statics(request: &Value, old: Option<&Value>) -> Result<Value, Message> {
     let name = "IPv4StaticAddresses";
     let Some(items) = request.as_array() else {
-        return Err(msg::property_value_type_error(&shown(request), name));
+        return Err(msg::property_value_type_error(&echoed(request), name));
     };
     if items.len() > MAX_STATIC_ADDRESSES {
         return Err(msg::property_value_out_of_range(
@@ -39,7 +39,7 @@ pub(crate) fn ipv4_statics(request: &Value, old: Option<&Value>) -> Result<Value
         let change = match item {
             Value::Null => continue,
             Value::Object(change) => change,
-            other => return Err(msg::property_value_type_error(&shown(other), name)),
+            other => return Err(msg::property_value_type_error(&echoed(other), name)),
         };
         let mut entry = old
             .get(index)
@@ -51,7 +51,7 @@ pub(crate) fn ipv4_statics(request: &Value, old: Option<&Value>) -> Result<Value
                 return Err(msg::property_unknown(&at(key)));
             }
             if !value.is_string() {
-                return Err(msg::property_value_type_error(&shown(value), &at(key)));
+                return Err(msg::property_value_type_error(&echoed(value), &at(key)));
             }
             entry.insert(key.clone(), value.clone());
         }
@@ -81,7 +81,7 @@ pub(crate) fn ipv4_statics(request: &Value, old: Option<&Value>) -> Result<Value
 pub(crate) fn name_servers(request: &Value) -> Result<Value, Message> {
     let name = "StaticNameServers";
     let Some(items) = request.as_array() else {
-        return Err(msg::property_value_type_error(&shown(request), name));
+        return Err(msg::property_value_type_error(&echoed(request), name));
     };
     let servers: Vec<&Value> = items.iter().filter(|v| !v.is_null()).collect();
     if servers.len() > MAX_NAME_SERVERS {
@@ -100,7 +100,7 @@ pub(crate) fn name_servers(request: &Value) -> Result<Value, Message> {
             Some(ip) => result.push(Value::String(ip.to_string())),
             None => {
                 return Err(msg::property_value_format_error(
-                    &shown(item),
+                    &echoed(item),
                     &format!("{name}/{index}"),
                 ))
             }
@@ -114,7 +114,7 @@ pub(crate) fn name_servers(request: &Value) -> Result<Value, Message> {
 pub(crate) fn host_name(value: &Value, name: &str) -> Result<Value, Message> {
     let text = value
         .as_str()
-        .ok_or_else(|| msg::property_value_type_error(&shown(value), name))?;
+        .ok_or_else(|| msg::property_value_type_error(&echoed(value), name))?;
     if is_label(text) {
         Ok(value.clone())
     } else {
@@ -126,7 +126,7 @@ pub(crate) fn host_name(value: &Value, name: &str) -> Result<Value, Message> {
 pub(crate) fn fqdn(value: &Value, name: &str) -> Result<Value, Message> {
     let text = value
         .as_str()
-        .ok_or_else(|| msg::property_value_type_error(&shown(value), name))?;
+        .ok_or_else(|| msg::property_value_type_error(&echoed(value), name))?;
     let trimmed = text.strip_suffix('.').unwrap_or(text);
     if trimmed.len() <= 253 && trimmed.split('.').all(is_label) {
         Ok(value.clone())
@@ -251,7 +251,7 @@ fn is_label(text: &str) -> bool {
         && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-fn shown(value: &Value) -> String {
+fn echoed(value: &Value) -> String {
     match value {
         Value::String(text) => clip(text),
         other => clip(&other.to_string()),

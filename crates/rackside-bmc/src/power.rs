@@ -85,7 +85,7 @@ pub(crate) fn allowed_reset_types(system: &Value, tree: &Tree, strict: bool) -> 
     }
 }
 
-/// What a reset does to a system.
+/// The effect of a reset on a system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ResetEffect {
     /// `PowerState` moves through the listed transition.
@@ -201,8 +201,8 @@ pub(crate) fn advance(inner: &mut Inner, now: Instant) {
     }
 }
 
-/// The host at `path` has booted: a one-time override is used up, and a boot mode change
-/// that waited for this boot applies. Both go into the lifecycle log.
+/// Records that the host at `path` booted: a one-time override is used up, and a boot mode
+/// change that waited for this boot applies. Both go into the lifecycle log.
 fn boot(inner: &mut Inner, path: &str) {
     let boot = inner
         .tree

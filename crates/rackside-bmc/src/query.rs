@@ -2,7 +2,7 @@
 //! `only`. The service root advertises them in `ProtocolFeaturesSupported`; `$top` and `$skip`
 //! stay with the handlers that page, `excerpt` is accepted and ignored.
 //!
-//! A GET with any of them is first answered as if they were absent; [`QueryOptions::apply`]
+//! A GET with any of them is first served as if they were absent. [`QueryOptions::apply`]
 //! then reshapes that body, fetching the members and linked resources it needs through a
 //! callback that reads them as the same user.
 
@@ -79,7 +79,7 @@ impl QueryOptions {
             // Paging applies to the filtered members, so it moves here.
             let mut skip = 0;
             let mut top = None;
-            let mut kept = Vec::new();
+            let mut matching = Vec::new();
             for (name, value) in rest {
                 let number = || {
                     value.parse::<usize>().map_err(|_| {
@@ -92,11 +92,11 @@ impl QueryOptions {
                 match name.as_str() {
                     "$skip" => skip = number()?,
                     "$top" => top = Some(number()?),
-                    _ => kept.push((name, value)),
+                    _ => matching.push((name, value)),
                 }
             }
             options.paging = Some((skip, top));
-            rest = kept;
+            rest = matching;
         }
         Ok((options, rest))
     }
@@ -150,7 +150,7 @@ impl QueryOptions {
                 return Err(not_supported());
             }
             if let Some(members) = body.get_mut("Members").and_then(Value::as_array_mut) {
-                let mut kept = Vec::new();
+                let mut matching = Vec::new();
                 for member in members.drain(..) {
                     let resolved = if is_reference(&member) {
                         member_path(&member).and_then(|p| fetch(&p))
@@ -158,10 +158,10 @@ impl QueryOptions {
                         Some(member.clone())
                     };
                     if resolved.is_some_and(|m| filter.matches(&m)) {
-                        kept.push(member);
+                        matching.push(member);
                     }
                 }
-                *members = kept;
+                *members = matching;
             }
             let (skip, top) = self.paging.unwrap_or((0, None));
             page_members(&mut body, path, &Paging::new(skip, top));
@@ -255,12 +255,12 @@ fn expand_value(
         return;
     }
     if !top && is_reference(value) {
-        let wanted = if in_links {
+        let expected = if in_links {
             expand.links
         } else {
             expand.subordinates
         };
-        if !wanted {
+        if !expected {
             return;
         }
         if let Some(mut resource) = member_path(value).and_then(|p| fetch(&p)) {

@@ -137,8 +137,8 @@ impl BmcState {
         }
     }
 
-    /// The service tag (`SKU` or `SerialNumber` of the first system), empty when the data
-    /// has none.
+    /// Returns the service tag (`SKU` or `SerialNumber` of the first system), empty when the
+    /// data has none.
     pub fn service_tag(&self) -> &str {
         &self.service_tag
     }
@@ -252,25 +252,25 @@ impl Inner {
     }
 
     /// Writes an entry for a change the BMC made on its own, such as the end of a one-time
-    /// boot override. `what` holds no client-supplied text longer than [`clip`] allows.
-    pub(crate) fn log_system_change(&mut self, what: String) {
+    /// boot override. `change` contains no client-supplied text longer than [`clip`] allows.
+    pub(crate) fn log_system_change(&mut self, change: String) {
         self.log(LogMessage {
             message_id: "Rackside.1.0.ConfigurationChanged".into(),
-            message: format!("{what}."),
-            args: vec![what],
+            message: format!("{change}."),
+            args: vec![change],
             severity: Severity::Ok,
         });
     }
 
     /// Writes an entry for a change made through the API from the client address `source`:
     /// the message names both, and `MessageArgs` ends with the user and the source.
-    /// Callers clip client-supplied values in `what` with [`clip`]; `user` is clipped here.
-    pub(crate) fn log_change_from(&mut self, user: &str, source: &str, what: String) {
+    /// Callers clip client-supplied values in `change` with [`clip`]; `user` is clipped here.
+    pub(crate) fn log_change_from(&mut self, user: &str, source: &str, change: String) {
         let user = clip(user);
         self.log(LogMessage {
             message_id: "Rackside.1.0.ConfigurationChanged".into(),
-            message: format!("{what} by {user} from {source}."),
-            args: vec![what, user, source.to_owned()],
+            message: format!("{change} by {user} from {source}."),
+            args: vec![change, user, source.to_owned()],
             severity: Severity::Ok,
         });
     }
