@@ -41,17 +41,17 @@ impl Default for ClientSettings {
     }
 }
 
-/// What a received frame produced.
+/// An output of a received frame.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum ClientOutput {
-    /// A BMC answered a scan.
+    /// A BMC's reply to a scan.
     Advertisement(Advertisement),
     /// The handshake finished; the certificate can be judged.
     HandshakeDone,
-    /// The BMC answered the login.
+    /// The BMC's reply to the login.
     LoginResult(LoginResult),
-    /// The BMC answered an HTTP request.
+    /// The BMC's HTTP response.
     HttpResponse(Vec<u8>),
 }
 
