@@ -23,7 +23,7 @@ pub mod providers;
 pub mod queue;
 pub mod registry;
 pub mod server;
-mod tls;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! The relay's own TLS identity (generated on first start and kept in the state directory)
+//! A service's own TLS identity (generated on first start and kept in the state directory)
 //! and the accept loop that serves the router over it with HTTP/1.1 and HTTP/2.
 
 use std::net::SocketAddr;
@@ -22,9 +22,9 @@ use crate::apikeys::write_private_atomic;
 use crate::error::{io_error, RelayError};
 
 /// File name of the generated certificate inside the state directory.
-pub const CERT_FILE: &str = "relay-cert.pem";
+pub const CERT_FILE: &str = "tls-cert.pem";
 /// File name of the generated private key inside the state directory.
-pub const KEY_FILE: &str = "relay-key.pem";
+pub const KEY_FILE: &str = "tls-key.pem";
 /// Time allowed for a TLS handshake and for request headers.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time open connections get to finish after shutdown starts.
@@ -33,7 +33,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Loads the certificate and key from `state_dir`, generating a self-signed pair for
 /// `localhost` and 127.0.0.1 on first start. Returns the rustls configuration and the
 /// certificate PEM that clients pin.
-pub(crate) fn load_or_generate(
+pub fn load_or_generate(
     state_dir: &Path,
 ) -> Result<(Arc<rustls::ServerConfig>, String), RelayError> {
     let cert_path = state_dir.join(CERT_FILE);
@@ -45,7 +45,7 @@ pub(crate) fn load_or_generate(
             .subject_alt_names
             .push(SanType::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()));
         let mut name = DistinguishedName::new();
-        name.push(DnType::CommonName, "rackside relay");
+        name.push(DnType::CommonName, "rackside service");
         params.distinguished_name = name;
         let key = KeyPair::generate().map_err(|e| RelayError::Tls(e.to_string()))?;
         let cert = params
@@ -56,7 +56,7 @@ pub(crate) fn load_or_generate(
             zeroize::Zeroizing::new(key.serialize_pem()).as_bytes(),
         )?;
         std::fs::write(&cert_path, cert.pem()).map_err(|e| io_error("write", &cert_path, e))?;
-        tracing::debug!(path = %cert_path.display(), "generated a self-signed relay certificate");
+        tracing::debug!(path = %cert_path.display(), "generated a self-signed certificate");
     }
 
     let cert_pem =
@@ -88,7 +88,7 @@ pub(crate) fn load_or_generate(
 
 /// Serves `router` on `listener` over TLS until `shutdown` turns true, with at most
 /// `max_connections` connections open.
-pub(crate) async fn accept_loop(
+pub async fn accept_loop(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     router: Router,

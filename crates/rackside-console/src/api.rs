@@ -1,0 +1,432 @@
+//! The console's HTTP API, built in [`router`] so tests can call it without a socket.
+//!
+//! Clients log in (`POST /api/login`) and send the session token as a bearer token. BMCs
+//! deliver events to `POST /events/{bmc}` with the per-source secret in
+//! [`EVENT_SECRET_HEADER`]. The full description is served at `/openapi.json`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::events::parse_event_payload;
+use crate::forward::RelayLink;
+use crate::store::{AlertFilter, Store};
+
+/// Header that carries a source's delivery secret on every event the BMC sends; the console
+/// sets it through the subscription's `HttpHeaders`.
+pub const EVENT_SECRET_HEADER: &str = "x-rackside-event-secret";
+/// A session expires after this long without a request.
+pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
+/// Largest request body, event deliveries included.
+const MAX_BODY: usize = 256 * 1024;
+const OPENAPI: &str = include_str!("openapi.json");
+
+/// One console user: a name and an Argon2id password hash in PHC format.
+#[derive(Clone)]
+pub struct User {
+    /// The user name.
+    pub name: String,
+    /// The PHC string of the password hash.
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The alert store.
+    pub store: Arc<Store>,
+    /// The relay link, when forwarding is configured.
+    pub relay: Option<Arc<RelayLink>>,
+    /// Users allowed to log in.
+    pub users: Arc<Vec<User>>,
+    /// Open sessions by token hash, with their last use.
+    pub sessions: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
+    /// The URL BMCs deliver events to, ending in `/events/`.
+    pub listener_base: String,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/login", post(login))
+        .route("/api/logout", post(logout))
+        .route("/api/devices", get(devices).post(add_source))
+        .route("/api/health", get(health))
+        .route("/api/alerts", get(alerts))
+        .route("/api/alerts/count", get(count))
+        .route("/api/alerts/{id}/ack", post(acknowledge))
+        .route("/api/subscriptions", get(subscriptions).post(subscribe))
+        .route("/api/subscriptions/{id}", delete(unsubscribe))
+        .route("/events/{bmc}", post(receive_events))
+        .route("/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// Handler failures, each mapped to a status in one place.
+#[derive(Debug)]
+enum ApiError {
+    Unauthorized,
+    NotFound(&'static str),
+    BadRequest(String),
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = match self {
+            Self::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                "log in first: missing or expired session".to_owned(),
+            ),
+            Self::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            Self::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
+            Self::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error".to_owned(),
+            ),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+fn internal(error: crate::ConsoleError) -> ApiError {
+    tracing::error!(%error, "request failed");
+    ApiError::Internal
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    user: String,
+    password: zeroize::Zeroizing<String>,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Json(request): Json<LoginRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    let user = state.users.iter().find(|u| u.name == request.user);
+    let verified = user.is_some_and(|user| {
+        PasswordHash::new(&user.password_hash)
+            .map(|hash| {
+                argon2::Argon2::default()
+                    .verify_password(request.password.as_bytes(), &hash)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    });
+    if !verified {
+        tracing::info!(user = %request.user.chars().take(64).collect::<String>(), "login failed");
+        return Err(ApiError::Unauthorized);
+    }
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    let mut sessions = state
+        .sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    sessions.retain(|_, used| used.elapsed() < SESSION_IDLE);
+    sessions.insert(hash, Instant::now());
+    tracing::info!(user = %request.user, "login succeeded");
+    Ok(Json(
+        serde_json::json!({ "token": token, "idle_timeout_seconds": SESSION_IDLE.as_secs() }),
+    ))
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    let hash = session_hash(&headers).ok_or(ApiError::Unauthorized)?;
+    let mut sessions = state
+        .sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    sessions
+        .remove(&hash)
+        .map(|_| StatusCode::NO_CONTENT)
+        .ok_or(ApiError::Unauthorized)
+}
+
+fn session_hash(headers: &HeaderMap) -> Option<[u8; 32]> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?;
+    Some(Sha256::digest(token.trim().as_bytes()).into())
+}
+
+/// Checks the session and refreshes its idle timer.
+fn require_session(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let hash = session_hash(headers).ok_or(ApiError::Unauthorized)?;
+    let mut sessions = state
+        .sessions
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match sessions.get_mut(&hash) {
+        Some(used) if used.elapsed() < SESSION_IDLE => {
+            *used = Instant::now();
+            Ok(())
+        }
+        Some(_) => {
+            sessions.remove(&hash);
+            Err(ApiError::Unauthorized)
+        }
+        None => Err(ApiError::Unauthorized),
+    }
+}
+
+async fn devices(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let sources = state.store.sources().map_err(internal)?;
+    let list: Vec<_> = sources
+        .into_iter()
+        .map(|(bmc, url)| serde_json::json!({ "name": bmc, "url": url }))
+        .collect();
+    Ok(Json(serde_json::json!({ "devices": list })))
+}
+
+#[derive(Deserialize)]
+struct AddSource {
+    name: String,
+    url: url::Url,
+}
+
+/// Adds a BMC as an event source and returns the destination and secret header for the
+/// BMC's event subscription.
+async fn add_source(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<AddSource>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    require_session(&state, &headers)?;
+    let valid_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if request.name.is_empty() || request.name.len() > 64 || !request.name.chars().all(valid_name) {
+        return Err(ApiError::BadRequest(
+            "invalid device name: use 1 to 64 characters from A-Z, a-z, 0-9, '.', '_', '-'"
+                .to_owned(),
+        ));
+    }
+    if request.url.scheme() != "https" {
+        return Err(ApiError::BadRequest(
+            "invalid BMC URL: use https".to_owned(),
+        ));
+    }
+    let mut raw = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    let secret = URL_SAFE_NO_PAD.encode(raw);
+    let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+    state
+        .store
+        .put_source(&request.name, request.url.as_str(), &hash, unix_now())
+        .map_err(internal)?;
+    tracing::info!(bmc = %request.name, "event source added");
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "name": request.name,
+            "destination": format!("{}{}", state.listener_base, request.name),
+            "http_headers": { "X-Rackside-Event-Secret": secret },
+        })),
+    ))
+}
+
+async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let rollup = state.store.rollup().map_err(internal)?;
+    let worst = rollup.iter().map(|(_, severity, _)| *severity).max();
+    let devices: Vec<_> = rollup
+        .into_iter()
+        .map(|(bmc, severity, open)| serde_json::json!({ "name": bmc, "health": severity, "open_alerts": open }))
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "health": worst, "devices": devices }),
+    ))
+}
+
+async fn alerts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(filter): Query<AlertFilter>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let list = state.store.alerts(&filter).map_err(internal)?;
+    Ok(Json(serde_json::json!({ "alerts": list })))
+}
+
+async fn count(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let unread = state.store.unread_count().map_err(internal)?;
+    Ok(Json(serde_json::json!({ "unread": unread })))
+}
+
+async fn acknowledge(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    require_session(&state, &headers)?;
+    if state.store.acknowledge(id).map_err(internal)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("alert"))
+    }
+}
+
+#[derive(Deserialize)]
+struct SubscribeRequest {
+    device: String,
+    relay_url: String,
+    token: String,
+    p256dh: String,
+    auth: String,
+}
+
+async fn subscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<SubscribeRequest>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    require_session(&state, &headers)?;
+    let relay = state
+        .relay
+        .as_ref()
+        .ok_or_else(|| ApiError::BadRequest("this console has no relay configured".to_owned()))?;
+    if !relay.is_same(&request.relay_url) {
+        return Err(ApiError::BadRequest(format!(
+            "this console forwards only to relay {}; register the device there",
+            relay.url
+        )));
+    }
+    rackside_relay::ece::RecipientKeys::from_base64url(&request.p256dh, &request.auth)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    if request.device.is_empty()
+        || request.device.len() > 128
+        || request.token.is_empty()
+        || request.token.len() > 256
+    {
+        return Err(ApiError::BadRequest(
+            "device must be 1 to 128 and token 1 to 256 characters".to_owned(),
+        ));
+    }
+    let id = state
+        .store
+        .add_subscription(
+            &request.device,
+            relay.url.as_str(),
+            &request.token,
+            &request.p256dh,
+            &request.auth,
+        )
+        .map_err(internal)?;
+    tracing::info!(subscription = id, device = %request.device, "mobile subscription added");
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": id }))))
+}
+
+async fn subscriptions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let list = state.store.subscriptions(false).map_err(internal)?;
+    Ok(Json(serde_json::json!({ "subscriptions": list })))
+}
+
+async fn unsubscribe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    require_session(&state, &headers)?;
+    if state.store.remove_subscription(id).map_err(internal)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound("subscription"))
+    }
+}
+
+/// Receives one event delivery: checks the source's secret, stores new alerts and forwards
+/// them. Always 204 for a valid secret, so a BMC does not retry a payload it cannot fix.
+async fn receive_events(
+    State(state): State<AppState>,
+    Path(bmc): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    // 1. The secret header must match the source's; unknown sources get the same 401.
+    let presented = headers
+        .get(EVENT_SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let presented_hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+    let stored = state.store.source_secret(&bmc).map_err(internal)?;
+    let matches = stored.is_some_and(|hash| bool::from(hash.as_slice().ct_eq(&presented_hash)));
+    if !matches {
+        tracing::warn!(bmc = %bmc.chars().take(64).collect::<String>(), "event delivery with a wrong or missing secret rejected");
+        return Err(ApiError::Unauthorized);
+    }
+
+    // 2. Parse, store, forward what is new.
+    let parsed = match parse_event_payload(&bmc, &body) {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            tracing::warn!(%bmc, %error, "malformed event delivery ignored");
+            return Ok(StatusCode::NO_CONTENT);
+        }
+    };
+    let now = unix_now();
+    let mut fresh = Vec::new();
+    for alert in parsed {
+        if let Some(stored) = state.store.insert_alert(&alert, now).map_err(internal)? {
+            tracing::info!(bmc = %stored.bmc, alert = stored.id, severity = ?stored.severity, message_id = %stored.message_id, "alert stored");
+            fresh.push(stored);
+        }
+    }
+    if let Some(relay) = state.relay.clone() {
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            for alert in fresh {
+                relay.forward(&store, &alert).await;
+            }
+        });
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}

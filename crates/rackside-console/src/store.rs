@@ -1,0 +1,572 @@
+//! The console's SQLite store: alerts (de-duplicated by BMC and event identity), mobile
+//! subscriptions and the BMC event sources with the hash of each one's delivery secret.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConsoleError;
+
+/// File name of the database inside the state directory.
+pub const DATABASE_FILE: &str = "console.sqlite";
+/// Most alerts one list request returns.
+pub const MAX_PAGE: u32 = 500;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS alerts (
+    id INTEGER PRIMARY KEY,
+    bmc TEXT NOT NULL,
+    dedup_key TEXT NOT NULL UNIQUE,
+    event_id TEXT,
+    message_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL,
+    origin TEXT,
+    timestamp TEXT,
+    received INTEGER NOT NULL,
+    acknowledged INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS subscriptions (
+    id INTEGER PRIMARY KEY,
+    device TEXT NOT NULL,
+    relay_url TEXT NOT NULL,
+    token TEXT NOT NULL,
+    p256dh TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    UNIQUE (relay_url, token)
+);
+CREATE TABLE IF NOT EXISTS sources (
+    bmc TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    secret_sha256 BLOB NOT NULL,
+    added INTEGER NOT NULL
+);
+";
+
+/// Severity as Redfish events carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Severity {
+    /// Informational.
+    OK,
+    /// Needs attention.
+    Warning,
+    /// Needs action now.
+    Critical,
+}
+
+impl Severity {
+    /// Parses a Redfish `Severity` or `MessageSeverity`; unknown values count as Warning so
+    /// that a sloppy BMC never hides an alert.
+    pub fn parse_lenient(text: &str) -> Self {
+        match text.to_ascii_lowercase().as_str() {
+            "ok" | "informational" | "info" => Self::OK,
+            "critical" | "error" | "fatal" => Self::Critical,
+            _ => Self::Warning,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::OK => "OK",
+            Self::Warning => "Warning",
+            Self::Critical => "Critical",
+        }
+    }
+}
+
+/// An alert before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlert {
+    /// The BMC that raised it.
+    pub bmc: String,
+    /// What makes two deliveries of one event the same alert.
+    pub dedup_key: String,
+    /// The Redfish `EventId`, when the BMC sent one.
+    pub event_id: Option<String>,
+    /// The Redfish `MessageId`.
+    pub message_id: String,
+    /// The severity.
+    pub severity: Severity,
+    /// The message text.
+    pub message: String,
+    /// `OriginOfCondition`, as a URI.
+    pub origin: Option<String>,
+    /// `EventTimestamp` as the BMC sent it.
+    pub timestamp: Option<String>,
+}
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alert {
+    /// The console's id for it.
+    pub id: i64,
+    /// The BMC that raised it.
+    pub bmc: String,
+    /// The Redfish `EventId`.
+    pub event_id: Option<String>,
+    /// The Redfish `MessageId`.
+    pub message_id: String,
+    /// The severity.
+    pub severity: Severity,
+    /// The message text.
+    pub message: String,
+    /// `OriginOfCondition`.
+    pub origin: Option<String>,
+    /// `EventTimestamp` as the BMC sent it.
+    pub timestamp: Option<String>,
+    /// When the console received it, Unix seconds.
+    pub received: i64,
+    /// Whether a user acknowledged it.
+    pub acknowledged: bool,
+}
+
+/// Filters for listing alerts; all optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AlertFilter {
+    /// Only alerts of this BMC.
+    pub bmc: Option<String>,
+    /// Only alerts of at least this severity.
+    pub min_severity: Option<Severity>,
+    /// Only alerts not yet acknowledged.
+    #[serde(default)]
+    pub unacknowledged: bool,
+    /// Only alerts with a larger id.
+    pub after_id: Option<i64>,
+    /// At most this many, newest first ([`MAX_PAGE`] when absent or larger).
+    pub limit: Option<u32>,
+}
+
+/// A device that receives pushes for this console through a relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// The console's id for it.
+    pub id: i64,
+    /// The device's own id.
+    pub device: String,
+    /// The relay's base URL.
+    pub relay_url: String,
+    /// The registration token the relay gave the device for this console.
+    #[serde(skip_serializing)]
+    pub token: String,
+    /// The device's P-256 public key, base64url.
+    pub p256dh: String,
+    /// The device's authentication secret, base64url.
+    #[serde(skip_serializing)]
+    pub auth: String,
+    /// Whether alerts are still forwarded.
+    pub enabled: bool,
+    /// Why forwarding stopped.
+    pub disabled_reason: Option<String>,
+}
+
+/// The store. Calls hold a lock for one short statement at a time.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl Store {
+    /// Opens or creates the database in `state_dir`.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] when SQLite cannot open or migrate the file.
+    pub fn open(state_dir: &Path) -> Result<Self, ConsoleError> {
+        let path = state_dir.join(DATABASE_FILE);
+        let connection = Connection::open(&path).map_err(|source| ConsoleError::Store {
+            path: path.clone(),
+            source,
+        })?;
+        connection
+            .execute_batch(&format!(
+                "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; {SCHEMA}"
+            ))
+            .map_err(|source| ConsoleError::Store {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Self {
+            path,
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, ConsoleError> {
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&connection).map_err(|source| ConsoleError::Store {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    /// Stores an alert unless one with the same de-duplication key exists; returns the new
+    /// alert, or `None` for a duplicate.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn insert_alert(&self, alert: &NewAlert, now: i64) -> Result<Option<Alert>, ConsoleError> {
+        let inserted = self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO alerts
+                 (bmc, dedup_key, event_id, message_id, severity, message, origin, timestamp, received)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    alert.bmc,
+                    alert.dedup_key,
+                    alert.event_id,
+                    alert.message_id,
+                    alert.severity.as_str(),
+                    alert.message,
+                    alert.origin,
+                    alert.timestamp,
+                    now
+                ],
+            )
+            .map(|rows| (rows == 1).then(|| c.last_insert_rowid()))
+        })?;
+        match inserted {
+            Some(id) => self.alert(id),
+            None => Ok(None),
+        }
+    }
+
+    /// Returns one alert.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn alert(&self, id: i64) -> Result<Option<Alert>, ConsoleError> {
+        self.with(|c| {
+            c.query_row(&format!("{SELECT_ALERT} WHERE id = ?1"), [id], row_to_alert)
+                .optional()
+        })
+    }
+
+    /// Lists alerts newest first under `filter`.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn alerts(&self, filter: &AlertFilter) -> Result<Vec<Alert>, ConsoleError> {
+        let min_rank = filter.min_severity.map_or(0, severity_rank);
+        let limit = filter.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
+        self.with(|c| {
+            let mut statement = c.prepare(&format!(
+                "{SELECT_ALERT}
+                 WHERE (?1 IS NULL OR bmc = ?1)
+                   AND (CASE severity WHEN 'Critical' THEN 2 WHEN 'Warning' THEN 1 ELSE 0 END) >= ?2
+                   AND (?3 = 0 OR acknowledged = 0)
+                   AND id > ?4
+                 ORDER BY id DESC LIMIT ?5"
+            ))?;
+            let rows = statement.query_map(
+                params![
+                    filter.bmc,
+                    min_rank,
+                    filter.unacknowledged,
+                    filter.after_id.unwrap_or(0),
+                    limit
+                ],
+                row_to_alert,
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// Marks an alert acknowledged; returns whether it exists.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn acknowledge(&self, id: i64) -> Result<bool, ConsoleError> {
+        self.with(|c| c.execute("UPDATE alerts SET acknowledged = 1 WHERE id = ?1", [id]))
+            .map(|rows| rows == 1)
+    }
+
+    /// Returns the number of unacknowledged alerts.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn unread_count(&self) -> Result<u32, ConsoleError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*) FROM alerts WHERE acknowledged = 0",
+                [],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Returns per BMC the worst severity among unacknowledged alerts and their count.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn rollup(&self) -> Result<Vec<(String, Severity, u32)>, ConsoleError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT s.bmc,
+                        COALESCE(MAX(CASE a.severity WHEN 'Critical' THEN 2 WHEN 'Warning' THEN 1 ELSE 0 END), 0),
+                        COUNT(a.id)
+                 FROM sources s LEFT JOIN alerts a ON a.bmc = s.bmc AND a.acknowledged = 0
+                 GROUP BY s.bmc ORDER BY s.bmc",
+            )?;
+            let rows = statement.query_map([], |r| {
+                let rank: i64 = r.get(1)?;
+                Ok((r.get(0)?, rank_severity(rank), r.get(2)?))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Adds or replaces a BMC event source with the SHA-256 of its delivery secret.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn put_source(
+        &self,
+        bmc: &str,
+        url: &str,
+        secret_sha256: &[u8; 32],
+        now: i64,
+    ) -> Result<(), ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO sources (bmc, url, secret_sha256, added) VALUES (?1, ?2, ?3, ?4)",
+                params![bmc, url, secret_sha256.as_slice(), now],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Returns the hash of a source's delivery secret, or `None` for an unknown BMC.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn source_secret(&self, bmc: &str) -> Result<Option<Vec<u8>>, ConsoleError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT secret_sha256 FROM sources WHERE bmc = ?1",
+                [bmc],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+    }
+
+    /// Lists the BMC event sources: name and URL.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn sources(&self) -> Result<Vec<(String, String)>, ConsoleError> {
+        self.with(|c| {
+            let mut statement = c.prepare("SELECT bmc, url FROM sources ORDER BY bmc")?;
+            let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
+    /// Adds a subscription, or re-enables the existing one with the same relay and token.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn add_subscription(
+        &self,
+        device: &str,
+        relay_url: &str,
+        token: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> Result<i64, ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO subscriptions (device, relay_url, token, p256dh, auth) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (relay_url, token) DO UPDATE SET
+                   device = excluded.device, p256dh = excluded.p256dh, auth = excluded.auth,
+                   enabled = 1, disabled_reason = NULL",
+                params![device, relay_url, token, p256dh, auth],
+            )?;
+            c.query_row(
+                "SELECT id FROM subscriptions WHERE relay_url = ?1 AND token = ?2",
+                params![relay_url, token],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Deletes a subscription; returns whether it existed.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn remove_subscription(&self, id: i64) -> Result<bool, ConsoleError> {
+        self.with(|c| c.execute("DELETE FROM subscriptions WHERE id = ?1", [id]))
+            .map(|rows| rows == 1)
+    }
+
+    /// Lists subscriptions, enabled ones only when `enabled_only`.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn subscriptions(&self, enabled_only: bool) -> Result<Vec<Subscription>, ConsoleError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, device, relay_url, token, p256dh, auth, enabled, disabled_reason
+                 FROM subscriptions WHERE (?1 = 0 OR enabled = 1) ORDER BY id",
+            )?;
+            let rows = statement.query_map([enabled_only], |r| {
+                Ok(Subscription {
+                    id: r.get(0)?,
+                    device: r.get(1)?,
+                    relay_url: r.get(2)?,
+                    token: r.get(3)?,
+                    p256dh: r.get(4)?,
+                    auth: r.get(5)?,
+                    enabled: r.get(6)?,
+                    disabled_reason: r.get(7)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Disables the subscription with this relay and token; returns whether one changed.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn disable_subscription(
+        &self,
+        relay_url: &str,
+        token: &str,
+        reason: &str,
+    ) -> Result<bool, ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE subscriptions SET enabled = 0, disabled_reason = ?3
+                 WHERE relay_url = ?1 AND token = ?2 AND enabled = 1",
+                params![relay_url, token, reason],
+            )
+        })
+        .map(|rows| rows == 1)
+    }
+}
+
+const SELECT_ALERT: &str =
+    "SELECT id, bmc, event_id, message_id, severity, message, origin, timestamp,
+    received, acknowledged FROM alerts";
+
+fn row_to_alert(row: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    let severity: String = row.get(4)?;
+    Ok(Alert {
+        id: row.get(0)?,
+        bmc: row.get(1)?,
+        event_id: row.get(2)?,
+        message_id: row.get(3)?,
+        severity: Severity::parse_lenient(&severity),
+        message: row.get(5)?,
+        origin: row.get(6)?,
+        timestamp: row.get(7)?,
+        received: row.get(8)?,
+        acknowledged: row.get(9)?,
+    })
+}
+
+fn severity_rank(severity: Severity) -> i64 {
+    match severity {
+        Severity::OK => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+    }
+}
+
+fn rank_severity(rank: i64) -> Severity {
+    match rank {
+        2 => Severity::Critical,
+        1 => Severity::Warning,
+        _ => Severity::OK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(key: &str, severity: Severity) -> NewAlert {
+        NewAlert {
+            bmc: "bmc-1".into(),
+            dedup_key: key.into(),
+            event_id: Some(key.into()),
+            message_id: "Fan.1.0.FanFailed".into(),
+            severity,
+            message: "Fan 2 failed".into(),
+            origin: None,
+            timestamp: None,
+        }
+    }
+
+    #[test]
+    fn duplicate_event_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store
+            .insert_alert(&alert("e1", Severity::Critical), 1)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .insert_alert(&alert("e1", Severity::Critical), 2)
+            .unwrap()
+            .is_none());
+        assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn filters_and_acknowledge_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let first = store
+            .insert_alert(&alert("e1", Severity::OK), 1)
+            .unwrap()
+            .unwrap();
+        store
+            .insert_alert(&alert("e2", Severity::Critical), 1)
+            .unwrap();
+        let critical = AlertFilter {
+            min_severity: Some(Severity::Warning),
+            ..AlertFilter::default()
+        };
+        assert_eq!(store.alerts(&critical).unwrap().len(), 1);
+        assert_eq!(store.unread_count().unwrap(), 2);
+        assert!(store.acknowledge(first.id).unwrap());
+        assert!(!store.acknowledge(999).unwrap());
+        let unread = AlertFilter {
+            unacknowledged: true,
+            ..AlertFilter::default()
+        };
+        assert_eq!(store.alerts(&unread).unwrap().len(), 1);
+        assert_eq!(store.unread_count().unwrap(), 1);
+    }
+
+    #[test]
+    fn disabled_subscription_is_not_listed_as_enabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store
+            .add_subscription("phone", "https://relay", "rrt_1", "k", "a")
+            .unwrap();
+        assert!(store
+            .disable_subscription("https://relay", "rrt_1", "device gone")
+            .unwrap());
+        assert!(store.subscriptions(true).unwrap().is_empty());
+        assert_eq!(
+            store.subscriptions(false).unwrap()[0]
+                .disabled_reason
+                .as_deref(),
+            Some("device gone")
+        );
+    }
+}

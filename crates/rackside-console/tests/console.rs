@@ -1,0 +1,552 @@
+//! Integration tests: a console, a relay and a Web Push test service on loopback, with
+//! events delivered as a BMC delivers them.
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use rackside_console::{ConsoleConfig, RelayConfig, RunningConsole};
+use rackside_relay::apikeys::{ApiKeyStore, ConsoleName};
+use rackside_relay::ece::DeviceKeys;
+use rackside_relay::providers::ProviderConfig;
+use rackside_relay::{RelayConfig as RelayServiceConfig, RunningRelay};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+const WAIT: Duration = Duration::from_secs(10);
+const PASSWORD: &str = "correct horse battery";
+
+/// A Web Push service that decrypts each push with the device's key, and answers 410 for
+/// devices marked gone.
+#[derive(Default)]
+struct PushService {
+    devices: Mutex<HashMap<String, (Arc<DeviceKeys>, bool)>>,
+    received: Mutex<Vec<(String, Value)>>,
+}
+
+async fn push_receive(
+    State(service): State<Arc<PushService>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    assert_eq!(headers["content-encoding"], "aes128gcm");
+    assert!(headers["authorization"]
+        .to_str()
+        .unwrap()
+        .starts_with("vapid t="));
+    let Some((keys, gone)) = service.devices.lock().unwrap().get(&id).cloned() else {
+        return StatusCode::NOT_FOUND;
+    };
+    if gone {
+        return StatusCode::GONE;
+    }
+    let plain = keys
+        .decrypt(&body)
+        .expect("push decrypts with the device key");
+    let alert: Value = serde_json::from_slice(&plain).unwrap();
+    service.received.lock().unwrap().push((id, alert));
+    StatusCode::CREATED
+}
+
+async fn start_push_service(service: Arc<PushService>) -> (u16, CertificateDer<'static>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().clone();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![der.clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let router = Router::new()
+        .route("/push/{id}", post(push_receive))
+        .with_state(service);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = TowerToHyperService::new(router.map_request(
+                    |r: axum::extract::Request<hyper::body::Incoming>| r.map(axum::body::Body::new),
+                ));
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, der)
+}
+
+fn client_trusting(pems: &[&str]) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for pem in pems {
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
+}
+
+struct Chain {
+    dir: tempfile::TempDir,
+    push: Arc<PushService>,
+    push_port: u16,
+    push_cert: CertificateDer<'static>,
+    relay: Option<RunningRelay>,
+    console: RunningConsole,
+    client: reqwest::Client,
+    session: String,
+}
+
+impl Chain {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let push = Arc::new(PushService::default());
+        let (push_port, push_cert) = start_push_service(push.clone()).await;
+        let relay_dir = dir.path().join("relay");
+        std::fs::create_dir_all(&relay_dir).unwrap();
+        let api_key = ApiKeyStore::open(&relay_dir)
+            .add(&ConsoleName::parse("ome-1").unwrap())
+            .unwrap();
+        let relay = start_relay(&relay_dir, &push_cert, 0).await;
+
+        let mut config = ConsoleConfig::new(dir.path().join("console"));
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.users = vec![("admin".into(), zeroize::Zeroizing::new(PASSWORD.into()))];
+        config.relay = Some(RelayConfig {
+            url: url::Url::parse(&format!("https://localhost:{}/", relay.addr.port())).unwrap(),
+            console_name: "ome-1".into(),
+            api_key: zeroize::Zeroizing::new(api_key.expose().to_owned()),
+            ca_pem: Some(relay.cert_pem.clone()),
+        });
+        let console = rackside_console::start(config).await.unwrap();
+        let client = client_trusting(&[&console.cert_pem, &relay.cert_pem]);
+        let mut chain = Self {
+            dir,
+            push,
+            push_port,
+            push_cert,
+            relay: Some(relay),
+            console,
+            client,
+            session: String::new(),
+        };
+        let login: Value = chain
+            .client
+            .post(chain.console_url("/api/login"))
+            .json(&json!({"user": "admin", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        chain.session = login["token"].as_str().unwrap().to_owned();
+        chain
+    }
+
+    fn console_url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.console.addr.port())
+    }
+
+    fn relay_url(&self, path: &str) -> String {
+        format!(
+            "https://localhost:{}{path}",
+            self.relay.as_ref().unwrap().addr.port()
+        )
+    }
+
+    async fn api(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, self.console_url(path))
+            .bearer_auth(&self.session);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Adds an event source and returns its destination path and secret.
+    async fn add_source(&self, name: &str) -> (String, String) {
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/devices",
+                Some(json!({"name": name, "url": "https://bmc.test/"})),
+            )
+            .await;
+        assert_eq!(status, 201);
+        let destination = url::Url::parse(body["destination"].as_str().unwrap()).unwrap();
+        (
+            destination.path().to_owned(),
+            body["http_headers"]["X-Rackside-Event-Secret"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    }
+
+    /// Registers a device at the relay and subscribes it at the console; returns its keys
+    /// and subscription id.
+    async fn subscribe(&self, device: &str) -> (Arc<DeviceKeys>, i64) {
+        let keys = Arc::new(DeviceKeys::generate());
+        self.push
+            .devices
+            .lock()
+            .unwrap()
+            .insert(device.to_owned(), (keys.clone(), false));
+        let registration: Value = self
+            .client
+            .post(self.relay_url("/v1/registrations"))
+            .json(
+                &json!({"console": "ome-1", "device": device, "target": {"provider": "webpush",
+                "endpoint": format!("https://localhost:{}/push/{device}", self.push_port)}}),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let recipient = keys.recipient();
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/subscriptions",
+                Some(json!({"device": device, "relay_url": self.relay_url("/"), "token": registration["token"],
+                    "p256dh": recipient.p256dh(), "auth": recipient.auth()})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        (keys, body["id"].as_i64().unwrap())
+    }
+
+    async fn deliver(&self, path: &str, secret: &str, event: Value) -> u16 {
+        self.client
+            .post(self.console_url(path))
+            .header("X-Rackside-Event-Secret", secret)
+            .json(&json!({"@odata.type": "#Event.v1_7_0.Event", "Id": "1", "Name": "Event", "Events": [event]}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn wait_pushes(&self, count: usize) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let seen = self.push.received.lock().unwrap().clone();
+            if seen.len() >= count || tokio::time::Instant::now() >= deadline {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn start_relay(
+    dir: &std::path::Path,
+    push_cert: &CertificateDer<'static>,
+    port: u16,
+) -> RunningRelay {
+    let mut config = RelayServiceConfig::new(dir.to_path_buf());
+    config.listen = format!("127.0.0.1:{port}").parse().unwrap();
+    config.providers = ProviderConfig {
+        webpush_subject: Some("mailto:ops@rackside.test".into()),
+        extra_roots: vec![push_cert.clone()],
+        request_timeout: Duration::from_secs(5),
+        ..ProviderConfig::default()
+    };
+    rackside_relay::start(config).await.unwrap()
+}
+
+fn fan_fault(id: &str) -> Value {
+    json!({"EventType": "Alert", "EventId": id, "EventTimestamp": "2026-12-04T19:00:00Z",
+        "MessageId": "Fan.1.0.FanFailed", "MessageSeverity": "Critical", "Message": format!("Fan 2 failed ({id})"),
+        "OriginOfCondition": {"@odata.id": "/redfish/v1/Chassis/1/Thermal"}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bmc_event_reaches_device_decrypted() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    chain.subscribe("phone").await;
+    assert_eq!(chain.deliver(&path, &secret, fan_fault("1")).await, 204);
+
+    let pushes = chain.wait_pushes(1).await;
+    assert_eq!(pushes.len(), 1);
+    let (device, alert) = &pushes[0];
+    assert_eq!(device, "phone");
+    assert_eq!(alert["message"], "Fan 2 failed (1)");
+    assert_eq!(alert["console"], "ome-1");
+    assert_eq!(alert["severity"], "Critical");
+
+    let (status, listed) = chain.api(reqwest::Method::GET, "/api/alerts", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["alerts"][0]["id"], alert["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_event_is_stored_and_pushed_once() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    chain.subscribe("phone").await;
+    assert_eq!(chain.deliver(&path, &secret, fan_fault("7")).await, 204);
+    assert_eq!(chain.deliver(&path, &secret, fan_fault("7")).await, 204);
+    chain.wait_pushes(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(chain.push.received.lock().unwrap().len(), 1);
+    let (_, listed) = chain.api(reqwest::Method::GET, "/api/alerts", None).await;
+    assert_eq!(listed["alerts"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_event_secret_is_rejected() {
+    let chain = Chain::start().await;
+    let (path, _) = chain.add_source("bmc-1").await;
+    assert_eq!(chain.deliver(&path, "guess", fan_fault("1")).await, 401);
+    assert_eq!(
+        chain
+            .deliver("/events/unknown-bmc", "guess", fan_fault("1"))
+            .await,
+        401
+    );
+    let (_, listed) = chain.api(reqwest::Method::GET, "/api/alerts", None).await;
+    assert!(listed["alerts"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_event_is_ignored_without_crash() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    let status = chain
+        .client
+        .post(chain.console_url(&path))
+        .header("X-Rackside-Event-Secret", &secret)
+        .body("{\"Events\": 12")
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 204);
+    assert_eq!(
+        chain
+            .deliver(&path, &secret, json!({"Message": "no id"}))
+            .await,
+        204
+    );
+    let (_, listed) = chain.api(reqwest::Method::GET, "/api/alerts", None).await;
+    assert!(listed["alerts"].as_array().unwrap().is_empty());
+    assert_eq!(
+        chain.deliver(&path, &secret, fan_fault("2")).await,
+        204,
+        "the console still works"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_requires_login_and_acknowledge_updates_count() {
+    let chain = Chain::start().await;
+    let anonymous = chain
+        .client
+        .get(chain.console_url("/api/alerts"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let bad_login = chain
+        .client
+        .post(chain.console_url("/api/login"))
+        .json(&json!({"user": "admin", "password": "wrong password!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_login.status(), 401);
+
+    let (path, secret) = chain.add_source("bmc-1").await;
+    chain.deliver(&path, &secret, fan_fault("1")).await;
+    chain
+        .deliver(&path, &secret, json!({"EventId": "2", "MessageId": "Power.1.0.On", "MessageSeverity": "OK", "Message": "Power on"}))
+        .await;
+    let (_, count) = chain
+        .api(reqwest::Method::GET, "/api/alerts/count", None)
+        .await;
+    assert_eq!(count["unread"], 2);
+    let (_, critical) = chain
+        .api(
+            reqwest::Method::GET,
+            "/api/alerts?min_severity=Critical",
+            None,
+        )
+        .await;
+    let critical = critical["alerts"].as_array().unwrap().clone();
+    assert_eq!(critical.len(), 1);
+    let id = critical[0]["id"].as_i64().unwrap();
+    let (status, _) = chain
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/alerts/{id}/ack"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, count) = chain
+        .api(reqwest::Method::GET, "/api/alerts/count", None)
+        .await;
+    assert_eq!(count["unread"], 1);
+    let (_, health) = chain.api(reqwest::Method::GET, "/api/health", None).await;
+    assert_eq!(health["devices"][0]["health"], "OK");
+    let (status, _) = chain
+        .api(reqwest::Method::POST, "/api/alerts/9999/ack", None)
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_subscription_gets_no_push() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    let (_, id) = chain.subscribe("phone").await;
+    let (status, _) = chain
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/subscriptions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    chain.deliver(&path, &secret, fan_fault("1")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(chain.push.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_device_disables_subscription() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    let (keys, _) = chain.subscribe("old-phone").await;
+    chain
+        .push
+        .devices
+        .lock()
+        .unwrap()
+        .insert("old-phone".into(), (keys, true));
+    chain.deliver(&path, &secret, fan_fault("1")).await;
+
+    // The relay removes the registration; the console learns it from the gone list.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut disabled = 0;
+    while disabled == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        disabled = chain.console.sync_gone().await.unwrap();
+    }
+    assert_eq!(disabled, 1);
+    let (_, subscriptions) = chain
+        .api(reqwest::Method::GET, "/api/subscriptions", None)
+        .await;
+    assert_eq!(subscriptions["subscriptions"][0]["enabled"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_restart_keeps_alerts_on_console() {
+    let mut chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    chain.subscribe("phone").await;
+    chain.deliver(&path, &secret, fan_fault("1")).await;
+    chain.wait_pushes(1).await;
+
+    // The relay goes away: the alert raised meanwhile cannot be pushed, but the console
+    // keeps it, so the client still sees every alert.
+    let relay = chain.relay.take().unwrap();
+    let port = relay.addr.port();
+    relay.shutdown().await;
+    chain.deliver(&path, &secret, fan_fault("2")).await;
+    let relay = start_relay(&chain.dir.path().join("relay"), &chain.push_cert, port).await;
+    chain.relay = Some(relay);
+    chain.deliver(&path, &secret, fan_fault("3")).await;
+    let pushes = chain.wait_pushes(2).await;
+    assert_eq!(
+        pushes.len(),
+        2,
+        "the registration survives the relay restart"
+    );
+
+    let (_, listed) = chain.api(reqwest::Method::GET, "/api/alerts", None).await;
+    let messages: Vec<&str> = listed["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        messages,
+        ["Fan 2 failed (3)", "Fan 2 failed (2)", "Fan 2 failed (1)"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_lists_every_route() {
+    let chain = Chain::start().await;
+    let doc: Value = chain
+        .client
+        .get(chain.console_url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/api/login",
+        "/api/alerts",
+        "/api/alerts/{id}/ack",
+        "/api/subscriptions",
+        "/events/{bmc}",
+        "/api/health",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+}
