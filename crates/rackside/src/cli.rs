@@ -179,7 +179,7 @@ pub enum CaCommand {
 /// Options of `vault`, `unlock` and `lock`.
 #[derive(Debug, Args)]
 pub struct VaultOptions {
-    /// Folder whose `vault` subfolder holds the vault [default: the platform's data folder]
+    /// Folder whose `vault` subfolder contains the vault [default: the platform's data folder]
     #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
 
@@ -239,7 +239,7 @@ pub enum VaultCommand {
     },
     /// Enable or disable quick unlock (`rackside unlock --quick`)
     Quick {
-        /// What to do
+        /// The action
         action: QuickAction,
     },
     /// Run the unlock agent in the foreground (`rackside unlock` starts it)

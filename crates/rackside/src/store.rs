@@ -1,7 +1,7 @@
 //! The client's state: servers with their pins and groups, stored passwords and cached
 //! reports in the encrypted vault, and installed CAs as PEM files under the config folder.
 //!
-//! Commands work on an in-memory copy of the server list and record their changes; `save`
+//! Commands work on an in-memory copy of the server list and record their changes. `save`
 //! writes each change as its own vault transaction, so two commands saving at once both keep
 //! their changes. A plain `servers.json` from an earlier version is moved into the vault the
 //! first time the store opens.
@@ -71,7 +71,7 @@ enum Change {
     SetPin(String, Option<Pin>),
 }
 
-/// How old a cached report is, for messages: "cached 3 min ago, fetched 2026-12-04T19:20Z".
+/// Describes how old a cached report is, for messages: "cached 3 min ago, fetched 2026-12-04T19:20Z".
 pub fn describe_age(fetched_at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let secs = (now - fetched_at).num_seconds().max(0);
     let age = match secs {

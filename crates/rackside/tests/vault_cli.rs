@@ -59,7 +59,7 @@ impl Drop for AgentGuard<'_> {
     }
 }
 
-/// Every file under `dir`, recursively.
+/// Lists every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -79,7 +79,7 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// The files under `dir` whose bytes contain `needle`.
+/// Lists the files under `dir` whose bytes contain `needle`.
 fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
     files_under(dir)
         .into_iter()

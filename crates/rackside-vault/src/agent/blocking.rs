@@ -58,10 +58,10 @@ impl BlockingClient {
         })
     }
 
-    /// Sends one request and reads the answer.
+    /// Sends one request and reads the response.
     ///
     /// # Errors
-    /// `Agent` when the connection fails or the answer does not parse.
+    /// `Agent` when the connection fails or the response does not parse.
     pub fn request(&mut self, request: &Request) -> Result<Response> {
         let agent_err = |message: String| Error::Agent {
             path: self.path.clone(),
@@ -117,8 +117,8 @@ impl BlockingClient {
         self.expect_done(&Request::Lock)
     }
 
-    /// The vault status (`None` when locked) and seconds left before the
-    /// auto-lock.
+    /// Returns the vault status (`None` when locked) and the seconds left
+    /// before the auto-lock.
     ///
     /// # Errors
     /// `Agent` when the connection fails.
@@ -132,7 +132,7 @@ impl BlockingClient {
         }
     }
 
-    /// Every server.
+    /// Lists every server.
     ///
     /// # Errors
     /// `Locked`, `AgentRefused`, `Agent`.
@@ -143,7 +143,7 @@ impl BlockingClient {
         }
     }
 
-    /// One server.
+    /// Reads one server.
     ///
     /// # Errors
     /// `Locked`, `AgentRefused`, `Agent`.
@@ -170,7 +170,7 @@ impl BlockingClient {
         self.expect_done(&Request::RemoveServer { name: name.into() })
     }
 
-    /// A server's password.
+    /// Reads a server's password.
     ///
     /// # Errors
     /// `Locked`, `AgentRefused`, `Agent`.
@@ -194,7 +194,7 @@ impl BlockingClient {
         })
     }
 
-    /// A cached result.
+    /// Reads a cached result.
     ///
     /// # Errors
     /// `Locked`, `AgentRefused`, `Agent`.

@@ -178,7 +178,7 @@ pub fn lock(_args: LockArgs) -> anyhow::Result<ExitCode> {
             eprintln!("locked the vault: the agent dropped its keys and stopped");
         }
         Err(error) => {
-            tracing::debug!(%error, "no agent answered on the socket");
+            tracing::debug!(%error, "no agent responded on the socket");
             eprintln!("no vault agent is running; the vault is locked");
         }
     }
@@ -266,7 +266,7 @@ fn print_status(status: &VaultStatus) {
     outln!("database:       {} bytes", status.database_bytes);
 }
 
-/// What the agent on the socket does for this vault, as one phrase.
+/// Describes what the agent on the socket does for this vault, in one phrase.
 fn agent_state(vault_dir: &Path) -> anyhow::Result<String> {
     let socket = agent::default_socket_path()?;
     let Ok(mut client) = BlockingClient::connect(&socket) else {
@@ -475,7 +475,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(seconds))
 }
 
-/// A duration as minutes and seconds, for messages.
+/// Formats a duration as minutes and seconds, for messages.
 fn describe_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     match (secs / 60, secs % 60) {
@@ -485,9 +485,9 @@ fn describe_duration(duration: Duration) -> String {
     }
 }
 
-/// Where the vault commands read passwords: standard input (one line per password asked
-/// for, in the order asked), RACKSIDE_VAULT_PASSWORD for the current vault password, or a
-/// terminal prompt.
+/// Password input of the vault commands: standard input (one line per password requested, in
+/// the order requested), RACKSIDE_VAULT_PASSWORD for the current vault password, or a terminal
+/// prompt.
 struct Input {
     password_stdin: bool,
     interactive: bool,
@@ -504,14 +504,14 @@ impl Input {
         }
     }
 
-    /// The source that `open_direct` asks for the current vault password.
+    /// Returns the source that `open_direct` uses for the current vault password.
     fn source(&self) -> PasswordSource {
         PasswordSource {
             interactive: self.interactive,
         }
     }
 
-    /// The current vault password: standard input with `--password-stdin`, else
+    /// Reads the current vault password: standard input with `--password-stdin`, else
     /// RACKSIDE_VAULT_PASSWORD or a prompt.
     fn vault_password(&self, vault_dir: &Path) -> anyhow::Result<Secret> {
         if self.password_stdin {
@@ -520,7 +520,7 @@ impl Input {
         self.source().password(vault_dir)
     }
 
-    /// A secret that exists already (an export's passphrase): one line or one prompt.
+    /// Reads a secret that exists already (an export's passphrase) from one line or one prompt.
     fn secret(&self, label: &str, from_stdin: bool) -> anyhow::Result<Secret> {
         if from_stdin {
             return read_line(label);
@@ -537,7 +537,7 @@ impl Input {
         ))?))
     }
 
-    /// A new secret: one line, or a prompt typed twice.
+    /// Reads a new secret from one line, or from a prompt typed twice.
     fn new_secret(&self, label: &str, from_stdin: bool) -> anyhow::Result<Secret> {
         let first = self.secret(label, from_stdin)?;
         if from_stdin {

@@ -1,5 +1,5 @@
-//! Where the store's records live: the encrypted vault, reached through the unlock agent when
-//! one serves this vault, else opened in this process.
+//! Access to the store's records in the encrypted vault, through the unlock agent when one
+//! serves this vault, else by opening the vault in this process.
 //!
 //! Also the one-time move of the plain `servers.json` of earlier versions into the vault.
 
@@ -65,7 +65,7 @@ pub struct PasswordSource {
 }
 
 impl PasswordSource {
-    /// The vault password: `RACKSIDE_VAULT_PASSWORD`, else a prompt in a terminal.
+    /// Reads the vault password from `RACKSIDE_VAULT_PASSWORD`, else from a prompt in a terminal.
     ///
     /// # Errors
     /// `VaultLocked` (exit 11) when neither is available.
@@ -179,7 +179,7 @@ impl Backend {
     }
 }
 
-/// The device key store: `RACKSIDE_KEYSTORE` or the platform's choice.
+/// Opens the device key store that `RACKSIDE_KEYSTORE` names, or the platform's choice.
 ///
 /// # Errors
 /// The vault crate's `KeyStore` error for an unknown `RACKSIDE_KEYSTORE`.
@@ -187,8 +187,8 @@ pub fn keystore() -> anyhow::Result<Box<dyn DeviceKeyStore>> {
     Ok(rackside_vault::default_keystore()?)
 }
 
-/// A connection to an agent that holds the vault in `vault_dir` unlocked, or `None` when no
-/// agent runs, it is locked, or it serves another vault.
+/// Connects to an agent that holds the vault in `vault_dir` unlocked. Returns `None` when no
+/// agent runs, when it is locked, or when it serves another vault.
 ///
 /// # Errors
 /// Only a socket path that cannot be derived; a dead or foreign socket is `None`.
@@ -218,7 +218,7 @@ pub fn agent_for(vault_dir: &Path) -> anyhow::Result<Option<BlockingClient>> {
     }
 }
 
-/// Whether two paths name the same folder, comparing canonical forms when both exist.
+/// Checks whether two paths name the same folder, comparing canonical forms when both exist.
 pub fn same_folder(a: &Path, b: &Path) -> bool {
     match (fs::canonicalize(a), fs::canonicalize(b)) {
         (Ok(a), Ok(b)) => a == b,
@@ -227,7 +227,8 @@ pub fn same_folder(a: &Path, b: &Path) -> bool {
 }
 
 /// Opens the vault in `dir` in this process. A missing vault is created without a password
-/// when `create` is set (saying so on standard error); a vault with a password asks `source`.
+/// when `create` is set (saying so on standard error). A vault with a password gets it from
+/// `source`.
 ///
 /// # Errors
 /// The vault's own errors (locked, wrong password, corrupted, busy, disk full), mapped to exit
@@ -261,8 +262,8 @@ pub fn open_direct(
 }
 
 /// Creates a vault in `dir`. Without a password the Argon2id parameters are unused, so the
-/// smallest ones are stored and `vault passwd` calibrates when it sets a password; with one
-/// they are calibrated now (about half a second).
+/// smallest ones are stored, and `vault passwd` calibrates them when it sets a password. With a
+/// password they are calibrated now, which takes about half a second.
 ///
 /// # Errors
 /// The vault's own errors; `WeakPassword` names the policy's reason.

@@ -124,9 +124,9 @@ pub async fn embedded_bmc(faults: &[Fault]) -> Bmc {
 
 /// A client config folder and a way to run the real binary with it.
 ///
-/// Each one is isolated: its vault sits in the folder's `vault/`, its device secret in a file
-/// key store under the folder's `data/`, and its unlock agent (if any) on the folder's own
-/// socket, so tests never touch the user's vault, keys or agent.
+/// Each one is isolated, so tests never touch the user's vault, keys or agent. Its vault is in
+/// the folder's `vault/`, its device secret in a file key store under `data/`, and its unlock
+/// agent (if any) on a socket under `run/`.
 pub struct Cli {
     pub config: TempDir,
 }
@@ -148,19 +148,19 @@ impl Cli {
         cli
     }
 
-    /// An empty folder: no vault yet.
+    /// Makes an empty folder, with no vault yet.
     pub fn bare() -> Self {
         Self {
             config: tempfile::tempdir().unwrap(),
         }
     }
 
-    /// The vault folder the binary uses with this config folder.
+    /// Returns the vault folder the binary uses with this config folder.
     pub fn vault_dir(&self) -> PathBuf {
         self.config.path().join("vault")
     }
 
-    /// The file key store the binary uses with [`Cli::isolate`].
+    /// Returns the file key store the binary uses with [`Cli::isolation`].
     pub fn keystore(&self) -> rackside_vault::FileKeyStore {
         rackside_vault::FileKeyStore::new(self.data_dir().join("rackside").join("keys"))
     }
@@ -169,13 +169,13 @@ impl Cli {
         self.config.path().join("data")
     }
 
-    /// The agent socket of this folder, in a subfolder that the agent makes private (the
-    /// temporary folder itself may be readable by others).
+    /// Returns the agent socket of this folder. It sits in a subfolder that the agent makes
+    /// private, because the temporary folder itself may be readable by others.
     pub fn agent_socket(&self) -> PathBuf {
         self.config.path().join("run").join("agent.sock")
     }
 
-    /// The environment that confines a `rackside` process to this folder.
+    /// Returns the environment that confines a `rackside` process to this folder.
     pub fn isolation(&self) -> Vec<(&'static str, PathBuf)> {
         vec![
             ("RACKSIDE_CONFIG_DIR", self.config.path().to_path_buf()),
