@@ -687,6 +687,10 @@ fn secrets_absent_from_logs_and_files() {
     let store = MemoryKeyStore::new();
     let mut rendered = String::new();
     tracing::subscriber::with_default(subscriber, || {
+        // Other tests on other threads may have registered the vault's
+        // callsites with no subscriber at the same moment, caching "never";
+        // recomputing the interest here keeps the log capture reliable.
+        tracing::callsite::rebuild_interest_cache();
         filled_vault(&dir, &store);
         let mut vault = open_with_password(&dir, &store).unwrap();
         rendered.push_str(&format!(
