@@ -94,6 +94,12 @@ pub enum Command {
     /// Run the BMC simulator (Redfish over HTTPS)
     Bmc(BmcArgs),
 
+    /// Run the push relay, or manage its console API keys
+    Relay(crate::commands::relay::RelayArgs),
+
+    /// Run the fleet console
+    Console(crate::commands::console::ConsoleArgs),
+
     /// Start an embedded BMC on loopback and walk through trust, health, inventory and logs
     Demo,
 }

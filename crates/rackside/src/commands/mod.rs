@@ -5,6 +5,7 @@ mod bmc;
 pub mod boot;
 mod ca;
 pub mod capture;
+pub mod console;
 mod demo;
 pub mod diag;
 mod health;
@@ -14,6 +15,7 @@ pub mod location;
 mod logs;
 pub mod network;
 pub mod power;
+pub mod relay;
 mod server;
 pub mod vault;
 
@@ -27,6 +29,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bmc(args) => bmc::run(args).await,
         Command::Demo => demo::run().await,
+        Command::Relay(args) => relay::run(args).await,
+        Command::Console(args) => console::run(args).await,
         Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
         Command::Ca(args) => ca::run(Context::new(&args.client)?, args.command),
         Command::Vault(args) => vault::run(args).await,

@@ -1,0 +1,134 @@
+//! `rackside console serve`: run the fleet console.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use rackside_console::{ConsoleConfig, RelayConfig};
+use zeroize::Zeroizing;
+
+use crate::failure::Failure;
+
+/// `rackside console`
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(subcommand)]
+    pub command: ConsoleCommand,
+}
+
+/// The console's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCommand {
+    /// Serve the console's HTTPS API and event listener until interrupted
+    Serve(Box<ServeArgs>),
+}
+
+/// `rackside console serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8445")]
+    pub listen: SocketAddr,
+
+    /// Folder for the alert database and the certificate [default: the platform's data folder]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Host name BMCs use to reach the event listener
+    #[arg(long, default_value = "localhost", value_name = "HOST")]
+    pub public_host: String,
+
+    /// User name that clients log in with
+    #[arg(long, env = "RACKSIDE_CONSOLE_USER", value_name = "NAME")]
+    pub user: String,
+
+    /// File whose first line is that user's password (at least 12 characters); without it
+    /// the password comes from RACKSIDE_CONSOLE_PASSWORD
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Relay base URL; with it, new alerts are pushed to subscribed devices
+    #[arg(long, value_name = "URL", requires_all = ["relay_console_name", "relay_api_key_file"])]
+    pub relay_url: Option<url::Url>,
+
+    /// This console's name at the relay
+    #[arg(long, value_name = "NAME")]
+    pub relay_console_name: Option<String>,
+
+    /// File whose first line is this console's API key at the relay
+    #[arg(long, value_name = "FILE")]
+    pub relay_api_key_file: Option<PathBuf>,
+
+    /// The relay's certificate (PEM) to trust, for a relay with a self-signed certificate
+    #[arg(long, value_name = "FILE")]
+    pub relay_ca: Option<PathBuf>,
+}
+
+/// Runs `rackside console ...`.
+pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        ConsoleCommand::Serve(serve) => serve_console(*serve).await,
+    }
+}
+
+async fn serve_console(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => directories::ProjectDirs::from("", "", "rackside")
+            .map(|dirs| dirs.data_dir().join("console"))
+            .ok_or_else(|| Failure::usage("no home folder found; pass --state-dir DIR"))?,
+    };
+    let password = match &args.password_file {
+        Some(path) => first_line(path)?,
+        None => Zeroizing::new(std::env::var("RACKSIDE_CONSOLE_PASSWORD").map_err(|_| {
+            Failure::usage(
+                "no console password: pass --password-file FILE or set RACKSIDE_CONSOLE_PASSWORD",
+            )
+        })?),
+    };
+    let relay = match (
+        args.relay_url,
+        args.relay_console_name,
+        args.relay_api_key_file,
+    ) {
+        (Some(url), Some(console_name), Some(key_file)) => Some(RelayConfig {
+            url,
+            console_name,
+            api_key: first_line(&key_file)?,
+            ca_pem: match &args.relay_ca {
+                Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(format!("cannot read --relay-ca {}: {e}", path.display()))
+                })?),
+                None => None,
+            },
+        }),
+        _ => None,
+    };
+    let mut config = ConsoleConfig::new(state_dir);
+    config.listen = args.listen;
+    config.public_host = args.public_host;
+    config.users = vec![(args.user, password)];
+    config.relay = relay;
+    let console = rackside_console::start(config).await?;
+    eprintln!("console listening on https://{}", console.addr);
+    super::relay::wait_for_shutdown_signal().await;
+    console.shutdown().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn first_line(path: &std::path::Path) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("cannot read {}: {e}", path.display())))?,
+    );
+    let line = text.lines().next().unwrap_or("").trim().to_owned();
+    if line.is_empty() {
+        return Err(Failure::usage(format!(
+            "{} is empty; put the secret on its first line",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(Zeroizing::new(line))
+}
