@@ -18,7 +18,6 @@ use tower::ServiceExt;
 
 use crate::service::{router, ClientAddr};
 use crate::state::BmcState;
-use crate::tls::{CERT_FILE, KEY_FILE};
 
 /// Name of the failed-login count file in the state folder.
 pub const LOCKOUT_FILE: &str = "link-lockout.json";
@@ -31,6 +30,12 @@ const MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 pub struct LinkOptions {
     /// The Unix socket devices connect to.
     pub socket: PathBuf,
+    /// The PEM certificate chain the HTTPS listener serves.
+    pub cert: PathBuf,
+    /// The PEM private key of that certificate.
+    pub key: PathBuf,
+    /// The folder for the failed-login count ([`LOCKOUT_FILE`]).
+    pub state_dir: PathBuf,
     /// The channel profile.
     pub profile: Profile,
     /// The BMC's MAC address, which the legacy default password requires.
@@ -41,8 +46,8 @@ pub struct LinkOptions {
     pub legacy_default: Option<LegacyDefault>,
 }
 
-/// Starts the link on `options.socket` with the HTTPS certificate from `state_dir` and
-/// returns the handle that presses the button. The link is off until then.
+/// Starts the link on `options.socket` with the HTTPS certificate and returns the handle that
+/// presses the button. The link is off until then.
 ///
 /// # Errors
 ///
@@ -51,7 +56,6 @@ pub struct LinkOptions {
 /// profile.
 pub async fn serve_link(
     state: Arc<BmcState>,
-    state_dir: &Path,
     options: LinkOptions,
 ) -> Result<LinkService, rackside_link::Error> {
     // 1. The same certificate and key the HTTPS listener presents.
@@ -61,8 +65,8 @@ pub async fn serve_link(
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, error.to_string()),
         }
     };
-    let cert_path = state_dir.join(CERT_FILE);
-    let key_path = state_dir.join(KEY_FILE);
+    let cert_path = options.cert.clone();
+    let key_path = options.key.clone();
     let chain = CertificateDer::pem_file_iter(&cert_path)
         .map_err(read_error(cert_path.clone()))?
         .collect::<Result<Vec<_>, _>>()
@@ -71,7 +75,7 @@ pub async fn serve_link(
     let tls = options.profile.server_config(chain, key)?;
 
     // 2. The failed-login count from before a restart.
-    let lockout = LockoutFile::new(state_dir.join(LOCKOUT_FILE));
+    let lockout = LockoutFile::new(options.state_dir.join(LOCKOUT_FILE));
     let failed_logins = lockout.load()?;
 
     // 3. The sans-IO server and its driver.
@@ -98,7 +102,18 @@ pub async fn serve_link(
         Arc::new(LifecycleLog { state, lockout }),
     );
 
-    // 4. Accept devices on the socket in the background.
+    // 4. The button's control socket: every connection presses it once.
+    let button_path = button_socket_path(&options.socket);
+    let _ = std::fs::remove_file(&button_path);
+    let button = tokio::net::UnixListener::bind(&button_path).map_err(|source| {
+        rackside_link::Error::Io {
+            what: format!("binding the button socket {}", button_path.display()),
+            source,
+        }
+    })?;
+    tokio::spawn(serve_button(button, service.clone()));
+
+    // 5. Accept devices on the socket in the background.
     let _ = std::fs::remove_file(&options.socket);
     let listener_service = service.clone();
     let socket = options.socket.clone();
@@ -113,6 +128,38 @@ pub async fn serve_link(
         }
     });
     Ok(service)
+}
+
+/// Returns the path of the control socket that presses the activation button: the link
+/// socket's path with `.button` appended.
+pub fn button_socket_path(link_socket: &Path) -> PathBuf {
+    let mut path = link_socket.as_os_str().to_owned();
+    path.push(".button");
+    PathBuf::from(path)
+}
+
+/// Presses the button once for each connection and replies `activated`.
+async fn serve_button(listener: tokio::net::UnixListener, service: LinkService) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let mut stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::error!(%error, "button socket stopped");
+                return;
+            }
+        };
+        let reply: &[u8] = match service.press_button().await {
+            Ok(()) => b"activated\n",
+            Err(error) => {
+                tracing::error!(%error, "button press failed");
+                b"failed: the link service stopped\n"
+            }
+        };
+        if let Err(error) = stream.write_all(reply).await {
+            tracing::debug!(%error, "button reply not delivered");
+        }
+    }
 }
 
 struct StateAccounts(Arc<BmcState>);
@@ -293,14 +340,15 @@ mod tests {
         let socket = dir.path().join("link.sock");
         let options = LinkOptions {
             socket: socket.clone(),
+            cert: dir.path().join(crate::CERT_FILE),
+            key: dir.path().join(crate::KEY_FILE),
+            state_dir: dir.path().to_path_buf(),
             profile: Profile::Default,
             mac: [2, 0, 0, 0, 0, 1],
             model: "PowerEdge R660".into(),
             legacy_default: None,
         };
-        let service = serve_link(running.state(), dir.path(), options)
-            .await
-            .unwrap();
+        let service = serve_link(running.state(), options).await.unwrap();
         service.press_button().await.unwrap();
 
         let pipe = rackside_link::socket::connect(&socket).await.unwrap();

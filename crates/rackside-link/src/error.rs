@@ -48,7 +48,7 @@ pub enum Error {
 
     /// The TLS layer failed: a handshake that broke the profile, or a record that failed
     /// authentication.
-    #[error("secure channel failed: {0}; the link ends, connect again")]
+    #[error("secure channel failed: {0}; check that the profile matches the BMC's (a scan shows it) and connect again")]
     Tls(#[from] rustls::Error),
 
     /// The TLS configuration for a profile could not be built.

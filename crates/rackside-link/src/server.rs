@@ -343,6 +343,15 @@ impl LinkServer {
         }
     }
 
+    /// Ends the session of a device whose connection went away, as when a Unix socket
+    /// closes. A radio has no such signal, so there only the inactivity timeout applies.
+    pub fn drop_device(&mut self, device: u32) {
+        if self.session_device() == Some(device) {
+            self.end_session("connection lost");
+            self.outgoing.retain(|frame| frame.device != device);
+        }
+    }
+
     fn session_device(&self) -> Option<u32> {
         self.session.as_ref().map(|s| s.device)
     }

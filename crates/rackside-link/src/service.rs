@@ -123,7 +123,8 @@ async fn run<H: RequestHandler, S: EventSink>(
     sink: Arc<S>,
     mut commands: mpsc::Receiver<Command>,
 ) {
-    let (frames_tx, mut frames) = mpsc::channel::<(usize, Frame)>(256);
+    // `None` marks a connection that closed.
+    let (frames_tx, mut frames) = mpsc::channel::<(usize, Option<Frame>)>(256);
     let (responses_tx, mut responses) = mpsc::channel::<Vec<u8>>(4);
     let mut connections: Vec<mpsc::Sender<Frame>> = Vec::new();
     let mut routes: HashMap<u32, usize> = HashMap::new();
@@ -148,17 +149,31 @@ async fn run<H: RequestHandler, S: EventSink>(
                     let mut rx = pipe.rx;
                     tokio::spawn(async move {
                         while let Some(frame) = rx.recv().await {
-                            if frames_tx.send((index, frame)).await.is_err() {
+                            if frames_tx.send((index, Some(frame))).await.is_err() {
                                 return;
                             }
                         }
+                        let _ = frames_tx.send((index, None)).await;
                     });
                 }
             },
-            Some((index, frame)) = frames.recv() => {
-                routes.insert(frame.device, index);
-                server.receive_frame(&frame, Instant::now());
-            }
+            Some((index, frame)) = frames.recv() => match frame {
+                Some(frame) => {
+                    routes.insert(frame.device, index);
+                    server.receive_frame(&frame, Instant::now());
+                }
+                None => {
+                    let gone: Vec<u32> = routes
+                        .iter()
+                        .filter(|(_, route)| **route == index)
+                        .map(|(device, _)| *device)
+                        .collect();
+                    for device in gone {
+                        routes.remove(&device);
+                        server.drop_device(device);
+                    }
+                }
+            },
             Some(response) = responses.recv() => {
                 if let Err(error) = server.send_response(response) {
                     tracing::debug!(%error, "link response dropped");
