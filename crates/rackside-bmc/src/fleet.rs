@@ -20,6 +20,8 @@ use crate::tree::LoadedData;
 /// The first error of [`crate::start`]; the BMCs already started are shut down first.
 /// [`BmcError::Bind`] also when the ports run past 65535.
 pub async fn start_fleet(config: BmcConfig, count: usize) -> Result<Vec<RunningBmc>, BmcError> {
+    // The data is loaded once; members share its unchanged resources and log entries.
+    let data = crate::state::load_data(&config)?;
     let mut fleet = Vec::with_capacity(count);
     for index in 1..=count {
         let mut member = config.clone();
@@ -44,7 +46,7 @@ pub async fn start_fleet(config: BmcConfig, count: usize) -> Result<Vec<RunningB
             };
             member.listen.set_port(port);
         }
-        match crate::start(member).await {
+        match crate::serve(member, data.clone()).await {
             Ok(running) => fleet.push(running),
             Err(error) => {
                 shut_down(fleet).await;

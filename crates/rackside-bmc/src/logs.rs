@@ -6,6 +6,7 @@
 //! [`MAX_ENTRIES`] entries and drops the oldest first.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
@@ -61,8 +62,9 @@ pub(crate) struct LogStore {
     pub(crate) entries_path: String,
     /// Collection body without `Members`, `Members@odata.count` and `Members@odata.nextLink`.
     template: Map<String, Value>,
-    /// Entries that came with the data, in the order they are served (newest first).
-    base: Vec<Value>,
+    /// Entries that came with the data, in the order they are served (newest first). Fleet
+    /// members share them until one of them drops or clears entries.
+    base: Arc<Vec<Value>>,
     /// Entries written since start, oldest first.
     added: VecDeque<Value>,
     /// Whether members are whole entries (as iDRAC serves them) or only `@odata.id` links.
@@ -111,7 +113,7 @@ impl LogStore {
             service_path,
             entries_path,
             template,
-            base,
+            base: Arc::new(base),
             added: VecDeque::new(),
             expanded,
             entry_type,
@@ -154,7 +156,7 @@ impl LogStore {
         self.added.push_back(entry);
         // The oldest entries are the last of `base`, then the first of `added`.
         while self.len() > MAX_ENTRIES {
-            if self.base.pop().is_none() {
+            if Arc::make_mut(&mut self.base).pop().is_none() {
                 self.added.pop_front();
             }
         }
@@ -163,7 +165,7 @@ impl LogStore {
 
     /// Removes every entry.
     pub(crate) fn clear(&mut self) {
-        self.base.clear();
+        self.base = Arc::new(Vec::new());
         self.added.clear();
     }
 

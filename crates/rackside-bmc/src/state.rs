@@ -68,11 +68,12 @@ impl BmcState {
     /// name or password, [`BmcError::InvalidMockup`] or [`BmcError::Io`] for an unreadable
     /// mockup folder.
     pub fn new(config: &BmcConfig) -> Result<Self, BmcError> {
+        Self::with_data(config, load_data(config)?)
+    }
+
+    /// Builds the state from data loaded before, giving a fleet member its own identity.
+    pub(crate) fn with_data(config: &BmcConfig, mut data: LoadedData) -> Result<Self, BmcError> {
         let accounts = Accounts::new(config.first_user.as_ref(), &config.extra_users)?;
-        let mut data = match &config.data {
-            DataSource::Embedded => tree::load_sample(crate::sample::sample_server()),
-            DataSource::Mockup(dir) => tree::load_mockup(dir)?,
-        };
         if let Some(index) = config.fleet_index {
             let embedded = config.data == DataSource::Embedded;
             crate::fleet::personalize(&mut data, index, embedded);
@@ -170,6 +171,18 @@ impl BmcState {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         inner.advance(Instant::now());
         inner
+    }
+}
+
+/// Loads the resource tree and logs that `config` names.
+///
+/// # Errors
+///
+/// [`BmcError::InvalidMockup`] or [`BmcError::Io`] for an unreadable mockup folder.
+pub(crate) fn load_data(config: &BmcConfig) -> Result<LoadedData, BmcError> {
+    match &config.data {
+        DataSource::Embedded => Ok(tree::load_sample(crate::sample::sample_server())),
+        DataSource::Mockup(dir) => tree::load_mockup(dir),
     }
 }
 

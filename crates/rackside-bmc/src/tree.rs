@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -27,8 +28,9 @@ pub(crate) enum Media {
 pub(crate) struct Resource {
     /// Body as served.
     pub(crate) bytes: Bytes,
-    /// The parsed body, absent for XML and for files that are not valid JSON.
-    pub(crate) json: Option<Value>,
+    /// The parsed body, absent for XML and for files that are not valid JSON. Fleet members
+    /// share it until one of them changes the resource.
+    pub(crate) json: Option<Arc<Value>>,
     pub(crate) media: Media,
 }
 
@@ -36,7 +38,7 @@ impl Resource {
     /// Creates a resource served exactly as `bytes`.
     pub(crate) fn from_file(bytes: Bytes, media: Media) -> Self {
         let json = match media {
-            Media::Json => serde_json::from_slice(&bytes).ok(),
+            Media::Json => serde_json::from_slice(&bytes).ok().map(Arc::new),
             Media::Xml => None,
         };
         Self { bytes, json, media }
@@ -46,7 +48,7 @@ impl Resource {
     pub(crate) fn from_value(value: Value) -> Self {
         Self {
             bytes: serialize(&value),
-            json: Some(value),
+            json: Some(Arc::new(value)),
             media: Media::Json,
         }
     }
@@ -65,7 +67,7 @@ pub(crate) fn etag_of(bytes: &[u8]) -> String {
 }
 
 /// Every resource by normalized URI path (a captured page keeps its query, `...?$skip=50`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Tree {
     resources: HashMap<String, Resource>,
 }
@@ -76,7 +78,7 @@ impl Tree {
     }
 
     pub(crate) fn json(&self, path: &str) -> Option<&Value> {
-        self.resources.get(path)?.json.as_ref()
+        self.resources.get(path)?.json.as_deref()
     }
 
     pub(crate) fn insert(&mut self, path: String, resource: Resource) {
@@ -98,9 +100,10 @@ impl Tree {
         let Some(resource) = self.resources.get_mut(path) else {
             return false;
         };
-        let Some(value) = resource.json.as_mut() else {
+        let Some(shared) = resource.json.as_mut() else {
             return false;
         };
+        let value = Arc::make_mut(shared);
         change(value);
         resource.bytes = serialize(value);
         true
@@ -138,6 +141,7 @@ pub(crate) fn normalize_path(path: &str) -> String {
 }
 
 /// Everything a data source provides.
+#[derive(Debug, Clone)]
 pub(crate) struct LoadedData {
     pub(crate) tree: Tree,
     pub(crate) logs: Vec<LogStore>,
@@ -322,7 +326,7 @@ fn finish_loading(tree: Tree, logs: Option<Vec<LogStore>>) -> LoadedData {
 fn mockup_logs(tree: &Tree) -> (Vec<LogStore>, Option<usize>) {
     let mut services: Vec<(&String, &Value)> = tree
         .iter()
-        .filter_map(|(path, resource)| Some((path, resource.json.as_ref()?)))
+        .filter_map(|(path, resource)| Some((path, resource.json.as_deref()?)))
         .filter(|(_, body)| {
             body.get("@odata.type")
                 .and_then(Value::as_str)

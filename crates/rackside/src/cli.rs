@@ -94,6 +94,9 @@ pub enum Command {
     /// Run the BMC simulator (Redfish over HTTPS)
     Bmc(BmcArgs),
 
+    /// Reach a BMC at the server over its short-range link: scan, connect, press the button
+    Nearby(crate::commands::nearby::NearbyArgs),
+
     /// Run the push relay, or manage its console API keys
     Relay(crate::commands::relay::RelayArgs),
 
@@ -459,4 +462,22 @@ pub struct BmcArgs {
     #[arg(long, default_value_t = 1, value_name = "N",
           value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub count: u16,
+
+    /// Serve the at-the-server link on this Unix socket; it stays off until
+    /// `rackside nearby button`
+    #[arg(long, value_name = "PATH")]
+    pub link_socket: Option<PathBuf>,
+
+    /// Link channel profile: default (TLS 1.3, X25519) or paper (TLS 1.2, FFDHE)
+    #[arg(long, default_value = "default", value_name = "PROFILE")]
+    pub link_profile: rackside_link::Profile,
+
+    /// The BMC's MAC address, which the legacy default password requires
+    #[arg(long, default_value = "02:00:00:00:00:01", value_name = "MAC")]
+    pub link_mac: String,
+
+    /// Accept the legacy default password (root / calvin) over the link, only together with
+    /// the MAC address; weak, and every use is logged
+    #[arg(long)]
+    pub link_legacy_default: bool,
 }

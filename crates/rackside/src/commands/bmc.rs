@@ -21,14 +21,30 @@ pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let count = usize::from(args.count);
+    let link = crate::commands::nearby::bmc_link_settings(&args)?;
     let config = config_from_args(args)?;
     if count > 1 {
+        if link.is_some() {
+            return Err(
+                Failure::usage("--link-socket serves one BMC; drop --count or the link").into(),
+            );
+        }
         return run_fleet(config, count).await;
     }
+    let link = link.map(|link| link.into_options(&config));
     let running = rackside_bmc::start(config).await?;
     let fingerprint = Sha256::digest(running.certificate_der().as_ref());
     outln!("rackside bmc listening on https://{}", running.local_addr());
     outln!("certificate SHA-256 {}", colon_hex(&fingerprint));
+    if let Some(options) = link {
+        let socket = options.socket.clone();
+        rackside_bmc::link::serve_link(running.state(), options).await?;
+        outln!(
+            "link on {} (off until `rackside nearby button --socket {}`)",
+            socket.display(),
+            socket.display()
+        );
+    }
     wait_for_shutdown_signal().await;
     eprintln!("rackside bmc stopping");
     running.shutdown().await;

@@ -13,6 +13,7 @@ pub mod identify;
 mod inventory;
 pub mod location;
 mod logs;
+pub mod nearby;
 pub mod network;
 pub mod power;
 pub mod relay;
@@ -29,6 +30,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Bmc(args) => bmc::run(args).await,
         Command::Demo => demo::run().await,
+        Command::Nearby(args) => nearby::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Console(args) => console::run(args).await,
         Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
