@@ -102,7 +102,13 @@ pub use tls::{CERT_FILE, KEY_FILE};
 /// for an unreadable mockup; [`BmcError::InvalidTlsFile`], [`BmcError::CertificateGeneration`]
 /// or [`BmcError::Tls`] for certificate problems; [`BmcError::Bind`] when the address is taken.
 pub async fn start(config: BmcConfig) -> Result<RunningBmc, BmcError> {
-    let state = Arc::new(BmcState::new(&config)?);
+    let data = state::load_data(&config)?;
+    serve(config, data).await
+}
+
+/// Serves `data` as [`start`] does, so that a fleet loads its data once.
+async fn serve(config: BmcConfig, data: tree::LoadedData) -> Result<RunningBmc, BmcError> {
+    let state = Arc::new(BmcState::with_data(&config, data)?);
     let identity = tls::load_identity(&config.tls, &config.state_dir, &state.host_label)?;
     let certificate = identity
         .chain
