@@ -9,7 +9,7 @@ pub enum Error {
     /// A segment could not be decoded.
     #[error("invalid segment: {detail}; the link ends, connect again")]
     InvalidSegment {
-        /// What was wrong with the segment.
+        /// The defect, such as "empty segment".
         detail: String,
     },
 
@@ -35,7 +35,7 @@ pub enum Error {
     InvalidMessage {
         /// The declared or reached size in bytes.
         size: usize,
-        /// What was wrong with it.
+        /// The defect, such as "longer than its declared 40 bytes".
         detail: String,
     },
 
@@ -72,11 +72,11 @@ pub enum Error {
     #[error("the BMC's link is locked after too many failed logins; press the activation button on the server again")]
     LockedOut,
 
-    /// Another device holds the link.
+    /// Another device has the link open.
     #[error("the BMC's link is busy with another device; wait until it disconnects and try again")]
     Busy,
 
-    /// The BMC answered a connection request with a refusal this version does not know.
+    /// The BMC rejected a connection request with a reason code this version does not know.
     #[error("the BMC refused the connection (reason code {code}); press the activation button and try again")]
     Refused {
         /// The refusal code from the BMC.
@@ -94,11 +94,11 @@ pub enum Error {
     #[error("the link is closed; press the activation button if needed and connect again")]
     Closed,
 
-    /// No answer arrived in time, typically because the device is out of range or the link
-    /// is off.
+    /// No reply arrived in time, typically because the device is out of range or the link is
+    /// off.
     #[error("timed out {what}; move closer to the server (about 1 m before login) and check that the link is activated")]
     Timeout {
-        /// What was waited for.
+        /// The step that timed out, such as "waiting for the handshake".
         what: String,
     },
 
@@ -115,14 +115,14 @@ pub enum Error {
     /// An HTTP message carried over the link could not be parsed.
     #[error("invalid HTTP message over the link: {detail}")]
     Http {
-        /// What was wrong.
+        /// The defect, such as "incomplete head".
         detail: String,
     },
 
     /// The caller used the API out of order, such as sending a request before login.
     #[error("link used out of order: {detail}")]
     State {
-        /// What was attempted.
+        /// The call made out of order.
         detail: String,
     },
 }

@@ -1,7 +1,7 @@
 //! Finite-field Diffie-Hellman over the RFC 7919 groups for the paper profile.
 //!
 //! rustls 0.23 negotiates FFDHE in TLS 1.2 but its ring provider has no FFDHE arithmetic, so
-//! this module supplies it: crypto-bigint's Montgomery exponentiation runs in constant time for
+//! this module supplies it. crypto-bigint's Montgomery exponentiation runs in constant time for
 //! a fixed exponent width, which keeps the private exponent out of the timing.
 
 use crypto_bigint::modular::{MontyForm, MontyParams};

@@ -1,6 +1,6 @@
 //! Frames of the simulated radio: one segment with the sender's device id and distance.
 //!
-//! A real radio knows the distance only through signal strength; the simulator carries it in
+//! A real radio estimates the distance only from signal strength; the simulator carries it in
 //! the frame so tests and demos can place a device anywhere.
 
 use crate::segment::MAX_SEGMENT_SIZE;

@@ -6,7 +6,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::Error;
 
-/// The most headers a message over the link may have.
+/// The maximum number of headers in a message over the link.
 const MAX_HEADERS: usize = 64;
 
 /// Encodes a request line, headers and body.

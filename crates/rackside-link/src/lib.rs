@@ -55,7 +55,7 @@ pub use profile::{Profile, DHE_ECDSA_SUITE_CODE};
 pub use server::{Authenticator, BmcIdentity, Event, LegacyDefault, LinkServer, ServerSettings};
 pub use transport::{scan, ClientSession, LinkTransport, SessionInfo};
 
-/// What an activated BMC shows to a scan.
+/// The description an activated BMC sends in reply to a scan.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Advertisement {
     /// The server's Service Tag.
@@ -64,6 +64,6 @@ pub struct Advertisement {
     pub model: String,
     /// The channel profile the BMC speaks.
     pub profile: Profile,
-    /// Whether another device holds the link.
+    /// Whether another device has the link open.
     pub busy: bool,
 }

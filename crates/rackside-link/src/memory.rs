@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::{ClientOutput, Error, Frame, LinkClient, LinkServer};
 
-/// Which way a frame travels.
+/// The direction of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// From a device to the BMC.
@@ -117,7 +117,7 @@ impl Radio {
         }
     }
 
-    /// Moves frames until nobody has anything to send, and returns every output and error
+    /// Moves frames until no side has anything to send, and returns every output and error
     /// each client produced, by client index. After a client error the client is closed.
     pub fn pump(
         &mut self,

@@ -51,14 +51,14 @@ pub struct Login {
     pub user: String,
     /// The user's password.
     pub password: Password,
-    /// The TLS exporter value of the channel the client sees, so a login relayed into another
+    /// The TLS exporter value of the client's channel, so a login relayed into another
     /// channel fails.
     pub binding: [u8; BINDING_LEN],
     /// The BMC's MAC address, given only for the legacy default password.
     pub mac: Option<[u8; 6]>,
 }
 
-/// The BMC's answer to a login.
+/// The BMC's reply to a login.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LoginResult {
     /// Logged in; the BMC describes itself.
@@ -92,7 +92,7 @@ pub enum Message {
 
 impl Message {
     /// Encodes the message with its header. The buffer is wiped on drop because a login
-    /// holds a password.
+    /// contains a password.
     pub fn encode(&self) -> Zeroizing<Vec<u8>> {
         let mut body = Zeroizing::new(Vec::new());
         let kind = match self {

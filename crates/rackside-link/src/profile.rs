@@ -100,7 +100,7 @@ impl Profile {
 
     /// Builds the client's TLS configuration for this profile.
     ///
-    /// The handshake checks that the BMC holds the key of the certificate it presents, but
+    /// The handshake checks that the BMC has the private key of the certificate it presents, but
     /// accepts any certificate: the caller judges the chain with `rackside-trust` after the
     /// handshake and before any credential is sent.
     ///
@@ -229,7 +229,7 @@ impl ActiveKeyExchange for ReflectionCheckedExchange {
 }
 
 /// Accepts any certificate in the handshake but checks the handshake signatures, so the
-/// peer proves it holds the presented certificate's key.
+/// peer proves it has the presented certificate's private key.
 #[derive(Debug)]
 struct DeferredVerifier {
     algorithms: rustls::crypto::WebPkiSupportedAlgorithms,

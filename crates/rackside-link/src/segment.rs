@@ -48,11 +48,11 @@ const FLAG_ACK: u8 = 4;
 /// Kind, sequence number, ack and total length.
 const MAX_DATA_HEADER: usize = 5;
 
-/// Why the BMC refused a connection request.
+/// The reason code of a rejected connection request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum RefuseReason {
-    /// Another device holds the link.
+    /// Another device has the link open.
     Busy,
     /// Too many failed logins; the button must be pressed again.
     LockedOut,
@@ -118,7 +118,7 @@ pub enum Segment {
     Close,
     /// A client asks activated BMCs in range to describe themselves.
     Scan,
-    /// A BMC's answer to a scan, as JSON.
+    /// A BMC's reply to a scan, as JSON.
     Advertisement(Vec<u8>),
     /// A part of a message.
     Data {
@@ -372,8 +372,8 @@ impl Segmenter {
         ack.map(|ack| Segment::Ack(ack).encode())
     }
 
-    /// Returns the ack to send now, if any. With data about to go out, any unacknowledged
-    /// segment is acknowledged on it; alone, an ack waits until half the window is used or a
+    /// Returns the ack to send now, if any. Outgoing data carries an ack for every
+    /// unacknowledged segment. A standalone ack waits until half the window is used or a
     /// message ended, so acks do not double the segment count.
     fn take_due_ack(&mut self, data_follows: bool) -> Option<u8> {
         if self.unacked_received == 0 {

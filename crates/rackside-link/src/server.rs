@@ -19,7 +19,7 @@ use crate::segment::{
 };
 use crate::{Advertisement, Error, Profile};
 
-/// What the BMC tells about itself.
+/// The BMC's description of itself, shown at scan and login.
 #[derive(Clone, Debug)]
 pub struct BmcIdentity {
     /// The Service Tag shown at connect.
@@ -271,8 +271,8 @@ impl LinkServer {
     }
 
     /// Processes one frame from the radio. Frames are lost while the link is off and when
-    /// the device is beyond the current range; peer errors end that device's session and
-    /// become events, never panics or errors for the caller.
+    /// the device is beyond the current range. A peer error ends that device's session and
+    /// becomes an event, so the caller gets neither a panic nor an error.
     pub fn receive_frame(&mut self, frame: &Frame, now: Instant) {
         // 1. The radio is off, or the device is beyond the current transmit power.
         if self.last_activity.is_none() {

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::memory::FramePipe;
 use crate::{Error, Event, Frame, LinkServer};
 
-/// Answers HTTP/1.1 requests from the link, typically by passing them to the Redfish service.
+/// Handles HTTP/1.1 requests from the link, typically by passing them to the Redfish service.
 pub trait RequestHandler: Send + Sync + 'static {
     /// Returns the complete HTTP/1.1 response to one complete request.
     fn handle(&self, request: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;

@@ -13,7 +13,7 @@ use crate::{
     Advertisement, ClientOutput, ClientSettings, Error, LinkClient, LoginResult, Password,
 };
 
-/// What the BMC told after a successful login, with the channel's parameters.
+/// The BMC's description after a successful login, with the channel's parameters.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The server's Service Tag.
@@ -37,7 +37,7 @@ pub struct ClientSession {
     pending: VecDeque<ClientOutput>,
 }
 
-/// Lists the BMCs that answer a scan within `wait`.
+/// Lists the BMCs that reply to a scan within `wait`.
 ///
 /// # Errors
 ///
@@ -74,7 +74,7 @@ impl ClientSession {
     /// # Errors
     ///
     /// [`Error::Busy`], [`Error::LockedOut`], [`Error::Tls`] for a handshake that breaks the
-    /// profile, and [`Error::Timeout`] when the BMC does not answer (off or out of range).
+    /// profile, and [`Error::Timeout`] when the BMC does not reply (off or out of range).
     pub async fn connect(
         pipe: FramePipe,
         settings: ClientSettings,

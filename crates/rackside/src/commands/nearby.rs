@@ -17,7 +17,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::output::outln;
 
-/// Time to wait for each answer from the BMC over the link.
+/// Time to wait for each reply from the BMC over the link.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// `rackside nearby ...`
@@ -45,7 +45,7 @@ pub enum NearbyCommand {
     },
 }
 
-/// Where the simulated radio is and where this device stands.
+/// The simulated radio's socket and this device's position.
 #[derive(Debug, Args)]
 pub struct RadioOptions {
     /// The BMC's link socket (`rackside bmc --link-socket`)
@@ -70,7 +70,7 @@ pub struct RadioOptions {
 /// `rackside nearby connect`
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
-    /// The Service Tag of the server you stand at; the link fails if another one answers
+    /// The Service Tag of the server you stand at; the link fails if another one replies
     pub target: String,
 
     #[command(flatten)]
@@ -100,7 +100,7 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SHA256")]
     pub pin: Option<Fingerprint>,
 
-    /// Blink the ID LED after login so you can see which server answered
+    /// Blink the ID LED after login so you can see which server replied
     #[arg(long)]
     pub blink: bool,
 
@@ -169,7 +169,7 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     let chain = session.peer_certificates();
     let leaf = chain.first().context("the BMC presented no certificate")?;
     let fingerprint = Fingerprint::of(leaf.as_ref());
-    // NOTE: the link has no host name, so the Service Tag stands in for it: a CA-issued BMC
+    // NOTE: the link has no host name, so the Service Tag is used as the name: a CA-issued BMC
     // certificate for a DNS name classifies red here as "issued for another name".
     let name = ServerName::try_from(args.target.to_ascii_lowercase())
         .or_else(|_| ServerName::try_from("bmc.link.invalid".to_owned()))
