@@ -620,3 +620,110 @@ async fn vault_password_change_keeps_records() {
         "database was rewritten"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_vault_fails_in_one_line() {
+    let cli = Cli::new();
+    let header = cli.vault_dir().join("vault.header");
+    let original = std::fs::read(&header).unwrap();
+    let one_line = |output: &Output| {
+        assert_eq!(
+            stderr(output).trim().lines().count(),
+            1,
+            "{}",
+            stderr(output)
+        );
+    };
+
+    // A flipped byte in the header's magic is a corrupted header. One in the wrapped key reads
+    // as a wrong password instead, and the vault crate's tests cover every position.
+    let mut flipped = original.clone();
+    flipped[0] ^= 0x01;
+    std::fs::write(&header, &flipped).unwrap();
+    let corrupted = cli.run(&["server", "list"]).await;
+    assert_code(&corrupted, 1);
+    assert!(
+        stderr(&corrupted).contains("corrupted"),
+        "{}",
+        stderr(&corrupted)
+    );
+    one_line(&corrupted);
+
+    std::fs::remove_file(&header).unwrap();
+    let missing = cli.run(&["server", "list"]).await;
+    assert_code(&missing, 1);
+    assert!(stderr(&missing).contains("header"), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("missing"), "{}", stderr(&missing));
+    one_line(&missing);
+    std::fs::write(&header, &original).unwrap();
+
+    let unknown_store = cli
+        .run_with(&["server", "list"], &[("RACKSIDE_KEYSTORE", "tpm")])
+        .await;
+    assert_code(&unknown_store, 1);
+    assert!(
+        stderr(&unknown_store).contains("RACKSIDE_KEYSTORE"),
+        "{}",
+        stderr(&unknown_store)
+    );
+    one_line(&unknown_store);
+
+    let keys = cli.config.path().join("data");
+    let moved = cli.config.path().join("data-moved");
+    std::fs::rename(&keys, &moved).unwrap();
+    let other_device = cli.run(&["server", "list"]).await;
+    assert_code(&other_device, 12);
+    assert!(
+        stderr(&other_device).contains("device secret"),
+        "{}",
+        stderr(&other_device)
+    );
+    one_line(&other_device);
+    std::fs::rename(&moved, &keys).unwrap();
+
+    assert_success(&cli.run(&["server", "list"]).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quick_unlock_opens_without_password() {
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let password_line = format!("{VAULT_PASSWORD}\n");
+    assert_success(
+        &run_input(
+            &cli,
+            &["vault", "init", "--password-stdin"],
+            &password_line,
+            &[],
+        )
+        .await,
+    );
+
+    let not_yet = cli.run(&["unlock", "--quick"]).await;
+    let enable = run_input(
+        &cli,
+        &["vault", "quick", "enable", "--password-stdin"],
+        &password_line,
+        &[],
+    )
+    .await;
+    let unlock = cli.run(&["unlock", "--quick", "--timeout", "2m"]).await;
+    let listed = cli.run(&["server", "list", "--non-interactive"]).await;
+    let status = cli.run(&["vault", "status"]).await;
+
+    assert_code(&not_yet, 12);
+    assert!(
+        stderr(&not_yet).contains("quick unlock is not enabled"),
+        "{}",
+        stderr(&not_yet)
+    );
+    assert_success(&enable);
+    assert_success(&unlock);
+    assert_success(&listed);
+    assert!(
+        stdout(&status).contains("quick unlock:   enabled"),
+        "{}",
+        stdout(&status)
+    );
+    assert_success(&cli.run(&["lock"]).await);
+}

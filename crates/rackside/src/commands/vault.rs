@@ -52,12 +52,7 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .into());
             }
-            let vault = open_direct(
-                &location.vault_dir,
-                keystore.as_ref(),
-                input.source(),
-                false,
-            )?;
+            let vault = input.open(&location.vault_dir, keystore.as_ref(), false)?;
             let passphrase = input.new_secret("Export passphrase", passphrase_stdin)?;
             vault.export(&file, &passphrase)?;
             eprintln!(
@@ -72,8 +67,7 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
             file,
             passphrase_stdin,
         } => {
-            let mut vault =
-                open_direct(&location.vault_dir, keystore.as_ref(), input.source(), true)?;
+            let mut vault = input.open(&location.vault_dir, keystore.as_ref(), true)?;
             let passphrase = input.secret("Export passphrase", passphrase_stdin)?;
             vault.import(&file, &passphrase)?;
             eprintln!(
@@ -84,12 +78,7 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VaultCommand::Quick { action } => {
-            let mut vault = open_direct(
-                &location.vault_dir,
-                keystore.as_ref(),
-                input.source(),
-                false,
-            )?;
+            let mut vault = input.open(&location.vault_dir, keystore.as_ref(), false)?;
             match action {
                 QuickAction::Enable => {
                     vault.enable_quick_unlock(keystore.as_ref())?;
@@ -504,10 +493,31 @@ impl Input {
         }
     }
 
-    /// Returns the source that `open_direct` uses for the current vault password.
+    /// Returns the source of the current vault password when standard input is not used.
     fn source(&self) -> PasswordSource {
         PasswordSource {
             interactive: self.interactive,
+        }
+    }
+
+    /// Opens the vault in `dir` in this process, reading its password (if it has one) as
+    /// [`Input::vault_password`] does. A missing vault is created without a password when
+    /// `create` is set.
+    fn open(
+        &self,
+        dir: &Path,
+        keystore: &dyn DeviceKeyStore,
+        create: bool,
+    ) -> anyhow::Result<Vault> {
+        if !self.password_stdin {
+            return open_direct(dir, keystore, self.source(), create);
+        }
+        match Vault::inspect(dir, keystore) {
+            Ok(status) if status.password_set => {
+                let password = self.vault_password(dir)?;
+                Ok(Vault::open(dir, Unlock::with_password(password), keystore)?)
+            }
+            _ => open_direct(dir, keystore, self.source(), create),
         }
     }
 
