@@ -28,12 +28,44 @@
 //!
 //! # Writable properties
 //!
-//! PATCH changes `AssetTag`, `HostName`, `IndicatorLED`, `LocationIndicatorActive` and the
-//! `Boot` override of systems, the identify LED and asset tag of chassis and drives, `HostName`
-//! and `NTP` of network protocol settings, `SessionTimeout` of the session service, and
-//! `UserName`, `Password`, `RoleId` and `Enabled` of account resources in a mockup (a filled
-//! account can log in). A read-only property gets 400 `PropertyNotWritable`, an absent one
-//! 400 `PropertyUnknown`, and nothing changes when any property of a request is rejected.
+//! PATCH changes these properties:
+//!
+//! - systems: `AssetTag`, `HostName`, `IndicatorLED`, `LocationIndicatorActive`, the `Boot`
+//!   override;
+//! - chassis: the identify LED, `AssetTag`, `Location` (placement, postal address, part
+//!   location); drives: the identify LED and `AssetTag`;
+//! - Ethernet interfaces: `HostName`, `FQDN`, `DHCPv4`, `IPv4StaticAddresses`,
+//!   `StaticNameServers`, `VLAN`; network protocol settings: `HostName`, `NTP`;
+//! - the session service's `SessionTimeout`, and the `ServerTopology.1.*` attributes of an
+//!   iDRAC capture;
+//! - `UserName`, `Password`, `RoleId` and `Enabled` of account resources in a mockup (a filled
+//!   account can log in).
+//!
+//! A read-only property gets 400 `PropertyNotWritable`, an absent one 400 `PropertyUnknown`,
+//! a malformed value `PropertyValueFormatError`. Nothing changes when any property of a
+//! request is rejected. Every change goes into the lifecycle log with the user and the client
+//! address, and [`RunningBmc::record_event`] adds entries from elsewhere.
+//!
+//! The identify LED properties stay consistent with each other, a one-time boot override goes
+//! back to `Disabled` once the host has booted, and the reported addresses of an Ethernet
+//! interface follow its settings (the simulator itself keeps its listening address).
+//!
+//! # Accounts
+//!
+//! Unless the data has its own, the accounts collection is served from the configured accounts
+//! and takes POST (create), PATCH and DELETE from administrators, with the password lengths of
+//! the account service. Disabled and deleted accounts cannot log in, and their sessions end.
+//!
+//! # Query parameters
+//!
+//! `$top`, `$skip`, `only`, `$select`, `$filter` (`eq`, `ne`, `gt`, `ge`, `lt`, `le`, `and`,
+//! `or`, `not`, parentheses) and `$expand` (`*`, `.`, `~` with `$levels` up to 3) work on
+//! every resource; `excerpt` is accepted and ignored.
+//!
+//! # Fleets
+//!
+//! [`start_fleet`] starts several independent BMCs for fleet tests, each with its own state
+//! folder, certificate, service tag and MAC addresses, sharing the unchanged parts of the data.
 //!
 //! # Fault control
 //!
