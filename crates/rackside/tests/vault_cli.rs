@@ -727,3 +727,46 @@ async fn quick_unlock_opens_without_password() {
     );
     assert_success(&cli.run(&["lock"]).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_agent_locks_and_stops() {
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let password_line = format!("{VAULT_PASSWORD}\n");
+    assert_success(
+        &run_input(
+            &cli,
+            &["vault", "init", "--password-stdin"],
+            &password_line,
+            &[],
+        )
+        .await,
+    );
+    let unlock = run_input(
+        &cli,
+        &["unlock", "--password-stdin", "--timeout", "10s"],
+        &password_line,
+        &[],
+    )
+    .await;
+    assert_success(&unlock);
+    assert!(
+        stderr(&unlock).contains("after 10 s without use"),
+        "{}",
+        stderr(&unlock)
+    );
+    assert_success(&cli.run(&["server", "list", "--non-interactive"]).await);
+
+    // The agent checks its idle time every 5 s, so it stops between 10 and about 15 s.
+    let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    while cli.agent_socket().exists() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    assert!(
+        !cli.agent_socket().exists(),
+        "the agent did not lock within 45 s"
+    );
+    let after = cli.run(&["server", "list", "--non-interactive"]).await;
+    assert_code(&after, 11);
+}

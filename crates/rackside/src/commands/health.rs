@@ -384,3 +384,29 @@ fn worst_rank(report: &HealthReport) -> u8 {
 fn text(value: &Option<String>) -> String {
     value.clone().unwrap_or_else(|| "-".to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_rank_takes_worst_of_system_and_problems() {
+        let ok = serde_json::json!({"systems": [{"health": "OK", "health_rollup": "OK"}]});
+        let warning = serde_json::json!({"systems": [{
+            "health": "OK",
+            "health_rollup": "OK",
+            "problems": [{"health": "Warning"}],
+        }]});
+        let critical = serde_json::json!({"systems": [
+            {"health": "OK"},
+            {"health": "OK", "health_rollup": "Critical"},
+        ]});
+        assert_eq!(worst_cached_rank(&ok), 0);
+        assert_eq!(worst_cached_rank(&warning), 1);
+        assert_eq!(worst_cached_rank(&critical), 2);
+        assert_eq!(
+            worst_cached_rank(&serde_json::json!({"unexpected": true})),
+            0
+        );
+    }
+}
