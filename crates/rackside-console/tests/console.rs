@@ -550,3 +550,49 @@ async fn openapi_lists_every_route() {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulated_bmc_fault_reaches_device() {
+    use rackside_bmc::events::{EventConfig, EventService, NewEvent};
+
+    // 1. The console hands out a destination and secret; the BMC's event service subscribes
+    //    with them, trusting the console's certificate.
+    let chain = Chain::start().await;
+    let (_, secret) = chain.add_source("bmc-7").await;
+    chain.subscribe("phone").await;
+    let console_cert = CertificateDer::pem_slice_iter(chain.console.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let bmc = EventService::new(EventConfig {
+        extra_roots: vec![console_cert],
+        retry_interval: Duration::from_millis(100),
+        ..EventConfig::default()
+    })
+    .unwrap();
+    let subscription = json!({
+        "Destination": chain.console_url("/events/bmc-7"),
+        "Context": "rackside-console",
+        "Protocol": "Redfish",
+        "HttpHeaders": {"X-Rackside-Event-Secret": secret},
+        "DeliveryRetryPolicy": "SuspendRetries",
+    });
+    bmc.subscribe(subscription.to_string().as_bytes()).unwrap();
+
+    // 2. A PSU fault on the BMC becomes a stored alert and a decrypted push.
+    bmc.raise(NewEvent {
+        message_id: "PSU.1.0.PowerSupplyFailed".into(),
+        severity: "Critical".into(),
+        message: "Power supply 2 failed".into(),
+        message_args: vec!["2".into()],
+        origin: Some("/redfish/v1/Chassis/1/Power".into()),
+    });
+    let pushes = chain.wait_pushes(1).await;
+    assert_eq!(pushes.len(), 1);
+    assert_eq!(pushes[0].1["message"], "Power supply 2 failed");
+    assert_eq!(pushes[0].1["bmc"], "bmc-7");
+    let (_, listed) = chain
+        .api(reqwest::Method::GET, "/api/alerts?bmc=bmc-7", None)
+        .await;
+    assert_eq!(listed["alerts"][0]["origin"], "/redfish/v1/Chassis/1/Power");
+}
