@@ -164,8 +164,8 @@ impl Context {
         })
     }
 
-    /// Logs in to a prepared server. A typed password that worked is stored in the vault; a
-    /// stored one that the BMC rejects is named in the error with how to replace it.
+    /// Logs in to a prepared server. A typed password that worked is stored in the vault. When
+    /// the BMC rejects a stored password, the error says so and how to replace it.
     pub async fn connect(&self, prepared: &Prepared) -> anyhow::Result<Connection> {
         let name = &prepared.name;
         let result = self
@@ -242,17 +242,17 @@ impl Context {
         })
     }
 
-    /// The password from `--password-stdin` or RACKSIDE_PASSWORD, if either is given.
-    pub fn given_password(&self) -> anyhow::Result<Option<Secret>> {
+    /// Reads the password from `--password-stdin` or RACKSIDE_PASSWORD, if either is given.
+    fn given_password(&self) -> anyhow::Result<Option<Secret>> {
         if self.password_stdin {
             return self.stdin_password().map(Some);
         }
         Ok(std::env::var("RACKSIDE_PASSWORD").ok().map(Secret::new))
     }
 
-    /// The BMC password for storing in the vault: the first line of standard input with
-    /// `--password-stdin`, else a prompt in a terminal; `None` when neither is available and
-    /// `required` is false.
+    /// Reads a BMC password to store in the vault: the first line of standard input with
+    /// `--password-stdin`, else a prompt in a terminal. Returns `None` when neither is
+    /// available and `required` is false.
     pub fn password_to_store(
         &self,
         name: &str,
@@ -297,7 +297,8 @@ impl Context {
         Ok(cached.clone().unwrap_or_else(|| Secret::new(String::new())))
     }
 
-    /// The password for `user` on `name` and where it came from.
+    /// Finds the password for `user` on `name`: standard input, RACKSIDE_PASSWORD, the vault,
+    /// or a prompt, in that order. Returns it with where it came from.
     fn find_credentials(
         &self,
         name: &str,

@@ -97,8 +97,8 @@ pub struct Cached {
 
 impl Store {
     /// Opens the store: through the agent when it holds this vault unlocked, else the vault
-    /// itself (created without a password when missing, with `source` asked for a password
-    /// when it has one). A plain `servers.json` is then moved into the vault.
+    /// itself. A missing vault is created without a password, and `source` supplies the
+    /// password of a vault that has one. A plain `servers.json` is then moved into the vault.
     ///
     /// # Errors
     /// A locked vault without a password source (exit 11), a wrong password (exit 12), a
@@ -188,7 +188,7 @@ impl Store {
         Ok(self.servers.keys().cloned().collect())
     }
 
-    /// Every group name in use, sorted and without duplicates.
+    /// Lists every group name in use, sorted and without duplicates.
     pub fn groups(&self) -> Vec<String> {
         let groups: std::collections::BTreeSet<&String> = self
             .servers
@@ -247,7 +247,7 @@ impl Store {
         Ok(())
     }
 
-    /// The stored password for `name`, if any.
+    /// Reads the stored password for `name`, if any.
     ///
     /// # Errors
     /// Vault errors; a stored value that is not UTF-8.
@@ -277,7 +277,7 @@ impl Store {
         self.backend()?.put_credential(name, secret)
     }
 
-    /// The cached `kind` report (`health`, `inventory`) of `name`, if any.
+    /// Reads the cached `kind` report (`health`, `inventory`) of `name`, if any.
     ///
     /// # Errors
     /// Vault errors.
