@@ -181,7 +181,7 @@ pub struct ScrubReport {
 /// dotted attribute names such as `Users.2.IPMIKey`, its last part) containing `password`,
 /// `passphrase`, `salt`, `secret`, `token` or `privatekey`, or ending in `key`, unless it
 /// ends in a word that marks a setting rather than the secret itself (`Enabled`,
-/// `Required`, `Length`, `Type` and the like).
+/// `Required`, `Length`, `Type` and the like) or is a lookup key such as `SlotKey`.
 pub fn is_secret_name(name: &str) -> bool {
     let last = name.rsplit('.').next().unwrap_or(name).to_ascii_lowercase();
     const SETTING_SUFFIXES: [&str; 17] = [
@@ -203,7 +203,11 @@ pub fn is_secret_name(name: &str) -> bool {
         "curveid",
         "count",
     ];
-    if SETTING_SUFFIXES.iter().any(|suffix| last.ends_with(suffix)) {
+    // Names that end in "key" but hold a lookup key, such as Dell's `SlotKey: "PCIe.Slot.2"`.
+    const LOOKUP_KEYS: [&str; 3] = ["slotkey", "langkey", "sortkey"];
+    if SETTING_SUFFIXES.iter().any(|suffix| last.ends_with(suffix))
+        || LOOKUP_KEYS.contains(&last.as_str())
+    {
         return false;
     }
     [
@@ -498,6 +502,7 @@ mod tests {
             "KeyUsage",
             "EncryptionKeySet",
             "HashValue",
+            "SlotKey",
         ] {
             assert!(!is_secret_name(name), "{name}");
         }
