@@ -13,12 +13,9 @@
 //! - [`Message`]s inside the channel: a login bound to the channel by a TLS exporter, then
 //!   HTTP/1.1 requests for the BMC's Redfish service.
 //!
-//! The transports drive the core: [`memory`] (in-process, with fault injection) and [`socket`]
-//! (a Unix socket between processes).
-//!
-//! NOTE: there is no BLE GATT transport yet. Its planned shape is a `ble` feature over `bluer`
-//! (a write and an indicate characteristic carrying one segment each), which needs the Debian
-//! package libdbus-1-dev to build.
+//! The transports drive the core: [`memory`] (in-process, with fault injection), [`socket`]
+//! (a Unix socket between processes) and, with the `ble` feature, `ble` (BLE GATT through
+//! BlueZ, which needs the Debian package libdbus-1-dev to build).
 
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
@@ -31,6 +28,8 @@
     )
 )]
 
+#[cfg(feature = "ble")]
+pub mod ble;
 mod channel;
 mod client;
 mod error;

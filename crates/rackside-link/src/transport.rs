@@ -121,7 +121,7 @@ impl ClientSession {
     ///
     /// # Errors
     ///
-    /// [`Error::LoginRejected`] and [`Error::LockedOut`] as the BMC answers, [`Error::Timeout`]
+    /// [`Error::LoginRejected`] and [`Error::LockedOut`] as the BMC replies, [`Error::Timeout`]
     /// when it does not.
     pub async fn login(
         &mut self,
