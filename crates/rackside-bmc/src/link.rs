@@ -375,5 +375,88 @@ mod tests {
             .unwrap();
         assert_eq!(response.status, http::StatusCode::OK);
         assert!(String::from_utf8_lossy(&response.body).contains("ServiceRoot"));
+
+        // The lifecycle log, read over the link itself, names the activation and the login.
+        let entries_path = {
+            let state = running.state();
+            let inner = state.lock();
+            let index = inner.lifecycle_log.unwrap();
+            inner.logs[index].entries_path.clone()
+        };
+        let mut headers = http::HeaderMap::new();
+        let basic = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            "root:link-test-password",
+        );
+        headers.insert(
+            http::header::AUTHORIZATION,
+            format!("Basic {basic}").parse().unwrap(),
+        );
+        let response = transport
+            .send(rackside_redfish::Request {
+                method: http::Method::GET,
+                path: entries_path,
+                headers,
+                body: None,
+            })
+            .await
+            .unwrap();
+        let body = String::from_utf8_lossy(&response.body).into_owned();
+        assert_eq!(response.status, http::StatusCode::OK, "{body}");
+        assert!(body.contains("link was activated by the button"), "{body}");
+        assert!(
+            body.contains("Login succeeded over the at-the-server link"),
+            "{body}"
+        );
+        assert!(
+            body.contains("connected over the at-the-server link"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn lockout_count_survives_link_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = BmcConfig::new(dir.path().to_path_buf());
+        config.listen.set_port(0);
+        config.first_user = Some(("root".into(), Secret::new("link-test-password")));
+        let running = crate::start(config).await.unwrap();
+        let options = |name: &str| LinkOptions {
+            socket: dir.path().join(name),
+            cert: dir.path().join(crate::CERT_FILE),
+            key: dir.path().join(crate::KEY_FILE),
+            state_dir: dir.path().to_path_buf(),
+            profile: Profile::Default,
+            mac: [2, 0, 0, 0, 0, 1],
+            model: "PowerEdge R660".into(),
+            legacy_default: None,
+        };
+
+        let first = serve_link(running.state(), options("a.sock"))
+            .await
+            .unwrap();
+        first.press_button().await.unwrap();
+        for _ in 0..3 {
+            let pipe = rackside_link::socket::connect(&dir.path().join("a.sock"))
+                .await
+                .unwrap();
+            let mut session =
+                ClientSession::connect(pipe, ClientSettings::default(), Duration::from_secs(10))
+                    .await
+                    .unwrap();
+            assert!(session
+                .login("root", &Password::new("wrong"), None)
+                .await
+                .is_err());
+        }
+        assert!(first.status().await.unwrap().locked);
+
+        // A second link service, as after a BMC restart, reads the count and stays locked.
+        let second = serve_link(running.state(), options("b.sock"))
+            .await
+            .unwrap();
+        let status = second.status().await.unwrap();
+        assert!(status.locked);
+        assert_eq!(status.failed_logins, 3);
     }
 }
