@@ -169,6 +169,9 @@ fn reset_system(
         ResetEffect::Interrupt => {
             format!("Diagnostic interrupt (NMI) sent to the host of {resource}")
         }
+        ResetEffect::NoChange if reset_type == "Nmi" => {
+            format!("Diagnostic interrupt (NMI) requested for {resource}, which is off; none sent")
+        }
         ResetEffect::NoChange => {
             format!("Reset {reset_type} requested for {resource}, which is already in that state")
         }

@@ -1,5 +1,4 @@
-//! Reading resources of the tree: body changes of faults, entity tags, `$top`/`$skip` and
-//! `only`.
+//! Reading resources of the tree: body changes of faults, entity tags and `$top`/`$skip`.
 
 use axum::response::Response;
 use bytes::Bytes;
@@ -77,7 +76,7 @@ pub(crate) fn serve_tree(
         path,
         inner.tree.json(tree_path).unwrap_or(&Value::Null),
     );
-    if !rewrites && !empty_jobs && !etag_fault && !paging.requested() && !paging.only {
+    if !rewrites && !empty_jobs && !etag_fault && !paging.requested() {
         let etag = etag_of(&bytes);
         return Ok(reply::resource_response(
             bytes,
@@ -87,27 +86,6 @@ pub(crate) fn serve_tree(
         ));
     }
     let mut body = inner.tree.json(tree_path).cloned().unwrap_or_default();
-    if paging.only {
-        let members = body.get("Members").and_then(Value::as_array);
-        if let Some([member]) = members.map(Vec::as_slice) {
-            let member_path = member
-                .get("@odata.id")
-                .and_then(Value::as_str)
-                .map(tree::normalize_path);
-            if let Some(member_path) = member_path.filter(|p| p != path) {
-                let member_req = Req {
-                    method: Method::GET,
-                    path: member_path,
-                    query: Vec::new(),
-                    raw_query: String::new(),
-                    headers: HeaderMap::new(),
-                    body: Bytes::new(),
-                    client: req.client.clone(),
-                };
-                return serve_tree(state, inner, &member_req);
-            }
-        }
-    }
     let mut changed = rewrites;
     if rewrites {
         crate::quirks::rewrite(path, &mut body, &faults, state.active_sessions_path());
@@ -214,8 +192,6 @@ pub(crate) struct Paging {
     pub(crate) skip: usize,
     pub(crate) top: Option<usize>,
     given: bool,
-    /// `only`: a collection with exactly one member is replaced by that member.
-    only: bool,
 }
 
 impl Paging {
@@ -225,7 +201,6 @@ impl Paging {
             skip,
             top,
             given: true,
-            only: false,
         }
     }
 
@@ -254,14 +229,13 @@ pub(crate) fn parse_paging(query: &[(String, String)]) -> Result<Paging, ErrorRe
                 paging.top = Some(number()?);
                 paging.given = true;
             }
-            // `only` and `excerpt` take no value.
-            "only" | "excerpt" if !value.is_empty() => {
+            // `excerpt` takes no value; `only` is handled in `crate::query`.
+            "excerpt" if !value.is_empty() => {
                 return Err(ErrorReply::new(
                     StatusCode::BAD_REQUEST,
                     msg::query_parameter_value_type_error(value, name),
                 ));
             }
-            "only" => paging.only = true,
             // `$expand`, `$select` and `$filter` are taken out before this point (see
             // `crate::query`); other `$` parameters such as `$apply` are not implemented.
             other if other.starts_with('$') => {
@@ -337,7 +311,7 @@ mod tests {
     fn paging_rejects_non_numbers_and_unknown_dollar_parameters() {
         assert!(parse_paging(&[("$top".into(), "x".into())]).is_err());
         assert!(parse_paging(&[("$expand".into(), ".".into())]).is_err());
-        assert!(parse_paging(&[("only".into(), "".into())]).is_ok());
+        assert!(parse_paging(&[("excerpt".into(), "".into())]).is_ok());
     }
 
     #[test]
@@ -350,7 +324,6 @@ mod tests {
                 skip: 0,
                 top: Some(2),
                 given: true,
-                only: false,
             },
         );
         assert_eq!(body["Members"], json!([1, 2]));

@@ -108,7 +108,8 @@ fn add_account_service(tree: &mut Tree) {
             "MinPasswordLength": 12,
             "MaxPasswordLength": 64,
             "AuthFailureLoggingThreshold": 1,
-            "AccountLockoutThreshold": 5,
+            // Failed logins do not lock accounts in the simulator, and 0 says so.
+            "AccountLockoutThreshold": 0,
             "AccountLockoutDuration": 300,
             "AccountLockoutCounterResetAfter": 300,
             "Accounts": link(ACCOUNTS_PATH),
