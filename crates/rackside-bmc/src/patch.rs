@@ -332,8 +332,40 @@ pub(crate) fn apply(
         inner
             .tree
             .update(path, |body| crate::network::settle(body, &changed));
+        share_host_name(inner, path);
     }
     Ok(logged)
+}
+
+/// Copies `HostName` and `FQDN` of a manager's Ethernet interface at `path` to the manager's
+/// network protocol settings, which report the same BMC name on a real BMC.
+fn share_host_name(inner: &mut Inner, path: &str) {
+    let Some(manager) = inner.manager_path.clone() else {
+        return;
+    };
+    if !path.starts_with(&format!("{manager}/")) {
+        return;
+    }
+    let Some(protocol) = inner
+        .tree
+        .json(&manager)
+        .and_then(|m| m.pointer("/NetworkProtocol/@odata.id"))
+        .and_then(Value::as_str)
+        .map(crate::tree::normalize_path)
+    else {
+        return;
+    };
+    let nic = inner.tree.json(path).cloned().unwrap_or_default();
+    inner.tree.update(&protocol, |settings| {
+        let Some(map) = settings.as_object_mut() else {
+            return;
+        };
+        for key in ["HostName", "FQDN"] {
+            if let (Some(value), true) = (nic.get(key), map.contains_key(key)) {
+                map.insert(key.to_owned(), value.clone());
+            }
+        }
+    });
 }
 
 /// Makes the account resource at `path` usable for login once it has a user name, a password,

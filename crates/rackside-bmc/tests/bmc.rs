@@ -2210,6 +2210,12 @@ async fn manager_nic_settings_apply_and_are_reported() {
     assert_eq!(nic["NameServers"], json!(["198.51.100.2"]));
     assert_eq!(nic["VLAN"]["VLANId"], 120);
     assert_eq!(nic["VLAN"]["VLANEnable"], true);
+    let protocol = bmc
+        .get(&token, "/redfish/v1/Managers/1/NetworkProtocol")
+        .await
+        .json();
+    assert_eq!(protocol["HostName"], "r14-07-bmc");
+    assert_eq!(protocol["FQDN"], "r14-07-bmc.example.net");
 
     let dhcp = bmc
         .patch(
