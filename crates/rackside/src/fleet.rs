@@ -3,9 +3,9 @@
 //! A run has three steps. Certificates and passwords are settled one server at a time,
 //! because they may prompt. The work then runs on up to `--concurrency` servers at once,
 //! with a progress bar on standard error when it is a terminal. Last comes one table row
-//! per server. A run on one `NAME` fails with that server's own error and exit code; a run
-//! on several lists every failure and exits with 1 when any server failed (README, "Exit
-//! codes").
+//! per server. A run on one `NAME` fails with that server's own error and exit code. A run
+//! on several servers lists every failure and exits with 1 when any server failed, as the
+//! README's exit code table says.
 
 use std::future::Future;
 use std::io::{BufRead, IsTerminal, Write};
@@ -23,7 +23,7 @@ use crate::connect::{Connection, Context};
 use crate::failure::{describe, ExitKind, Failure};
 use crate::output::{outln, Table};
 
-/// What a command did on one server.
+/// The result of a command on one server.
 #[derive(Debug, Default, Serialize)]
 pub struct Done {
     /// One line for the result table, such as "On after 3.2 s".
@@ -40,7 +40,7 @@ pub struct Done {
 }
 
 impl Done {
-    /// A result with only a summary line.
+    /// Creates a result with only a summary line.
     pub fn summary(summary: impl Into<String>) -> Self {
         Done {
             summary: summary.into(),
@@ -74,8 +74,8 @@ pub enum Applied {
 }
 
 impl Applied {
-    /// Classifies a Redfish error raised by a write: rejections and checks made before
-    /// sending mean nothing changed; time-outs, lost tasks and server errors leave it open.
+    /// Classifies a Redfish error raised by a write. Rejections and checks made before
+    /// sending mean nothing changed, while time-outs and server errors leave it open.
     pub fn of(error: &RedfishError) -> Applied {
         match error {
             RedfishError::Status { status, .. } if status.is_client_error() => Applied::No,
@@ -90,7 +90,6 @@ impl Applied {
             | RedfishError::Unsupported { .. }
             | RedfishError::Connect { .. }
             | RedfishError::Tls { .. } => Applied::No,
-            RedfishError::TaskFailed { .. } => Applied::No,
             _ => Applied::Unknown,
         }
     }
@@ -111,7 +110,7 @@ pub struct RunOptions<'a> {
     pub target: &'a Target,
     /// Print JSON instead of text.
     pub json: bool,
-    /// What the progress bar says, such as "power on".
+    /// The progress bar label, such as "power on".
     pub label: &'a str,
 }
 
@@ -421,7 +420,7 @@ pub async fn first_system(client: &Client<HttpsTransport>) -> anyhow::Result<Str
     first_member(client, "Systems").await
 }
 
-/// Returns the chassis that holds the first system (its `Links.Chassis`), else the first
+/// Returns the chassis that contains the first system (its `Links.Chassis`), else the first
 /// chassis the BMC lists.
 ///
 /// # Errors

@@ -141,7 +141,7 @@ pub fn check_empty(dir: &Path) -> anyhow::Result<()> {
 ///
 /// # Errors
 ///
-/// A path segment that is empty, `.` or `..` or holds a backslash (the capture never
+/// A path segment that is empty, `.` or `..` or contains a backslash (the capture never
 /// produces one, but a path is not written outside `DIR`); file system errors.
 pub fn write_mockup(dir: &Path, capture: &Capture) -> anyhow::Result<()> {
     for (path, body) in &capture.resources {

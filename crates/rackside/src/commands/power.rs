@@ -63,7 +63,7 @@ pub enum PowerAction {
 }
 
 impl PowerAction {
-    /// The reset types for this verb: the graceful ones, then the forced ones.
+    /// Returns the reset types for this verb: the graceful ones, then the forced ones.
     fn reset_types(self) -> (&'static [ResetType], &'static [ResetType]) {
         match self {
             PowerAction::On => (
