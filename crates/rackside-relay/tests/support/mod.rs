@@ -40,7 +40,7 @@ pub enum Behaviour {
 }
 
 /// A push a test server accepted, decrypted with the device's key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Received {
     /// `webpush`, `fcm` or `apns`.
     pub provider: &'static str,
@@ -50,6 +50,8 @@ pub struct Received {
     pub plaintext: String,
     /// The clear-text count, where the protocol carries one.
     pub count: Option<u32>,
+    /// When the test server accepted it.
+    pub at: std::time::Instant,
 }
 
 /// What all test servers share: device keys, behaviours and what they saw.
@@ -321,6 +323,7 @@ async fn webpush_receive(
         device: id,
         plaintext: String::from_utf8_lossy(&plain).into_owned(),
         count: None,
+        at: std::time::Instant::now(),
     });
     StatusCode::CREATED.into_response()
 }
@@ -502,6 +505,7 @@ async fn fcm_send(
             .get("count")
             .and_then(|v| v.as_str())
             .and_then(|v| v.parse().ok()),
+        at: std::time::Instant::now(),
     });
     Json(serde_json::json!({"name": "projects/rackside-test/messages/1"})).into_response()
 }
@@ -652,6 +656,7 @@ async fn apns_receive(
         device,
         plaintext: String::from_utf8_lossy(&plain).into_owned(),
         count: payload["aps"]["badge"].as_u64().map(|n| n as u32),
+        at: std::time::Instant::now(),
     });
     StatusCode::OK.into_response()
 }
