@@ -1,6 +1,7 @@
-//! Relay benchmark (not a timed test): alerts per second and latency from the console's
-//! request to the Web Push test service, against a no-op axum handler behind the same TLS
-//! accept loop under the same load, and memory per registered device.
+//! Relay benchmark, not a timed test. It measures alerts per second and the latency from the
+//! console's request to the Web Push test service, with a no-op axum handler behind the same
+//! TLS accept loop under the same load as the baseline. It also measures memory per
+//! registered device.
 //!
 //! Run: `cargo bench -p rackside-relay --bench relay`. `BENCH_SECONDS` (default 10),
 //! `BENCH_CLIENTS` (concurrent console connections, default 32) and `BENCH_DEVICES`

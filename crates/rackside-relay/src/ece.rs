@@ -2,7 +2,7 @@
 //! Push) over the RFC 8188 `aes128gcm` content coding.
 //!
 //! The console encrypts each alert to the device's P-256 key and 16-byte authentication
-//! secret; the relay and the push services carry the result without being able to read it.
+//! secret. The relay and the push services carry the result but cannot read it.
 //! The same body travels inside FCM and APNs data, so every provider gets only ciphertext.
 
 use std::fmt;
@@ -44,7 +44,7 @@ pub struct RecipientKeys {
 
 impl fmt::Debug for RecipientKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The auth secret lets anyone who also sees traffic check guesses, so it stays out.
+        // Anyone with the auth secret who also captures traffic can check guesses, so Debug omits it.
         f.debug_struct("RecipientKeys")
             .field("p256dh", &self.p256dh())
             .field("auth", &"[REDACTED]")

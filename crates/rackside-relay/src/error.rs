@@ -12,7 +12,7 @@ pub enum RelayError {
     /// Reading or writing a state file failed.
     #[error("failed to {action} {path}: {source}")]
     Io {
-        /// What was being done, such as "read" or "write".
+        /// The operation, such as "read" or "write".
         action: &'static str,
         /// The file or folder involved.
         path: PathBuf,
@@ -25,7 +25,7 @@ pub enum RelayError {
     InvalidStateFile {
         /// The file.
         path: PathBuf,
-        /// What is wrong with it.
+        /// The problem found.
         reason: String,
     },
     /// A console name is empty, too long or contains characters outside `[A-Za-z0-9._-]`.
@@ -42,14 +42,14 @@ pub enum RelayError {
     /// A public key, secret or key file has the wrong form.
     #[error("invalid key material for {what}: {reason}")]
     InvalidKey {
-        /// Which key, such as "p256dh" or "APNs signing key".
+        /// The key, such as "p256dh" or "APNs signing key".
         what: &'static str,
-        /// What is wrong with it.
+        /// The problem found.
         reason: String,
     },
     /// A push message body has the wrong form or fails to decrypt.
     ///
-    /// The message holds no detail on purpose, so that it cannot serve as a decryption oracle.
+    /// The message has no detail on purpose, so that it cannot serve as a decryption oracle.
     #[error("message could not be decrypted")]
     Decrypt,
     /// A plaintext is larger than one aes128gcm record can carry.

@@ -59,14 +59,14 @@ pub struct RelayConfig {
     pub retry: queue::RetryPolicy,
     /// Time to live of a push that names none.
     pub default_ttl: Duration,
-    /// Longest time to live a push may ask for.
+    /// Maximum time to live a push may request.
     pub max_ttl: Duration,
     /// Provider endpoints and credentials.
     pub providers: providers::ProviderConfig,
 }
 
 impl RelayConfig {
-    /// A configuration with the defaults: loopback port 8443, 10 000 queued alerts, 64
+    /// Creates a configuration with the defaults: loopback port 8443, 10 000 queued alerts, 64
     /// requests in flight, one hour default and one day maximum time to live.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {

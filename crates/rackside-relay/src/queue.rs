@@ -24,7 +24,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Wait before the second attempt; it doubles for each further one.
     pub base_delay: Duration,
-    /// Longest wait between two attempts, `Retry-After` included.
+    /// Maximum wait between two attempts, `Retry-After` included.
     pub max_delay: Duration,
 }
 
@@ -40,8 +40,8 @@ impl Default for RetryPolicy {
 
 impl RetryPolicy {
     /// Returns the wait after failed attempt number `attempt` (1-based), honouring the
-    /// provider's `Retry-After` when it asked for one but never waiting less than
-    /// `base_delay`.
+    /// provider's `Retry-After` when it sent one. The wait is at least `base_delay` unless
+    /// `max_delay` is smaller.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         let doubled = self
             .base_delay
@@ -164,10 +164,10 @@ pub struct Job {
     pub deadline: Instant,
 }
 
-/// Why a push could not join the queue.
+/// Reason a push could not join the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EnqueueError {
-    /// The queue holds its maximum number of alerts.
+    /// The queue contains its maximum number of alerts.
     Full,
     /// The delivery task has stopped.
     Closed,
@@ -178,7 +178,7 @@ pub enum EnqueueError {
 pub struct Queue {
     sender: mpsc::Sender<Job>,
     stop: Arc<watch::Sender<bool>>,
-    /// What the queue did so far.
+    /// Queue counters.
     pub stats: Arc<Stats>,
     /// Dead registrations per console.
     pub gone: Arc<GoneList>,

@@ -25,7 +25,7 @@ const TOKEN_PREFIX: &str = "rrt_";
 const MAX_DEVICE_ID: usize = 128;
 const MAX_PROVIDER_TOKEN: usize = 4096;
 
-/// Where and how the relay reaches one device.
+/// Delivery target of one device: its provider and address there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "lowercase")]
 pub enum Target {
@@ -183,7 +183,7 @@ impl Registry {
     }
 
     /// Registers `device` for `console` and returns a new token. An earlier registration of
-    /// the same pair is replaced, so each pair holds exactly one token.
+    /// the same pair is replaced, so each pair has exactly one token.
     ///
     /// # Errors
     /// [`RelayError::Config`] for a malformed target or device id; I/O errors.

@@ -34,7 +34,7 @@ const MAX_BODY: usize = 8 * 1024;
 /// Longest `collapse_id` accepted from a console.
 const MAX_COLLAPSE_ID: usize = 64;
 
-/// What the handlers share.
+/// State shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// Console API keys.
@@ -47,7 +47,7 @@ pub struct AppState {
     pub providers: Arc<Providers>,
     /// Time to live of a push that names none.
     pub default_ttl: Duration,
-    /// Longest time to live a push may ask for.
+    /// Maximum time to live a push may request.
     pub max_ttl: Duration,
 }
 
@@ -123,7 +123,7 @@ pub struct RegisterRequest {
     pub target: Target,
 }
 
-/// `POST /v1/registrations` answer.
+/// `POST /v1/registrations` response.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RegisterResponse {
     /// The registration token, shown only here.
@@ -208,7 +208,7 @@ async fn push(
     let console = authenticate(&state, &headers)?;
 
     // 2. The registration must exist and belong to this console; a token of another console
-    //    gets the same answer as an unknown one, so tokens cannot be probed.
+    //    gets the same response as an unknown one, so tokens cannot be probed.
     let token = RegistrationToken::new(request.token);
     let registration = match state.registry.lookup(&token) {
         Some(registration) if registration.console == console => registration,
@@ -247,7 +247,7 @@ async fn push(
         .map_or(state.default_ttl, Duration::from_secs)
         .min(state.max_ttl);
 
-    // 4. Queue it; the answer does not wait for the provider.
+    // 4. Queue it. The response does not wait for the provider.
     let job = Job {
         token,
         registration,
@@ -283,7 +283,7 @@ pub struct GoneResponse {
 /// One removed registration.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GoneItem {
-    /// The registration token as the console knows it.
+    /// The registration token as the console sent it.
     pub token: String,
     /// The device id.
     pub device: String,

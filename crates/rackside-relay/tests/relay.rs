@@ -25,15 +25,15 @@ const WAIT: Duration = Duration::from_secs(10);
 
 // ---------------------------------------------------------------- log and temp capture
 
-/// The temporary directory of this test process: `TMPDIR` points here, so every temporary
-/// file the relay or the tests create lands where `alert_text_never_reaches_disk_or_logs`
-/// can walk it.
+/// Returns the temporary directory of this test process. `TMPDIR` points here, so every
+/// temporary file the relay or the tests create lands where
+/// `alert_text_never_reaches_disk_or_logs` can walk it.
 fn temp_root() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("relay-tests-{}", std::process::id()))
 }
 
-/// Every log line of every test in this binary, at trace level. The first call also sets
-/// `TMPDIR` to [`temp_root`].
+/// Returns the buffer that collects every log line of every test in this binary, at trace
+/// level. The first call also sets `TMPDIR` to [`temp_root`].
 fn captured_logs() -> &'static Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
@@ -450,7 +450,7 @@ async fn dead_registrations_are_removed_and_reported() {
     assert_eq!(stats["gone"], 3);
     assert_eq!(stats["registrations"], 0);
 
-    // A push to a dead token says so until the console collects the list.
+    // A push to a dead token gets 410 until the console collects the list.
     let (token, keys) = &tokens[0];
     assert_eq!(
         harness

@@ -1,6 +1,6 @@
-//! Apple Push Notification service over HTTP/2 with token-based authentication: an ES256
-//! provider token that is reused and replaced between 20 and 60 minutes after issue, as
-//! Apple's "Establishing a token-based connection to APNs" asks.
+//! Apple Push Notification service over HTTP/2 with token-based authentication. The ES256
+//! provider token is reused and replaced between 20 and 60 minutes after issue, because APNs
+//! rejects tokens older than one hour and throttles more frequent replacements.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,9 +13,9 @@ use super::{network_retry, retry_on, Outcome, Push, MAX_PROVIDER_PAYLOAD};
 use crate::error::{io_error, RelayError};
 use crate::jwt::{unix_now, Signer};
 
-/// Shortest refresh interval: APNs answers `TooManyProviderTokenUpdates` to faster changes.
+/// Minimum refresh interval: APNs returns `TooManyProviderTokenUpdates` for faster changes.
 pub const MIN_TOKEN_REFRESH: Duration = Duration::from_secs(20 * 60);
-/// Longest refresh interval: APNs rejects tokens older than one hour as expired.
+/// Maximum refresh interval: APNs rejects tokens older than one hour as expired.
 pub const MAX_TOKEN_REFRESH: Duration = Duration::from_secs(60 * 60);
 /// Default refresh interval, well inside both limits.
 pub const DEFAULT_TOKEN_REFRESH: Duration = Duration::from_secs(40 * 60);

@@ -20,7 +20,7 @@ const ASSERTION_LIFETIME: u64 = 3600;
 /// An access token is replaced this long before it expires.
 const TOKEN_MARGIN: Duration = Duration::from_secs(120);
 
-/// Where FCM is and which service account signs in.
+/// FCM endpoint and service-account file.
 #[derive(Debug, Clone)]
 pub struct FcmConfig {
     /// The service-account JSON file as the Firebase console downloads it.

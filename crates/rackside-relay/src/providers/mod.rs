@@ -1,5 +1,5 @@
 //! The push providers: Web Push, FCM HTTP v1 and APNs. Each turns one encrypted alert into
-//! one provider request and classifies the answer as delivered, gone, retry or failed.
+//! one provider request and classifies the response as delivered, gone, retry or failed.
 
 pub mod apns;
 pub mod fcm;
@@ -52,7 +52,7 @@ impl Push {
     }
 }
 
-/// How one delivery attempt ended.
+/// Result of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// The provider accepted the push.

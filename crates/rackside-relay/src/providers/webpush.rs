@@ -89,7 +89,7 @@ impl WebPush {
             request = request.header("Topic", topic);
         }
 
-        // 2. Classify the answer (RFC 8030 section 5 and 7, RFC 8292 section 4).
+        // 2. Classify the response (RFC 8030 section 5 and 7, RFC 8292 section 4).
         let response = match request.send().await {
             Ok(response) => response,
             Err(e) => return network_retry(e),

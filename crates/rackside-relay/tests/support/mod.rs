@@ -28,14 +28,14 @@ use ring::signature;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tower::ServiceExt as _;
 
-/// How a test server answers pushes for one device.
+/// Test server behaviour for pushes to one device.
 #[derive(Debug)]
 pub enum Behaviour {
     /// Accept every push.
     Accept,
     /// Report the device gone (Web Push 410, FCM UNREGISTERED, APNs 410).
     Gone,
-    /// Answer 429 with `Retry-After: 0` this many times, then accept.
+    /// Return 429 with `Retry-After: 0` this many times, then accept.
     BusyFirst(AtomicU32),
 }
 
@@ -62,7 +62,7 @@ pub struct Recorder {
     pub received: Mutex<Vec<Received>>,
     /// Protocol rules broken by the relay.
     pub violations: Mutex<Vec<String>>,
-    /// Requests answered with 429.
+    /// Number of 429 responses sent.
     pub busy_answers: AtomicU32,
 }
 
