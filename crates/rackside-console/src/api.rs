@@ -51,7 +51,7 @@ impl std::fmt::Debug for User {
     }
 }
 
-/// What the handlers share.
+/// State shared by the handlers.
 #[derive(Debug, Clone)]
 pub struct AppState {
     /// The alert store.

@@ -18,7 +18,7 @@ pub enum ConsoleError {
     /// Reading or writing a file failed.
     #[error("failed to {action} {path}: {source}")]
     Io {
-        /// What was being done.
+        /// The operation, such as "read" or "create".
         action: &'static str,
         /// The file or folder involved.
         path: PathBuf,
@@ -31,7 +31,7 @@ pub enum ConsoleError {
     Invalid {
         /// Which value.
         what: &'static str,
-        /// What is wrong and what to do.
+        /// The problem and the fix.
         reason: String,
     },
     /// The relay could not be reached or refused a push.

@@ -10,7 +10,7 @@ use crate::store::{NewAlert, Severity};
 
 /// Most event records taken from one payload; the rest are dropped with a log line.
 pub const MAX_EVENTS_PER_PAYLOAD: usize = 64;
-/// Longest message kept, in characters.
+/// Maximum message length kept, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 1024;
 const MAX_ID_CHARS: usize = 256;
 
@@ -64,8 +64,8 @@ fn parse_record(bmc: &str, record: &Value) -> Option<NewAlert> {
         .map(|o| clip(o, MAX_ID_CHARS));
     let timestamp = text("EventTimestamp").map(|t| clip(&t, 64));
 
-    // The same event delivered twice (a retry, or push and poll both seeing it) has the same
-    // id and timestamp; without an id the content decides.
+    // The same event delivered twice, by a retry or by both push and poll, has the same id
+    // and timestamp. Without an id the content decides.
     let mut hasher = Sha256::new();
     for part in [
         Some(bmc),

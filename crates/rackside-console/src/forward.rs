@@ -74,7 +74,7 @@ impl RelayLink {
         alert: &Alert,
         count: u32,
     ) -> Result<(), ConsoleError> {
-        // 1. Encrypt the alert to the device; the relay sees only the result and the count.
+        // 1. Encrypt the alert to the device. The relay gets only the ciphertext and the count.
         let keys = RecipientKeys::from_base64url(&subscription.p256dh, &subscription.auth)?;
         let mut message: String = alert.message.chars().take(1000).collect();
         let plaintext = loop {

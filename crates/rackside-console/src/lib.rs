@@ -4,7 +4,7 @@
 //! its own secret header. The console stores alerts in SQLite, de-duplicated, and serves them
 //! to logged-in clients over a REST API described at `/openapi.json`. Each new alert is
 //! encrypted to every subscribed device (RFC 8291) and pushed through the relay with the
-//! console's API key; a subscription whose device the relay reports gone is disabled.
+//! console's API key. A subscription whose device the relay reports gone is disabled.
 //!
 //! NOTE: the console does not yet add BMCs under `rackside-trust` rules, poll their health
 //! and inventory, create their event subscriptions, read SSE streams or poll their logs:
@@ -38,7 +38,7 @@ pub use error::ConsoleError;
 
 use crate::error::invalid;
 
-/// How often the console asks the relay for registrations it removed.
+/// Interval at which the console requests the relay's list of removed registrations.
 pub const GONE_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
 /// The relay the console forwards to.
@@ -72,14 +72,14 @@ pub struct ConsoleConfig {
     pub state_dir: PathBuf,
     /// Users: name and password. The passwords are hashed with Argon2id at start.
     pub users: Vec<(String, Zeroizing<String>)>,
-    /// Where alerts are forwarded; `None` keeps them on the console only.
+    /// Relay that alerts are forwarded to; `None` keeps them on the console only.
     pub relay: Option<RelayConfig>,
     /// The host name BMCs use to reach the listener; `localhost` by default.
     pub public_host: String,
 }
 
 impl ConsoleConfig {
-    /// A configuration with the defaults: loopback port 8445, no users, no relay.
+    /// Creates a configuration with the defaults: loopback port 8445, no users, no relay.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8445)),
@@ -113,7 +113,7 @@ impl RunningConsole {
         }
     }
 
-    /// Asks the relay once for removed registrations and disables their subscriptions.
+    /// Requests the relay's removed registrations once and disables their subscriptions.
     ///
     /// # Errors
     /// [`ConsoleError::Relay`] when the relay cannot be asked.

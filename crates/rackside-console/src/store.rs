@@ -83,7 +83,7 @@ impl Severity {
 pub struct NewAlert {
     /// The BMC that raised it.
     pub bmc: String,
-    /// What makes two deliveries of one event the same alert.
+    /// Key under which two deliveries of one event count as the same alert.
     pub dedup_key: String,
     /// The Redfish `EventId`, when the BMC sent one.
     pub event_id: Option<String>,
@@ -159,7 +159,7 @@ pub struct Subscription {
     pub auth: String,
     /// Whether alerts are still forwarded.
     pub enabled: bool,
-    /// Why forwarding stopped.
+    /// Reason forwarding stopped.
     pub disabled_reason: Option<String>,
 }
 
