@@ -57,8 +57,8 @@ impl Default for EventConfig {
     }
 }
 
-/// What happens to a subscription whose delivery failed on every attempt
-/// (Redfish `DeliveryRetryPolicy`).
+/// Handling of a subscription whose delivery failed on every attempt (Redfish
+/// `DeliveryRetryPolicy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryPolicy {
     /// Delete the subscription.
@@ -173,7 +173,7 @@ pub struct NewEvent {
     pub origin: Option<String>,
 }
 
-/// Why a request to the event service was rejected; each maps to 400 with the property.
+/// Reason a request to the event service was rejected; each maps to 400 with the property.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EventRequestError {

@@ -27,7 +27,7 @@ use tower::ServiceExt as _;
 const WAIT: Duration = Duration::from_secs(10);
 const PASSWORD: &str = "correct horse battery";
 
-/// A Web Push service that decrypts each push with the device's key, and answers 410 for
+/// A Web Push service that decrypts each push with the device's key and returns 410 for
 /// devices marked gone.
 #[derive(Default)]
 struct PushService {
