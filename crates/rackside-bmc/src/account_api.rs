@@ -19,6 +19,7 @@ use crate::accounts::Slot;
 use crate::config::{Role, Secret, UserAccount};
 use crate::login::MAX_CREDENTIAL_BYTES;
 use crate::logs::clip;
+use crate::patch::schema_of;
 use crate::read::paged_get;
 use crate::reply::{self, msg, ErrorReply, Message};
 use crate::service::{child_of, require_role, Principal, Req};
@@ -104,8 +105,8 @@ fn account_body(slot: &Slot, path: &str) -> Value {
     })
 }
 
-/// Answers with an account body that carries its entity tag as `@odata.etag` too; the tag is
-/// that of the body without it, which is what `If-Match` is checked against.
+/// Builds the response for an account body, which carries its entity tag as `@odata.etag`
+/// too. The tag is that of the body without it, which is what `If-Match` is checked against.
 fn account_response(status: StatusCode, mut body: Value) -> Response {
     let etag = etag_of(&tree::serialize(&body));
     if let Some(map) = body.as_object_mut() {
@@ -130,7 +131,50 @@ pub(crate) fn create(
     principal: &Principal,
 ) -> Result<Response, ErrorReply> {
     require_role(state, principal, Role::Administrator)?;
-    let request = parse_object(&req.body)?;
+    let (name, password, role, enabled) = parse_new_account(inner, &req.body)?;
+    if inner.accounts.name_taken(&name, None) {
+        return Err(ErrorReply::new(
+            StatusCode::CONFLICT,
+            msg::resource_already_exists("ManagerAccount", "UserName", &clip(&name)),
+        ));
+    }
+
+    let id = inner.accounts.create(
+        UserAccount {
+            name: name.clone(),
+            password,
+            role,
+        },
+        enabled,
+    );
+    let accounts_path = state.accounts_path.clone().unwrap_or_default();
+    let path = format!("{accounts_path}/{id}");
+    inner.log_change_from(
+        &principal.user,
+        &req.client,
+        format!(
+            "Account {} created at {path} with role {}{}",
+            clip(&name),
+            role.role_id(),
+            if enabled { "" } else { ", disabled" }
+        ),
+    );
+    let body = inner
+        .accounts
+        .get(id)
+        .map(|slot| account_body(slot, &path))
+        .unwrap_or_default();
+    let response = account_response(StatusCode::CREATED, body);
+    Ok(reply::with_location(response, &path))
+}
+
+/// Parses and checks the body of a POST that creates an account: `UserName`, `Password`,
+/// `RoleId` and optionally `Enabled` and `AccountTypes`.
+fn parse_new_account(
+    inner: &Inner,
+    body: &[u8],
+) -> Result<(String, Secret, Role, bool), ErrorReply> {
+    let request = parse_object(body)?;
     let mut errors = Vec::new();
     for name in request.keys().filter(|n| !n.starts_with('@')) {
         match name.as_str() {
@@ -168,52 +212,185 @@ pub(crate) fn create(
             ));
         }
     }
-    let (name, password, role, enabled) = match (name, password, role, enabled) {
+    match (name, password, role, enabled) {
         (Ok(name), Ok(password), Ok(role), Ok(enabled)) if errors.is_empty() => {
-            (name, password, role, enabled)
+            Ok((name, password, role, enabled))
         }
         (name, password, role, enabled) => {
             errors.extend(name.err());
             errors.extend(password.err());
             errors.extend(role.err());
             errors.extend(enabled.err());
-            return Err(ErrorReply::many(StatusCode::BAD_REQUEST, errors));
+            Err(ErrorReply::many(StatusCode::BAD_REQUEST, errors))
         }
-    };
-    if inner.accounts.name_taken(&name, None) {
+    }
+}
+
+/// Checks whether `path` is an accounts collection of the data that takes POST: one without
+/// empty slots. A service with fixed slots, as iDRAC has, responds with 405 and is filled by
+/// PATCH.
+pub(crate) fn is_open_tree_collection(inner: &Inner, path: &str) -> bool {
+    let is_collection = inner
+        .tree
+        .json(path)
+        .is_some_and(|body| schema_of(body) == "ManagerAccountCollection");
+    is_collection
+        && inner.tree.member_paths(path).iter().all(|member| {
+            inner
+                .tree
+                .json(member)
+                .and_then(|m| m.get("UserName"))
+                .and_then(Value::as_str)
+                .is_some_and(|name| !name.is_empty())
+        })
+}
+
+/// Checks whether `path` is an account of the data in a collection that takes POST and DELETE.
+pub(crate) fn is_tree_member(inner: &Inner, path: &str) -> bool {
+    let parent = path.rsplit_once('/').map(|(parent, _)| parent);
+    inner
+        .tree
+        .json(path)
+        .is_some_and(|body| schema_of(body) == "ManagerAccount")
+        && parent.is_some_and(|parent| is_open_tree_collection(inner, parent))
+}
+
+/// Creates an account resource in an accounts collection of the data, which then logs in like
+/// an account filled by PATCH.
+pub(crate) fn create_in_tree(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+    collection: &str,
+) -> Result<Response, ErrorReply> {
+    require_role(state, principal, Role::Administrator)?;
+    let (name, password, role, enabled) = parse_new_account(inner, &req.body)?;
+    let members = inner.tree.member_paths(collection);
+    let name_in_tree = members.iter().any(|member| {
+        inner
+            .tree
+            .json(member)
+            .and_then(|m| m.get("UserName"))
+            .and_then(Value::as_str)
+            == Some(name.as_str())
+    });
+    if name_in_tree || inner.accounts.name_taken(&name, None) {
         return Err(ErrorReply::new(
             StatusCode::CONFLICT,
             msg::resource_already_exists("ManagerAccount", "UserName", &clip(&name)),
         ));
     }
 
-    let id = inner.accounts.create(
-        UserAccount {
-            name: name.clone(),
-            password,
-            role,
-        },
-        enabled,
-    );
-    let accounts_path = state.accounts_path.clone().unwrap_or_default();
-    let path = format!("{accounts_path}/{id}");
+    let id = members
+        .iter()
+        .filter_map(|m| m.rsplit('/').next()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let path = format!("{collection}/{id}");
+    let kind = members
+        .iter()
+        .find_map(|m| {
+            inner
+                .tree
+                .json(m)?
+                .get("@odata.type")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "#ManagerAccount.v1_10_0.ManagerAccount".to_owned());
+    let body = json!({
+        "@odata.id": path,
+        "@odata.type": kind,
+        "Id": id.to_string(),
+        "Name": "User Account",
+        "UserName": name,
+        "RoleId": role.role_id(),
+        "Enabled": enabled,
+        "Locked": false,
+        "Password": null,
+        "Links": { "Role": { "@odata.id": format!("/redfish/v1/AccountService/Roles/{}", role.role_id()) } },
+    });
+    inner
+        .tree
+        .insert(path.clone(), tree::Resource::from_value(body.clone()));
+    inner.tree.update(collection, |list| {
+        let Some(map) = list.as_object_mut() else {
+            return;
+        };
+        if let Some(items) = map.get_mut("Members").and_then(Value::as_array_mut) {
+            items.push(json!({ "@odata.id": path }));
+            let count = items.len();
+            map.insert("Members@odata.count".into(), json!(count));
+        }
+    });
+    inner.accounts.set_patched_password(&path, password.clone());
+    let login = enabled.then(|| UserAccount {
+        name: name.clone(),
+        password,
+        role,
+    });
+    inner.accounts.set_patched(&path, login);
     inner.log_change_from(
         &principal.user,
         &req.client,
         format!(
-            "Account {} created at {path} with role {}{}",
+            "Account {} created at {path} with role {}",
             clip(&name),
-            role.role_id(),
-            if enabled { "" } else { ", disabled" }
+            role.role_id()
         ),
     );
-    let body = inner
-        .accounts
-        .get(id)
-        .map(|slot| account_body(slot, &path))
-        .unwrap_or_default();
-    let response = account_response(StatusCode::CREATED, body);
+    let response = reply::json_response(StatusCode::CREATED, tree::serialize(&body));
     Ok(reply::with_location(response, &path))
+}
+
+/// Deletes an account resource of the data and closes its sessions.
+pub(crate) fn delete_in_tree(
+    state: &BmcState,
+    inner: &mut Inner,
+    req: &Req,
+    principal: &Principal,
+) -> Result<Response, ErrorReply> {
+    require_role(state, principal, Role::Administrator)?;
+    let path = req.path.as_str();
+    let name = inner
+        .tree
+        .json(path)
+        .and_then(|m| m.get("UserName"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let collection = path.rsplit_once('/').map(|(parent, _)| parent.to_owned());
+    inner.tree.remove(path);
+    if let Some(collection) = collection {
+        inner.tree.update(&collection, |list| {
+            let Some(map) = list.as_object_mut() else {
+                return;
+            };
+            if let Some(items) = map.get_mut("Members").and_then(Value::as_array_mut) {
+                items.retain(|m| {
+                    m.get("@odata.id")
+                        .and_then(Value::as_str)
+                        .map(tree::normalize_path)
+                        .as_deref()
+                        != Some(path)
+                });
+                let count = items.len();
+                map.insert("Members@odata.count".into(), json!(count));
+            }
+        });
+    }
+    inner.accounts.set_patched(path, None);
+    inner.log_change_from(
+        &principal.user,
+        &req.client,
+        format!("Account {} at {path} deleted", clip(&name)),
+    );
+    for session in inner.sessions.remove_user(&name) {
+        inner.log_logout(&session.user, &session.origin);
+    }
+    Ok(reply::no_content())
 }
 
 /// Changes an account. The account's own user may change the password only; administrators
@@ -383,7 +560,7 @@ pub(crate) fn delete(
 }
 
 fn parse_object(body: &[u8]) -> Result<Map<String, Value>, ErrorReply> {
-    // The body holds a password; the parsed copy is dropped with the map, the raw copy here.
+    // The body contains a password; the parsed copy is dropped with the map, the raw copy here.
     let raw = Zeroizing::new(body.to_vec());
     match serde_json::from_slice::<Value>(&raw) {
         Ok(Value::Object(map)) => Ok(map),
@@ -413,7 +590,7 @@ fn check_if_match(req: &Req, body: &Value) -> Result<(), ErrorReply> {
     }
 }
 
-/// A user name: 1 to 16 letters, digits, `.`, `_` or `-`, not starting with `-`.
+/// Parses a user name: 1 to 16 letters, digits, `.`, `_` or `-`, not starting with `-`.
 fn user_name(value: &Value) -> Result<String, Message> {
     let echoed = || clip(&value_text(value));
     let text = value
@@ -432,7 +609,7 @@ fn user_name(value: &Value) -> Result<String, Message> {
     }
 }
 
-/// A password within the account service's length limits, without control characters. The
+/// Parses a password within the account service's length limits, without control characters. The
 /// value never appears in an error.
 fn new_password(inner: &Inner, value: &Value) -> Result<Secret, Message> {
     let invalid = || msg::property_value_format_error("[REDACTED]", "Password");
@@ -449,7 +626,7 @@ fn new_password(inner: &Inner, value: &Value) -> Result<Secret, Message> {
     }
 }
 
-/// `MinPasswordLength` and `MaxPasswordLength` of the account service.
+/// Returns `MinPasswordLength` and `MaxPasswordLength` of the account service.
 pub(crate) fn password_lengths(inner: &Inner) -> (usize, usize) {
     let service = inner.tree.json("/redfish/v1/AccountService");
     let read = |key: &str| {

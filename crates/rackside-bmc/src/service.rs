@@ -556,14 +556,18 @@ pub(crate) fn allow_for(inner: &Inner, path: &str, body: &Value) -> String {
     if crate::patch::is_patchable(body) {
         allow.push_str(", PATCH");
     }
-    if inner.actions.contains_key(path) || is_subscription_collection(inner, path) {
+    if inner.actions.contains_key(path)
+        || is_subscription_collection(inner, path)
+        || crate::account_api::is_open_tree_collection(inner, path)
+    {
         allow.push_str(", POST");
     }
     let parent = path
         .rsplit_once('/')
         .map(|(parent, _)| parent)
         .unwrap_or_default();
-    if is_subscription_collection(inner, parent) {
+    if is_subscription_collection(inner, parent) || crate::account_api::is_tree_member(inner, path)
+    {
         allow.push_str(", DELETE");
     }
     allow
@@ -709,6 +713,9 @@ fn post(
     if crate::account_api::is_collection(state, collection) {
         return crate::account_api::create(state, inner, req, principal);
     }
+    if crate::account_api::is_open_tree_collection(inner, collection) {
+        return crate::account_api::create_in_tree(state, inner, req, principal, collection);
+    }
     let Some((resource, action)) = inner.actions.get(path).cloned() else {
         if is_subscription_collection(inner, collection) {
             require_role(state, principal, Role::Operator)?;
@@ -731,6 +738,9 @@ fn delete(
     let path = req.path.as_str();
     if crate::account_api::member(state, inner, path).is_some() {
         return crate::account_api::delete(state, inner, req, principal);
+    }
+    if crate::account_api::is_tree_member(inner, path) {
+        return crate::account_api::delete_in_tree(state, inner, req, principal);
     }
     if let Some(collection) = path.rsplit_once('/').map(|(parent, _)| parent) {
         if is_subscription_collection(inner, collection) && inner.tree.contains(path) {

@@ -2190,6 +2190,39 @@ async fn last_administrator_cannot_be_deleted_or_demoted() {
 }
 
 #[tokio::test]
+async fn mockup_accounts_take_post_and_delete_unless_slotted() {
+    let dir = require_mockup!("dmtf/public-rackmount1");
+    let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
+    let token = bmc.login().await;
+    let body = json!({"UserName": "ops1", "Password": "ops-password-12", "RoleId": "Operator"});
+    let created = bmc.post(&token, ACCOUNTS, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.json());
+    let location = created.header("Location").unwrap().to_owned();
+    assert_eq!(bmc.get(&token, &location).await.json()["UserName"], "ops1");
+    bmc.login_at(SESSIONS, "ops1", "ops-password-12").await;
+    let listed = bmc.get(&token, ACCOUNTS).await.json();
+    assert!(listed["Members"].to_string().contains(&location));
+
+    let deleted = bmc
+        .send(Method::DELETE, &location, Auth::Token(&token), None, &[])
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let refused = bmc.try_login_at(SESSIONS, "ops1", "ops-password-12").await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(!bmc.get(&token, ACCOUNTS).await.json()["Members"]
+        .to_string()
+        .contains(&location));
+
+    // iDRAC keeps 16 fixed slots: a POST gets 405 and clients fill an empty slot by PATCH.
+    let dell = require_mockup!("vendor-captures/dell");
+    let bmc = start_with(DataSource::Mockup(dell), |_| {}).await;
+    let token = bmc.login().await;
+    let body = json!({"UserName": "ops1", "Password": "ops-password-12", "RoleId": "Operator"});
+    let reply = bmc.post(&token, ACCOUNTS, body).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
 async fn manager_nic_settings_apply_and_are_reported() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
