@@ -122,8 +122,8 @@ fn account_response(status: StatusCode, mut body: Value) -> Response {
     response
 }
 
-/// Creates an account from `UserName`, `Password`, `RoleId` and optionally `Enabled`; answers
-/// 201 with the new resource and its `Location`.
+/// Creates an account from `UserName`, `Password`, `RoleId` and optionally `Enabled`, and
+/// responds with 201, the new resource and its `Location`.
 pub(crate) fn create(
     state: &BmcState,
     inner: &mut Inner,

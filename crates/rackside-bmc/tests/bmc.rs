@@ -1650,7 +1650,7 @@ async fn boot_once_then_restart(bmc: &Bmc, token: &str) -> Value {
 }
 
 #[tokio::test]
-async fn one_time_boot_override_reverts_after_restart_and_is_logged() {
+async fn one_time_boot_reverts_after_restart() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let boot = boot_once_then_restart(&bmc, &token).await;
@@ -1673,7 +1673,7 @@ async fn one_time_boot_override_reverts_after_restart_and_is_logged() {
 }
 
 #[tokio::test]
-async fn boot_override_rejects_values_outside_the_advertised_lists() {
+async fn boot_override_rejects_unadvertised_values() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     for (body, property) in [
@@ -1700,7 +1700,7 @@ async fn boot_override_rejects_values_outside_the_advertised_lists() {
 }
 
 #[tokio::test]
-async fn fault_boot_override_once_defers_mode_change_to_power_on() {
+async fn fault_boot_override_once_defers_mode() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     bmc.enable(Fault::BootOverrideOnce).await;
@@ -1908,7 +1908,7 @@ const ACCOUNTS: &str = "/redfish/v1/AccountService/Accounts";
 const CHASSIS: &str = "/redfish/v1/Chassis/1";
 const BMC_NIC: &str = "/redfish/v1/Managers/1/EthernetInterfaces/NIC.1";
 
-/// The messages of the newest `count` lifecycle log entries, newest first.
+/// Returns the messages of the newest `count` lifecycle log entries, newest first.
 async fn recent_messages(bmc: &Bmc, token: &str, count: usize) -> Vec<String> {
     bmc.get(token, LCLOG).await.json()["Members"]
         .as_array()
@@ -1920,7 +1920,7 @@ async fn recent_messages(bmc: &Bmc, token: &str, count: usize) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn record_event_writes_user_and_source_into_lifecycle_log() {
+async fn record_event_names_user_and_source() {
     let bmc = start(|_| {}).await;
     bmc.running.record_event(
         "USR0030",
@@ -1952,7 +1952,7 @@ async fn record_event_writes_user_and_source_into_lifecycle_log() {
 }
 
 #[tokio::test]
-async fn every_advertised_reset_type_has_an_effect_and_a_log_entry() {
+async fn every_reset_type_changes_state_and_logs() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let system = bmc.get(&token, SYSTEM).await.json();
@@ -2005,7 +2005,7 @@ async fn every_advertised_reset_type_has_an_effect_and_a_log_entry() {
 }
 
 #[tokio::test]
-async fn identify_led_stays_consistent_on_system_and_chassis() {
+async fn identify_led_properties_stay_consistent() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     for path in [SYSTEM, CHASSIS] {
@@ -2036,7 +2036,7 @@ async fn identify_led_stays_consistent_on_system_and_chassis() {
 }
 
 #[tokio::test]
-async fn created_account_logs_in_until_disabled_or_deleted() {
+async fn new_account_logs_in_until_disabled() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let body = json!({"UserName": "ops1", "Password": "ops-password-12", "RoleId": "Operator"});
@@ -2065,7 +2065,7 @@ async fn created_account_logs_in_until_disabled_or_deleted() {
         .await;
     assert_eq!(disabled.status, StatusCode::OK);
     assert_eq!(disabled.json()["Enabled"], false);
-    // Disabling ends the account's sessions and refuses new logins.
+    // Disabling ends the account's sessions and rejects new logins.
     assert_eq!(bmc.get(&ops, SYSTEM).await.status, StatusCode::UNAUTHORIZED);
     let refused = bmc.try_login_at(SESSIONS, "ops1", "ops-password-12").await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
@@ -2114,7 +2114,7 @@ async fn created_account_logs_in_until_disabled_or_deleted() {
 }
 
 #[tokio::test]
-async fn account_creation_enforces_password_policy_and_unique_names() {
+async fn account_creation_enforces_password_policy() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let service = bmc.get(&token, "/redfish/v1/AccountService").await.json();
@@ -2171,7 +2171,7 @@ async fn account_creation_enforces_password_policy_and_unique_names() {
 }
 
 #[tokio::test]
-async fn last_administrator_cannot_be_deleted_or_demoted() {
+async fn last_administrator_cannot_be_removed() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let deleted = bmc
@@ -2190,7 +2190,7 @@ async fn last_administrator_cannot_be_deleted_or_demoted() {
 }
 
 #[tokio::test]
-async fn mockup_accounts_take_post_and_delete_unless_slotted() {
+async fn mockup_accounts_take_post_unless_slotted() {
     let dir = require_mockup!("dmtf/public-rackmount1");
     let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
     let token = bmc.login().await;
@@ -2213,7 +2213,8 @@ async fn mockup_accounts_take_post_and_delete_unless_slotted() {
         .to_string()
         .contains(&location));
 
-    // iDRAC keeps 16 fixed slots: a POST gets 405 and clients fill an empty slot by PATCH.
+    // The iDRAC capture has 16 fixed slots: a POST gets 405, and clients fill an empty slot by
+    // PATCH.
     let dell = require_mockup!("vendor-captures/dell");
     let bmc = start_with(DataSource::Mockup(dell), |_| {}).await;
     let token = bmc.login().await;
@@ -2223,7 +2224,7 @@ async fn mockup_accounts_take_post_and_delete_unless_slotted() {
 }
 
 #[tokio::test]
-async fn manager_nic_settings_apply_and_are_reported() {
+async fn manager_nic_settings_are_reported() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let change = json!({
@@ -2268,7 +2269,7 @@ async fn manager_nic_settings_apply_and_are_reported() {
 }
 
 #[tokio::test]
-async fn bad_nic_settings_are_rejected_without_change() {
+async fn bad_nic_settings_change_nothing() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let before = bmc.get(&token, BMC_NIC).await.json();
@@ -2335,7 +2336,7 @@ async fn chassis_location_round_trips() {
 }
 
 #[tokio::test]
-async fn dell_server_topology_attributes_are_writable() {
+async fn dell_topology_attributes_are_writable() {
     let dir = require_mockup!("vendor-captures/dell");
     let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
     let token = bmc.login().await;
@@ -2360,7 +2361,7 @@ async fn dell_server_topology_attributes_are_writable() {
 }
 
 #[tokio::test]
-async fn filter_select_expand_and_only_reshape_responses() {
+async fn query_options_reshape_responses() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
     let roles = "/redfish/v1/AccountService/Roles";
@@ -2473,7 +2474,7 @@ async fn fleet_members_are_independent() {
 }
 
 #[tokio::test]
-async fn fleet_on_a_fixed_port_uses_consecutive_ports() {
+async fn fixed_port_fleet_uses_consecutive_ports() {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
@@ -2530,6 +2531,7 @@ async fn use_case_checkers_find_no_failure() {
         skip_or_fail("rf_use_case_checkers not installed; run ./scripts/test");
         return;
     }
+
     let bmc = start(|_| {}).await;
     let reports = tempfile::tempdir().unwrap();
     let output = tokio::process::Command::new(checkers)
@@ -2547,6 +2549,7 @@ async fn use_case_checkers_find_no_failure() {
         .output()
         .await
         .unwrap();
+
     let text = String::from_utf8_lossy(&output.stdout);
     // The summary table: a header row naming PASS, WARN, FAIL, NOT TESTED, then the counts.
     let rows: Vec<&str> = text.lines().filter(|l| l.starts_with('|')).collect();
@@ -2559,6 +2562,7 @@ async fn use_case_checkers_find_no_failure() {
         })
         .unwrap_or_default();
     eprintln!("rf_use_case_checkers: {}", rows.join(" "));
+
     assert_eq!(counts.len(), 4, "no summary:\n{text}");
     assert!(counts[0] > 50, "too few checks passed: {counts:?}");
     assert_eq!(counts[2], 0, "failures:\n{text}");
