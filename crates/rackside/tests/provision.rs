@@ -279,6 +279,28 @@ async fn network_static_address_is_applied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_static_address_on_group_exits_2() {
+    let cli = Cli::new();
+    let output = cli
+        .run(&[
+            "network",
+            "--all",
+            "set",
+            "--address",
+            "192.0.2.10/24",
+            "--gateway",
+            "192.0.2.1",
+        ])
+        .await;
+    assert_code(&output, 2);
+    assert!(
+        stderr(&output).contains("server NAME"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_invalid_values_exit_2() {
     let cli = Cli::new();
     for (args, expected) in [

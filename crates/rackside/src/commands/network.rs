@@ -134,6 +134,16 @@ pub async fn run(context: Context, args: NetworkArgs) -> anyhow::Result<ExitCode
         NetworkCommand::Show => None,
         NetworkCommand::Set(set) => Some((set.change()?, set.yes)),
     };
+    // One static address or host name on several BMCs would give them all the same one.
+    let per_server = change.as_ref().is_some_and(|(change, _)| {
+        matches!(change.ipv4, Some(Ipv4Setting::Static(_))) || change.host_name.is_some()
+    });
+    if per_server && args.target.name.is_none() {
+        return Err(Failure::usage(
+            "--address and --hostname set one server's own values; give a server NAME instead of --all or --group",
+        )
+        .into());
+    }
     let options = RunOptions {
         target: &args.target,
         json: args.json,
