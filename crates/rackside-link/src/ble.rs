@@ -3,8 +3,9 @@
 //!
 //! Over a real radio the device id comes from the peer's Bluetooth address and the range is
 //! physical, so frames carry distance 0 and the BMC's range check passes them.
-//! NOTE: built in CI but never run against a radio or a BlueZ mock here, and the indicate side
-//! serves one subscribed device at a time, which matches the link's one-device rule.
+//! NOTE: tested against BlueZoo (a user-space BlueZ mock, `scripts/bluezoo-test.sh`) but never
+//! against a radio. The indicate side serves the last subscribed device only, which matches the
+//! link's one-device rule.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -152,7 +153,8 @@ pub async fn serve(adapter: &Adapter, service: LinkService) -> Result<Applicatio
 }
 
 /// Connects to the BMC at `address`, subscribes to its indications, and returns the device's
-/// pipe end. Frames written to the pipe go out as GATT writes of their segment.
+/// pipe end. Frames written to the pipe go out as GATT writes of their segment, and incoming
+/// segments arrive as frames for `device`, which must be the client's own device id.
 ///
 /// # Errors
 ///

@@ -1,7 +1,12 @@
 //! Integration tests of the link: profiles, faults, lockout, range, legacy login, and the
 //! Redfish transport over the async drivers.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -721,4 +726,82 @@ proptest! {
             prop_assert!(accepted);
         }
     }
+}
+
+/// Runs the link over BLE GATT against BlueZoo, a user-space BlueZ mock, on the D-Bus that
+/// `DBUS_SYSTEM_BUS_ADDRESS` names (`scripts/bluezoo-test.sh` starts both). Skipped unless
+/// `RACKSIDE_BLUEZOO` is set.
+#[cfg(feature = "ble")]
+#[tokio::test]
+async fn ble_link_carries_request_over_bluezoo() {
+    use futures_util::StreamExt;
+
+    if std::env::var_os("RACKSIDE_BLUEZOO").is_none() {
+        println!("skipped: RACKSIDE_BLUEZOO not set (run scripts/bluezoo-test.sh)");
+        return;
+    }
+    let session = bluer::Session::new().await.unwrap();
+    let names = session.adapter_names().await.unwrap();
+    assert!(names.len() >= 2, "BlueZoo needs two adapters: {names:?}");
+    let bmc_adapter = session.adapter(&names[0]).unwrap();
+    let device_adapter = session.adapter(&names[1]).unwrap();
+    bmc_adapter.set_powered(true).await.unwrap();
+    device_adapter.set_powered(true).await.unwrap();
+
+    // 1. The BMC serves and advertises the link's GATT service.
+    let log = Arc::new(Log::default());
+    let service = LinkService::spawn(server(Profile::Default), Arc::new(Echo), log.clone());
+    service.press_button().await.unwrap();
+    let _application = rackside_link::ble::serve(&bmc_adapter, service)
+        .await
+        .unwrap();
+    let _advertisement = bmc_adapter
+        .advertise(bluer::adv::Advertisement {
+            service_uuids: [rackside_link::ble::SERVICE_UUID].into_iter().collect(),
+            discoverable: Some(true),
+            local_name: Some("rackside-bmc".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    // 2. The device discovers the BMC's address.
+    let bmc_address = bmc_adapter.address().await.unwrap();
+    let mut discovery = Box::pin(device_adapter.discover_devices().await.unwrap());
+    let found = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(event) = discovery.next().await {
+            if matches!(event, bluer::AdapterEvent::DeviceAdded(address) if address == bmc_address)
+            {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(found, Ok(true), "BMC {bmc_address} not discovered");
+
+    // 3. The link runs over GATT writes and indications.
+    let settings = ClientSettings::default();
+    let pipe = rackside_link::ble::connect(&device_adapter, bmc_address, settings.device)
+        .await
+        .unwrap();
+    let connected = ClientSession::connect(pipe, settings, Duration::from_secs(20)).await;
+    let events = log.0.lock().unwrap().clone();
+    let mut link = connected.unwrap_or_else(|error| panic!("{error}; BMC events {events:?}"));
+    let info = link
+        .login(USER, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    assert_eq!(info.service_tag, "7XK2Q93");
+    let transport = LinkTransport::new(link);
+    let response = transport
+        .send(rackside_redfish::Request {
+            method: http::Method::GET,
+            path: "/redfish/v1".into(),
+            headers: http::HeaderMap::new(),
+            body: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(&response.body[..], br#"{"path":"/redfish/v1"}"#);
 }
