@@ -159,7 +159,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fleet_member_gets_its_own_tag_mac_and_uuid() {
+    fn personalize_changes_tag_mac_and_uuid() {
         let mut data = crate::tree::load_sample(crate::sample::sample_server());
         personalize(&mut data, 7, true);
         let system = data.tree.json("/redfish/v1/Systems/1").unwrap();

@@ -136,9 +136,10 @@ pub(crate) fn fqdn(value: &Value, name: &str) -> Result<Value, Message> {
 }
 
 /// Brings the reported values of an `EthernetInterface` in line with its settings after a
-/// PATCH that changed the properties in `changed`: the addresses in use follow the static ones
-/// (or stay, marked as leased, under DHCP), the name servers in use follow the static ones, and
-/// `HostName` and `FQDN` agree.
+/// PATCH that changed the properties in `changed`.
+///
+/// The addresses in use follow the static ones, or stay and are marked as leased under DHCP.
+/// The name servers in use follow the static ones, and `HostName` and `FQDN` agree.
 pub(crate) fn settle(body: &mut Value, changed: &[String]) {
     let Some(map) = body.as_object_mut() else {
         return;

@@ -29,7 +29,7 @@ pub(crate) struct QueryOptions {
     paging: Option<(usize, Option<usize>)>,
 }
 
-/// Which references `$expand` replaces, and how deep.
+/// The references that `$expand` replaces, and the depth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Expand {
     subordinates: bool,
@@ -126,7 +126,7 @@ impl QueryOptions {
             )
         };
 
-        // 1. `only`: a collection with exactly one member is answered with that member.
+        // 1. `only`: a collection with exactly one member is replaced by that member.
         if self.only {
             if !is_collection {
                 return Err(not_supported());
@@ -234,15 +234,15 @@ fn is_reference(value: &Value) -> bool {
         .is_some_and(|map| map.len() == 1 && map.get("@odata.id").is_some_and(Value::is_string))
 }
 
-/// The URI path a member or reference names, without a fragment (which points inside a
-/// resource and is not expanded).
+/// Returns the URI path that a member or reference names. A URI with a fragment points inside
+/// a resource, so it gives `None` and is not expanded.
 fn member_path(value: &Value) -> Option<String> {
     let uri = value.get("@odata.id")?.as_str()?;
     (!uri.contains('#')).then(|| crate::tree::normalize_path(uri))
 }
 
-/// Replaces the references in `value` that `expand` covers; `in_links` tells whether `value`
-/// sits inside a `Links` object, `top` whether it is the requested resource itself.
+/// Replaces the references in `value` that `expand` covers. `in_links` is true when `value`
+/// sits inside a `Links` object, and `top` when it is the requested resource itself.
 fn expand_value(
     value: &mut Value,
     in_links: bool,
@@ -615,7 +615,7 @@ mod tests {
     }
 
     #[test]
-    fn filter_and_only_on_a_single_resource_are_rejected() {
+    fn filter_and_only_reject_single_resources() {
         let (options, _) = QueryOptions::split(&[("only".into(), String::new())]).unwrap();
         let mut fetch = |_: &str| None;
         assert!(options
