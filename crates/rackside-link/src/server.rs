@@ -39,6 +39,9 @@ pub struct ServerSettings {
     pub max_failed_logins: u32,
     /// Time without a valid frame after which the link turns off (default 120 s).
     pub inactivity_timeout: Duration,
+    /// Time from a connection request to a successful login before the session ends and the
+    /// link is free for another device (default 30 s).
+    pub login_timeout: Duration,
     /// Range before login in centimetres (default 100, the low transmit power).
     pub range_before_login_cm: u16,
     /// Range after login in centimetres (default 500, the normal transmit power).
@@ -57,6 +60,7 @@ impl Default for ServerSettings {
             profile: Profile::Default,
             max_failed_logins: 3,
             inactivity_timeout: Duration::from_secs(120),
+            login_timeout: Duration::from_secs(30),
             range_before_login_cm: 100,
             range_after_login_cm: 500,
             max_segment_size: 244,
@@ -165,6 +169,8 @@ struct Session {
     device: u32,
     channel: Channel,
     phase: Phase,
+    /// Time by which the handshake and login must be done.
+    login_deadline: Instant,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -241,13 +247,36 @@ impl LinkServer {
 
     /// Returns when [`LinkServer::handle_timeout`] must run next, if the link is on.
     pub fn next_timeout(&self) -> Option<Instant> {
+        let inactivity = self.inactivity_deadline()?;
+        match self.pending_login_deadline() {
+            Some(login) => Some(login.min(inactivity)),
+            None => Some(inactivity),
+        }
+    }
+
+    fn inactivity_deadline(&self) -> Option<Instant> {
         self.last_activity
             .map(|last| last + self.settings.inactivity_timeout)
     }
 
-    /// Turns the link off when it was idle for the inactivity timeout.
+    /// The login deadline of a session that has not logged in yet.
+    fn pending_login_deadline(&self) -> Option<Instant> {
+        self.session
+            .as_ref()
+            .filter(|s| matches!(s.phase, Phase::Handshake | Phase::AwaitingLogin))
+            .map(|s| s.login_deadline)
+    }
+
+    /// Ends a session that stalled before login, so the next device is not kept busy, and
+    /// turns the link off when it was idle for the inactivity timeout.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let Some(deadline) = self.next_timeout() else {
+        if self
+            .pending_login_deadline()
+            .is_some_and(|deadline| now >= deadline)
+        {
+            self.end_session("handshake or login timed out");
+        }
+        let Some(deadline) = self.inactivity_deadline() else {
             return;
         };
         if now < deadline {
@@ -411,6 +440,7 @@ impl LinkServer {
             device,
             channel: Channel::new(tls, segmenter),
             phase: Phase::Handshake,
+            login_deadline: now + self.settings.login_timeout,
         });
         self.last_activity = Some(now);
         self.events.push_back(Event::Connected { device });

@@ -503,6 +503,33 @@ fn inactivity_timeout_turns_link_off() {
 }
 
 #[test]
+fn stalled_login_frees_link_for_next_device() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut stalled = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut stalled, now);
+    assert_eq!(bmc.next_timeout(), Some(now + Duration::from_secs(30)));
+
+    bmc.handle_timeout(now + Duration::from_secs(30));
+    let events = events(&mut bmc);
+    assert!(
+        events.iter().any(
+            |e| matches!(e, Event::Disconnected { reason, .. } if reason.contains("timed out"))
+        ),
+        "{events:?}"
+    );
+    assert!(bmc.is_active());
+
+    let mut next = client(Profile::Default, 2, 50, 244);
+    let outputs = handshake(&mut bmc, &mut next, now + Duration::from_secs(31));
+    assert!(
+        matches!(outputs.as_slice(), [Ok(ClientOutput::HandshakeDone)]),
+        "{outputs:?}"
+    );
+}
+
+#[test]
 fn device_at_three_metres_cannot_log_in() {
     let now = Instant::now();
     let mut bmc = server(Profile::Default);
