@@ -3,8 +3,8 @@
 //! over BLE.
 //!
 //! Run: `cargo run -p rackside-link --example link_bench`. The BLE estimate models the 1M PHY
-//! as 1 Mbit/s plus 10 bytes of link-layer overhead per frame, and one 30 ms connection
-//! interval for each change of direction (a flight); it ignores retransmissions.
+//! as 1 Mbit/s plus 10 bytes of link-layer overhead per frame. Each change of direction (a
+//! flight) costs one 30 ms connection interval, and retransmissions are not modelled.
 
 use std::time::{Duration, Instant};
 

@@ -104,7 +104,7 @@ fn events(server: &mut LinkServer) -> Vec<Event> {
     std::iter::from_fn(|| server.poll_event()).collect()
 }
 
-/// Sends one request, answers it on the BMC side, and returns the device's outputs.
+/// Sends one request, replies to it on the BMC side, and returns the device's outputs.
 fn round_trip(
     server: &mut LinkServer,
     client: &mut LinkClient,
@@ -540,7 +540,7 @@ fn device_at_three_metres_cannot_log_in() {
 }
 
 #[test]
-fn logged_in_device_works_at_four_metres_and_drops_at_six() {
+fn login_widens_range_to_five_metres() {
     let now = Instant::now();
     let mut bmc = server(Profile::Default);
     bmc.press_button(now);
@@ -730,7 +730,7 @@ proptest! {
     }
 
     #[test]
-    fn fault_schedules_never_panic_or_log_in_silently_broken(
+    fn random_faults_end_link_cleanly(
         segment_size in 20usize..=244,
         faults in proptest::collection::vec((any::<bool>(), 0usize..12, 0u8..5, any::<u8>()), 1..4),
     ) {
