@@ -480,6 +480,57 @@ mod tests {
     }
 
     #[test]
+    fn rejected_write_is_not_applied() {
+        let rejected = RedfishError::NotOffered {
+            path: "/redfish/v1/Systems/1".into(),
+            name: "ResetType".into(),
+            value: "Nmi".into(),
+            allowed: "On, ForceOff".into(),
+        };
+        assert_eq!(Applied::of(&rejected), Applied::No);
+    }
+
+    #[test]
+    fn timed_out_write_is_unknown() {
+        let timeout = RedfishError::Timeout {
+            what: "reading PATCH /redfish/v1/Systems/1".into(),
+        };
+        assert_eq!(Applied::of(&timeout), Applied::Unknown);
+        let error = write_failed(timeout);
+        assert!(error.to_string().contains("result unknown"), "{error}");
+    }
+
+    fn words(words: &[&str], all: bool, group: Option<&str>) -> TargetWithPath {
+        TargetWithPath {
+            words: words.iter().map(|word| (*word).to_owned()).collect(),
+            all,
+            group: group.map(str::to_owned),
+            concurrency: 8,
+        }
+    }
+
+    #[test]
+    fn name_and_path_split_for_one_server() {
+        let (target, path) = words(&["r1", "out"], false, None).split().unwrap();
+        assert_eq!(target.name.as_deref(), Some("r1"));
+        assert_eq!(path, std::path::Path::new("out"));
+    }
+
+    #[test]
+    fn group_takes_only_a_path() {
+        let (target, path) = words(&["out"], false, Some("rack1")).split().unwrap();
+        assert_eq!(target.group.as_deref(), Some("rack1"));
+        assert_eq!(target.name, None);
+        assert_eq!(path, std::path::Path::new("out"));
+    }
+
+    #[test]
+    fn wrong_word_count_is_rejected() {
+        assert!(words(&["r1", "out"], true, None).split().is_err());
+        assert!(words(&["out"], false, None).split().is_err());
+    }
+
+    #[test]
     fn long_server_lists_are_shortened() {
         let names: Vec<String> = (1..=7).map(|i| format!("s{i}")).collect();
         assert_eq!(
