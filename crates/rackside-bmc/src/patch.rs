@@ -327,6 +327,12 @@ pub(crate) fn apply(
     if schema_of(&current) == "ManagerAccount" {
         update_account(inner, path, new_password);
     }
+    let led_changed = logged
+        .iter()
+        .any(|(name, _)| name == "IndicatorLED" || name == "LocationIndicatorActive");
+    if led_changed {
+        mirror_identify_led(inner, path);
+    }
     if schema_of(&current) == "EthernetInterface" {
         let changed: Vec<String> = logged.iter().map(|(name, _)| name.clone()).collect();
         inner
@@ -335,6 +341,54 @@ pub(crate) fn apply(
         share_host_name(inner, path);
     }
     Ok(logged)
+}
+
+/// Copies the identify LED state of the system or chassis at `path` to its one linked chassis
+/// or system, because both show the same LED when one system fills one chassis.
+fn mirror_identify_led(inner: &mut Inner, path: &str) {
+    let body = inner.tree.json(path).cloned().unwrap_or_default();
+    let (links, back) = match schema_of(&body) {
+        "ComputerSystem" => ("/Links/Chassis", "/Links/ComputerSystems"),
+        "Chassis" => ("/Links/ComputerSystems", "/Links/Chassis"),
+        _ => return,
+    };
+    let single = |value: &Value, pointer: &str| -> Option<String> {
+        match value.pointer(pointer)?.as_array()?.as_slice() {
+            [only] => only
+                .get("@odata.id")
+                .and_then(Value::as_str)
+                .map(crate::tree::normalize_path),
+            _ => None,
+        }
+    };
+    let Some(other) = single(&body, links) else {
+        return;
+    };
+    let linked_back = inner
+        .tree
+        .json(&other)
+        .and_then(|o| single(o, back))
+        .as_deref()
+        == Some(path);
+    if !linked_back {
+        return;
+    }
+    let led = match body.get("IndicatorLED").and_then(Value::as_str) {
+        Some(led) => led.to_owned(),
+        None if body.get("LocationIndicatorActive") == Some(&Value::Bool(true)) => "Lit".into(),
+        None => "Off".into(),
+    };
+    inner.tree.update(&other, |target| {
+        let Some(map) = target.as_object_mut() else {
+            return;
+        };
+        if map.contains_key("IndicatorLED") {
+            map.insert("IndicatorLED".into(), Value::String(led.clone()));
+        }
+        if map.contains_key("LocationIndicatorActive") {
+            map.insert("LocationIndicatorActive".into(), Value::Bool(led != "Off"));
+        }
+    });
 }
 
 /// Copies `HostName` and `FQDN` of a manager's Ethernet interface at `path` to the manager's

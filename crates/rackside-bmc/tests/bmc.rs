@@ -2016,6 +2016,12 @@ async fn identify_led_properties_stay_consistent() {
         let body = bmc.get(&token, path).await.json();
         assert_eq!(body["IndicatorLED"], "Blinking");
         assert_eq!(body["LocationIndicatorActive"], true);
+        // The system and its chassis show the same LED.
+        let other = if path == SYSTEM { CHASSIS } else { SYSTEM };
+        assert_eq!(
+            bmc.get(&token, other).await.json()["IndicatorLED"],
+            "Blinking"
+        );
 
         bmc.patch(&token, path, json!({"LocationIndicatorActive": false}), &[])
             .await;
