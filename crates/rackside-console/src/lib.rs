@@ -21,6 +21,7 @@ pub mod api;
 mod error;
 pub mod events;
 pub mod forward;
+pub mod inbox;
 pub mod store;
 
 use std::collections::HashMap;

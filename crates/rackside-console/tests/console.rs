@@ -596,3 +596,164 @@ async fn simulated_bmc_fault_reaches_device() {
         .await;
     assert_eq!(listed["alerts"][0]["origin"], "/redfish/v1/Chassis/1/Power");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_shows_alert_once_and_counts_only() {
+    use base64::Engine as _;
+    use rackside_bmc::events::{EventConfig, EventService, NewEvent};
+    use rackside_console::inbox::{notification_line, unread_count, Dropped, Inbox};
+    use rackside_relay::pushservice::PushService;
+
+    // 1. A push service on loopback, a relay that trusts it, and a console.
+    let chain = Chain::start().await;
+    let push_service = PushService::default();
+    let push_dir = chain.dir.path().join("push");
+    std::fs::create_dir_all(&push_dir).unwrap();
+    let (push_tls, push_pem) = rackside_relay::tls::load_or_generate(&push_dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let push_port = listener.local_addr().unwrap().port();
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(rackside_relay::tls::accept_loop(
+        listener,
+        push_tls,
+        push_service.router(),
+        64,
+        stop_rx,
+    ));
+    let push_cert = CertificateDer::pem_slice_iter(push_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let relay_dir = chain.dir.path().join("relay-2");
+    std::fs::create_dir_all(&relay_dir).unwrap();
+    let key = ApiKeyStore::open(&relay_dir)
+        .add(&ConsoleName::parse("ome-1").unwrap())
+        .unwrap();
+    let relay = start_relay(&relay_dir, &push_cert, 0).await;
+    let mut config = ConsoleConfig::new(chain.dir.path().join("console-2"));
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.users = vec![("admin".into(), zeroize::Zeroizing::new(PASSWORD.into()))];
+    let relay_url = url::Url::parse(&format!("https://localhost:{}/", relay.addr.port())).unwrap();
+    config.relay = Some(RelayConfig {
+        url: relay_url.clone(),
+        console_name: "ome-1".into(),
+        api_key: zeroize::Zeroizing::new(key.expose().to_owned()),
+        ca_pem: Some(relay.cert_pem.clone()),
+    });
+    let console = rackside_console::start(config).await.unwrap();
+    let console_url =
+        url::Url::parse(&format!("https://localhost:{}/", console.addr.port())).unwrap();
+    let client = client_trusting(&[&console.cert_pem, &relay.cert_pem]);
+    let login: Value = client
+        .post(console_url.join("api/login").unwrap())
+        .json(&json!({"user": "admin", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = login["token"].as_str().unwrap().to_owned();
+
+    // 2. The device subscribes at the push service (restricted to the relay's VAPID key),
+    //    registers at the relay and subscribes at the console.
+    let vapid: Value = client
+        .get(relay_url.join("v1/vapid").unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let vapid_key = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(vapid["public_key"].as_str().unwrap())
+        .unwrap();
+    let (push_id, mut pushes) = push_service.subscribe(vapid_key);
+    let keys = DeviceKeys::generate();
+    let recipient = keys.recipient();
+    let registration: Value = client
+        .post(relay_url.join("v1/registrations").unwrap())
+        .json(
+            &json!({"console": "ome-1", "device": "laptop", "target": {"provider": "webpush",
+            "endpoint": format!("https://localhost:{push_port}/push/{push_id}")}}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subscribed = client
+        .post(console_url.join("api/subscriptions").unwrap())
+        .bearer_auth(&session)
+        .json(&json!({"device": "laptop", "relay_url": relay_url.as_str(), "token": registration["token"],
+            "p256dh": recipient.p256dh(), "auth": recipient.auth()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status(), 201);
+    let mut inbox = Inbox::new(keys);
+    inbox.subscribe("ome-1");
+
+    // 3. A BMC subscribed to the console raises a fan fault.
+    let source: Value = client
+        .post(console_url.join("api/devices").unwrap())
+        .bearer_auth(&session)
+        .json(&json!({"name": "bmc-1", "url": "https://bmc.test/"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let console_cert = CertificateDer::pem_slice_iter(console.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let bmc = EventService::new(EventConfig {
+        extra_roots: vec![console_cert],
+        ..EventConfig::default()
+    })
+    .unwrap();
+    let subscription =
+        json!({"Destination": source["destination"], "HttpHeaders": source["http_headers"]});
+    bmc.subscribe(subscription.to_string().as_bytes()).unwrap();
+    let fault = |text: &str| NewEvent {
+        message_id: "Fan.1.0.FanFailed".into(),
+        severity: "Critical".into(),
+        message: text.into(),
+        message_args: vec![],
+        origin: None,
+    };
+    bmc.raise(fault("ALERT-TEXT fan 3 stopped"));
+
+    // 4. The receiver shows it once, and the notification line holds only the count.
+    let delivered = tokio::time::timeout(WAIT, pushes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let alert = inbox.accept(&delivered.body).unwrap();
+    assert_eq!(alert.message, "ALERT-TEXT fan 3 stopped");
+    assert_eq!(alert.bmc, "bmc-1");
+    assert_eq!(inbox.accept(&delivered.body), Err(Dropped::Duplicate));
+    let line = notification_line(unread_count(&client, &console_url, &session).await.unwrap());
+    assert_eq!(line, "rackside: 1 new alert");
+    assert!(!line.contains("ALERT-TEXT"));
+
+    // 5. After unsubscribing, the receiver drops that console's alerts.
+    inbox.unsubscribe("ome-1");
+    bmc.raise(fault("ALERT-TEXT fan 4 stopped"));
+    let delivered = tokio::time::timeout(WAIT, pushes.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        inbox.accept(&delivered.body),
+        Err(Dropped::Unsubscribed("ome-1".into()))
+    );
+    let line = notification_line(unread_count(&client, &console_url, &session).await.unwrap());
+    assert_eq!(
+        line, "rackside: 2 new alerts",
+        "the count comes from the console, not from pushes"
+    );
+}

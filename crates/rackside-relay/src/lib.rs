@@ -20,6 +20,7 @@ pub mod ece;
 mod error;
 pub mod jwt;
 pub mod providers;
+pub mod pushservice;
 pub mod queue;
 pub mod registry;
 pub mod server;
