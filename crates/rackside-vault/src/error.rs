@@ -43,10 +43,19 @@ pub enum Error {
         /// The version this build reads.
         supported: u32,
     },
-    /// The data key did not unwrap: wrong password, or another device's secret.
+    /// A failed data key unwrap with a password: a wrong password, or another device's secret.
     #[error("cannot unlock the vault: wrong password, or the vault was made on another device (device secret from {store})")]
     WrongPasswordOrDevice {
         /// Which key store gave the device secret.
+        store: String,
+    },
+    /// A failed data key unwrap without a password (no password set, or quick unlock): a damaged
+    /// header, or another device's secret.
+    #[error("cannot unlock the vault: vault header {path} damaged or made on another device (device secret from {store}): restore the header from a backup or import an export into a new vault")]
+    HeaderOrDeviceMismatch {
+        /// The header path.
+        path: PathBuf,
+        /// The key store that gave the device secret.
         store: String,
     },
     /// The key store contains no device secret, so no vault made here can exist.

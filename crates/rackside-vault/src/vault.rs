@@ -190,7 +190,8 @@ impl Vault {
     /// # Errors
     /// `NotFound`, `HeaderMissing`, `HeaderCorrupted`, `PlaintextDatabase`,
     /// `DeviceSecretMissing`, `PasswordRequired`, `NoPasswordSet`,
-    /// `QuickUnlockUnavailable`, `WrongPasswordOrDevice`,
+    /// `QuickUnlockUnavailable`, `WrongPasswordOrDevice` (a password was part of the wrap),
+    /// `HeaderOrDeviceMismatch` (no password was),
     /// `DatabaseCorrupted`, `DatabaseBusy`, and key store or file errors.
     pub fn open(dir: &Path, unlock: Unlock, keystore: &dyn DeviceKeyStore) -> Result<Vault> {
         let header_path = dir.join(HEADER_FILE);
@@ -230,6 +231,7 @@ impl Vault {
 
         // 3. Unwrap the data key.
         let device_secret = keystore::device_secret(keystore, false)?;
+        let password_used = !unlock.quick && body.password_set;
         let data_key = if unlock.quick {
             let blob = body.quick.as_ref().ok_or(Error::QuickUnlockUnavailable)?;
             let quick_key = keystore
@@ -246,10 +248,18 @@ impl Vault {
             let kek = body.main_wrap_key(device_secret.expose(), password)?;
             header::unwrap(&kek, &body.wrap, &body.main_aad())
         };
+        // Without a password in the wrap, a failure cannot mean a wrong password.
         let data_key = data_key.ok_or_else(|| {
-            tracing::debug!("data key unwrap failed");
-            Error::WrongPasswordOrDevice {
-                store: keystore.describe(),
+            tracing::debug!(password_used, "data key unwrap failed");
+            if password_used {
+                Error::WrongPasswordOrDevice {
+                    store: keystore.describe(),
+                }
+            } else {
+                Error::HeaderOrDeviceMismatch {
+                    path: header_path.clone(),
+                    store: keystore.describe(),
+                }
             }
         })?;
 

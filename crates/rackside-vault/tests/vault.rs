@@ -132,7 +132,69 @@ fn passwordless_copy_on_other_device_is_rejected() {
     let other = MemoryKeyStore::new();
     device_secret(&other, true).unwrap();
     let err = Vault::open(&dir, Unlock::without_password(), &other).unwrap_err();
+    assert!(matches!(err, Error::HeaderOrDeviceMismatch { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("damaged or made on another device"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("password"), "{err}");
+}
+
+/// Changes one hex digit inside the main wrap's ciphertext, so the header still parses and
+/// only the unwrap fails.
+fn flip_wrapped_key(dir: &Path) {
+    let path = dir.join(HEADER_FILE);
+    let mut bytes = fs::read(&path).unwrap();
+    let marker = b"\"ciphertext\":\"";
+    let at = bytes
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the header contains the wrapped key")
+        + marker.len()
+        + 4;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn wrapped_key_flip_without_password_blames_header() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    Vault::create(&dir, options(None), &store)
+        .unwrap()
+        .close()
+        .unwrap();
+    flip_wrapped_key(&dir);
+
+    let err = Vault::open(&dir, Unlock::without_password(), &store).unwrap_err();
+
+    assert!(matches!(err, Error::HeaderOrDeviceMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("vault header") && message.contains("damaged or made on another device"),
+        "{message}"
+    );
+    assert!(!message.contains("wrong password"), "{message}");
+}
+
+#[test]
+fn wrapped_key_flip_with_password_blames_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    flip_wrapped_key(&dir);
+
+    let err = open_with_password(&dir, &store).unwrap_err();
+
     assert!(matches!(err, Error::WrongPasswordOrDevice { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("wrong password, or the vault was made on another device"),
+        "{err}"
+    );
 }
 
 fn assert_each_flip_rejected(dir: &Path, store: &dyn DeviceKeyStore, file: &str, stride: usize) {
@@ -673,8 +735,41 @@ impl std::io::Write for Captured {
     }
 }
 
+/// Set in the child process that runs the log capture of
+/// `secrets_absent_from_logs_and_files` with no other test beside it.
+const LOG_CAPTURE_CHILD: &str = "RACKSIDE_VAULT_LOG_CAPTURE_CHILD";
+
 #[test]
 fn secrets_absent_from_logs_and_files() {
+    // tracing caches each callsite's interest for the whole process. While one scoped
+    // subscriber is the only registered dispatcher, tracing-core computes the interest of a
+    // callsite first reached on another thread from that thread's default (no subscriber), so
+    // a concurrent test can cache "never" for an event this capture waits for. The capture
+    // therefore runs in a child process of this binary that runs this test alone.
+    if std::env::var_os(LOG_CAPTURE_CHILD).is_none() {
+        let name = "secrets_absent_from_logs_and_files";
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--test-threads=1", "--nocapture"])
+            .env(LOG_CAPTURE_CHILD, "1")
+            .output()
+            .unwrap();
+        let report = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "log capture failed:\n{report}");
+        assert!(
+            report.contains("1 passed"),
+            "log capture did not run:\n{report}"
+        );
+        return;
+    }
+    capture_and_search_secrets();
+}
+
+/// The body of `secrets_absent_from_logs_and_files`, run in the child process.
+fn capture_and_search_secrets() {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -687,10 +782,6 @@ fn secrets_absent_from_logs_and_files() {
     let store = MemoryKeyStore::new();
     let mut rendered = String::new();
     tracing::subscriber::with_default(subscriber, || {
-        // Other tests on other threads may have registered the vault's
-        // callsites with no subscriber at the same moment, caching "never";
-        // recomputing the interest here keeps the log capture reliable.
-        tracing::callsite::rebuild_interest_cache();
         filled_vault(&dir, &store);
         let mut vault = open_with_password(&dir, &store).unwrap();
         rendered.push_str(&format!(
