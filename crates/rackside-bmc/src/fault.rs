@@ -42,7 +42,8 @@ pub enum Fault {
     /// `MaxSpeedMHz` as an empty string.
     WrongContainerTypes,
     /// The first requests to thermal and power resources get 503 with `Retry-After` or 500
-    /// with `SYS518`, and job collections are empty for a while.
+    /// with `SYS518`, and so do the first writes (PATCH, and POST other than a login). Job
+    /// collections are empty for a while.
     // NOTE: the read time-outs that real BMCs also show on these resources are not reproduced.
     TransientErrors,
     /// The sessions collection lives at the old `/redfish/v1/Sessions`.
@@ -130,7 +131,7 @@ impl Fault {
                 "objects where arrays belong, numbers and \"\" for strings"
             }
             Fault::TransientErrors => {
-                "thermal and power first get 503/500 SYS518; jobs empty a while"
+                "thermal, power and writes first get 503/500 SYS518; jobs empty a while"
             }
             Fault::OldSessionUri => "the sessions collection is /redfish/v1/Sessions",
             Fault::RejectUnusualHeaders => "a non-standard request header gets 500 InternalError",
@@ -202,7 +203,7 @@ impl FromIterator<Fault> for Faults {
 /// Shared run-time switch for the faults of one running BMC.
 ///
 /// Clones share the same state. Enabling [`Fault::TransientErrors`] restarts its request
-/// counter and its empty-collection window.
+/// counters and its empty-collection window.
 #[derive(Debug, Clone)]
 pub struct FaultControl {
     inner: Arc<FaultState>,
@@ -212,6 +213,7 @@ pub struct FaultControl {
 struct FaultState {
     enabled: RwLock<Faults>,
     transient_requests: AtomicU64,
+    transient_writes: AtomicU64,
     transient_since: RwLock<Instant>,
 }
 
@@ -222,6 +224,7 @@ impl FaultControl {
             inner: Arc::new(FaultState {
                 enabled: RwLock::new(initial),
                 transient_requests: AtomicU64::new(0),
+                transient_writes: AtomicU64::new(0),
                 transient_since: RwLock::new(Instant::now()),
             }),
         }
@@ -236,6 +239,7 @@ impl FaultControl {
             .unwrap_or_else(PoisonError::into_inner);
         if fault == Fault::TransientErrors && !enabled.contains(fault) {
             self.inner.transient_requests.store(0, Ordering::SeqCst);
+            self.inner.transient_writes.store(0, Ordering::SeqCst);
             *self
                 .inner
                 .transient_since
@@ -278,6 +282,12 @@ impl FaultControl {
     /// [`Fault::TransientErrors`] was enabled.
     pub(crate) fn next_transient_request(&self) -> u64 {
         self.inner.transient_requests.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Counts one write and returns its 1-based number since [`Fault::TransientErrors`] was
+    /// enabled.
+    pub(crate) fn next_transient_write(&self) -> u64 {
+        self.inner.transient_writes.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     /// When [`Fault::TransientErrors`] was last enabled (or the switch created).

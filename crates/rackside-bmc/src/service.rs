@@ -454,19 +454,35 @@ fn get(
 
     // Transient errors on thermal and power resources.
     if state.faults.is_enabled(Fault::TransientErrors) && is_thermal_or_power(path) {
-        let number = state.faults.next_transient_request();
-        if number <= TRANSIENT_FAILURES {
-            return Err(if number % 2 == 1 {
-                reply::unavailable(1)
-            } else {
-                ErrorReply::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    msg::data_unavailable_sys518(),
-                )
-            });
-        }
+        transient_failure(state.faults.next_transient_request())?;
     }
     serve_tree(state, inner, req)
+}
+
+/// Fails request `number` (from 1) since [`Fault::TransientErrors`] was enabled, as a BMC
+/// that reloads its data does: odd numbers get 503 with `Retry-After`, even ones 500 `SYS518`,
+/// until [`TRANSIENT_FAILURES`] requests have failed.
+fn transient_failure(number: u64) -> Result<(), ErrorReply> {
+    if number > TRANSIENT_FAILURES {
+        return Ok(());
+    }
+    tracing::debug!(number, "transient failure on purpose");
+    Err(if number % 2 == 1 {
+        reply::unavailable(1)
+    } else {
+        ErrorReply::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            msg::data_unavailable_sys518(),
+        )
+    })
+}
+
+/// Fails the first writes after [`Fault::TransientErrors`] was enabled.
+fn transient_write_failure(state: &BmcState) -> Result<(), ErrorReply> {
+    if state.faults.is_enabled(Fault::TransientErrors) {
+        transient_failure(state.faults.next_transient_write())?;
+    }
+    Ok(())
 }
 
 /// Applies `$filter`, `$expand`, `$select` and `only` to a successful read.
@@ -631,6 +647,7 @@ fn patch(
 ) -> Result<Response, ErrorReply> {
     let path = req.path.as_str();
     let sessions_path = state.active_sessions_path().to_owned();
+    transient_write_failure(state)?;
     if crate::account_api::member(state, inner, path).is_some() {
         return crate::account_api::patch(state, inner, req, principal);
     }
@@ -709,6 +726,7 @@ fn post(
         require_role(state, principal, Role::Administrator)?;
         return control_faults(state, req);
     }
+    transient_write_failure(state)?;
     let collection = path.strip_suffix("/Members").unwrap_or(path);
     if crate::account_api::is_collection(state, collection) {
         return crate::account_api::create(state, inner, req, principal);

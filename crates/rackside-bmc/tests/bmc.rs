@@ -1546,6 +1546,28 @@ async fn fault_transient_errors_on_thermal_and_power() {
 }
 
 #[tokio::test]
+async fn fault_transient_errors_fail_first_writes() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    bmc.enable(Fault::TransientErrors).await;
+    let led = json!({"IndicatorLED": "Lit"});
+    let first = bmc.patch(&token, SYSTEM, led.clone(), &[]).await;
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(first.header("Retry-After").is_some());
+    let second = bmc
+        .post(&token, RESET, json!({"ResetType": "ForceOff"}))
+        .await;
+    assert_eq!(second.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(second.has_message("SYS518"));
+    assert_eq!(power_state(&bmc, &token, SYSTEM).await, "On");
+    assert_eq!(bmc.get(&token, SYSTEM).await.json()["IndicatorLED"], "Off");
+
+    let third = bmc.patch(&token, SYSTEM, led, &[]).await;
+    assert_eq!(third.status, StatusCode::OK);
+    assert_eq!(bmc.get(&token, SYSTEM).await.json()["IndicatorLED"], "Lit");
+}
+
+#[tokio::test]
 async fn fault_transient_errors_empties_job_collection() {
     let dir = require_mockup!("vendor-captures/dell");
     let bmc = start_with(DataSource::Mockup(dir), |_| {}).await;
