@@ -430,6 +430,38 @@ async fn account_role_change_and_unknown_role() {
     assert!(text.contains("not applied"), "{text}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_add_on_dell_fills_slot() {
+    let Some(data) = test_data() else { return };
+    let source = data.join("redfish/mockups/vendor-captures/dell");
+    let bmc = start_bmc(DataSource::Mockup(source), TlsSource::Generated, &[]).await;
+    let cli = Cli::new();
+    cli.add("d1", &bmc.url(), &bmc.fingerprint()).await;
+
+    let add = run_with_stdin(
+        &cli,
+        &[
+            "account",
+            "d1",
+            "add",
+            "ops2",
+            "--role",
+            "Operator",
+            "--new-password-stdin",
+            "--json",
+        ],
+        NEW_PASSWORD,
+    )
+    .await;
+    assert_success(&add);
+    // iDRAC has fixed account slots: the POST gets 405 and an empty slot is filled.
+    assert_eq!(json(&add)[0]["result"]["data"]["used_slot"], true);
+    let list = cli.run(&["account", "d1", "list", "--json"]).await;
+    assert_success(&list);
+    let accounts = json(&list)[0]["result"]["data"].to_string();
+    assert!(accounts.contains("ops2"), "{accounts}");
+}
+
 async fn run_with_stdin(cli: &Cli, args: &[&str], input: &str) -> std::process::Output {
     use tokio::io::AsyncWriteExt;
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"))
