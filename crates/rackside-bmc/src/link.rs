@@ -357,6 +357,7 @@ mod tests {
                 .await
                 .unwrap();
         assert_eq!(session.peer_certificates()[0], running.certificate_der());
+        session.accept_certificate().unwrap();
         let info = session
             .login("root", &Password::new("link-test-password"), None)
             .await
@@ -444,6 +445,7 @@ mod tests {
                 ClientSession::connect(pipe, ClientSettings::default(), Duration::from_secs(10))
                     .await
                     .unwrap();
+            session.accept_certificate().unwrap();
             assert!(session
                 .login("root", &Password::new("wrong"), None)
                 .await

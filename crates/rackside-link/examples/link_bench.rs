@@ -126,6 +126,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 handshake.client_time += run.client_time;
                 handshake.server_time += run.server_time;
 
+                client.accept_certificate()?;
                 client.login("root", &Password::new("bench-password"), None)?;
                 pump(&mut server, &mut client, &mut run, now);
                 client.send_request(

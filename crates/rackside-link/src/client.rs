@@ -73,6 +73,8 @@ pub struct LinkClient {
     tls: Arc<rustls::ClientConfig>,
     state: State,
     outgoing: VecDeque<Vec<u8>>,
+    /// Set by [`LinkClient::accept_certificate`]; no credential leaves before it.
+    certificate_accepted: bool,
 }
 
 impl LinkClient {
@@ -96,6 +98,7 @@ impl LinkClient {
             tls,
             state: State::Idle,
             outgoing: VecDeque::new(),
+            certificate_accepted: false,
         }
     }
 
@@ -133,6 +136,7 @@ impl LinkClient {
             .encode(),
         );
         self.state = State::Connecting;
+        self.certificate_accepted = false;
         Ok(())
     }
 
@@ -177,17 +181,39 @@ impl LinkClient {
         matches!(self.state, State::Closed)
     }
 
-    /// Sends the login, bound to this channel. Call it only after judging the certificate.
+    /// Records that the caller judged the BMC's certificate (from
+    /// [`LinkClient::peer_certificates`]) and accepts it, which [`LinkClient::login`] requires.
     ///
     /// # Errors
     ///
-    /// [`Error::State`] before the handshake finished or after a login was sent.
+    /// [`Error::State`] before the handshake finished.
+    pub fn accept_certificate(&mut self) -> Result<(), Error> {
+        if !matches!(self.state, State::Established(_)) {
+            return Err(state_error(
+                "certificate accepted before the handshake finished",
+            ));
+        }
+        self.certificate_accepted = true;
+        Ok(())
+    }
+
+    /// Sends the login, bound to this channel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::State`] before the handshake finished, before
+    /// [`LinkClient::accept_certificate`], or after a login was sent.
     pub fn login(
         &mut self,
         user: &str,
         password: &Password,
         mac: Option<[u8; 6]>,
     ) -> Result<(), Error> {
+        if !self.certificate_accepted {
+            return Err(state_error(
+                "login before the BMC's certificate was accepted",
+            ));
+        }
         let State::Established(mut channel) = std::mem::replace(&mut self.state, State::Closed)
         else {
             return Err(state_error("login before the handshake finished or twice"));

@@ -112,6 +112,16 @@ impl ClientSession {
         self.client.peer_certificates().unwrap_or_default()
     }
 
+    /// Accepts the BMC's certificate after the caller judged it; [`ClientSession::login`]
+    /// requires it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::State`] before the handshake finished.
+    pub fn accept_certificate(&mut self) -> Result<(), Error> {
+        self.client.accept_certificate()
+    }
+
     /// Moves the simulated device.
     pub fn set_distance_cm(&mut self, distance_cm: u16) {
         self.client.set_distance_cm(distance_cm);
@@ -121,6 +131,7 @@ impl ClientSession {
     ///
     /// # Errors
     ///
+    /// [`Error::State`] before [`ClientSession::accept_certificate`],
     /// [`Error::LoginRejected`] and [`Error::LockedOut`] as the BMC replies, [`Error::Timeout`]
     /// when it does not.
     pub async fn login(

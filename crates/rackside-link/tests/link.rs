@@ -96,6 +96,7 @@ fn login(
     mac: Option<[u8; 6]>,
     now: Instant,
 ) -> Vec<Result<ClientOutput, Error>> {
+    client.accept_certificate().unwrap();
     client.login(USER, &Password::new(password), mac).unwrap();
     Radio::default().pump(server, &mut [client], now).remove(0)
 }
@@ -320,6 +321,7 @@ fn run_with_faults(
     let mut radio = Radio::new(plan);
     let mut outputs = radio.pump(&mut bmc, &mut [&mut device], now).remove(0);
     if matches!(outputs.last(), Some(Ok(ClientOutput::HandshakeDone))) {
+        device.accept_certificate().unwrap();
         device.login(USER, &Password::new(PASSWORD), None).unwrap();
         outputs.extend(radio.pump(&mut bmc, &mut [&mut device], now).remove(0));
     }
@@ -592,12 +594,30 @@ fn legacy_default_password_rules() {
 }
 
 #[test]
+fn login_before_accepting_certificate_is_refused() {
+    let now = Instant::now();
+    let mut bmc = server(Profile::Default);
+    bmc.press_button(now);
+    let mut device = client(Profile::Default, 1, 50, 244);
+    handshake(&mut bmc, &mut device, now);
+    let error = device
+        .login(USER, &Password::new(PASSWORD), None)
+        .unwrap_err();
+    assert!(matches!(error, Error::State { .. }), "{error}");
+    assert!(
+        device.poll_frame().is_none(),
+        "credentials left before acceptance"
+    );
+}
+
+#[test]
 fn login_rejection_does_not_say_which_part() {
     let now = Instant::now();
     let mut bmc = server(Profile::Default);
     bmc.press_button(now);
     let mut wrong_user = client(Profile::Default, 1, 50, 244);
     handshake(&mut bmc, &mut wrong_user, now);
+    wrong_user.accept_certificate().unwrap();
     wrong_user
         .login("nobody", &Password::new(PASSWORD), None)
         .unwrap();
@@ -654,6 +674,7 @@ async fn redfish_transport_runs_over_link() {
             .await
             .unwrap();
         assert_eq!(session.peer_certificates().len(), 1);
+        session.accept_certificate().unwrap();
         let info = session
             .login(USER, &Password::new(PASSWORD), None)
             .await
@@ -815,6 +836,7 @@ async fn ble_link_carries_request_over_bluezoo() {
     let connected = ClientSession::connect(pipe, settings, Duration::from_secs(20)).await;
     let events = log.0.lock().unwrap().clone();
     let mut link = connected.unwrap_or_else(|error| panic!("{error}; BMC events {events:?}"));
+    link.accept_certificate().unwrap();
     let info = link
         .login(USER, &Password::new(PASSWORD), None)
         .await

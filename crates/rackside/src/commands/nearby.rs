@@ -194,6 +194,7 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<ExitCode> {
             "certificate not accepted: compare its SHA-256 with the server's screen, then pass --pin {fingerprint}"
         );
     }
+    session.accept_certificate()?;
     outln!("certificate accepted");
 
     // 3. Log in inside the channel.
