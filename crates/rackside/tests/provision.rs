@@ -219,6 +219,40 @@ async fn location_set_keeps_other_fields() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_on_dell_writes_info_string() {
+    let Some(data) = test_data() else { return };
+    let source = data.join("redfish/mockups/vendor-captures/dell");
+    let bmc = start_bmc(DataSource::Mockup(source), TlsSource::Generated, &[]).await;
+    let cli = Cli::new();
+    cli.add("d1", &bmc.url(), &bmc.fingerprint()).await;
+
+    let set = cli
+        .run(&[
+            "location",
+            "d1",
+            "set",
+            "--datacenter",
+            "DC2",
+            "--aisle",
+            "A4",
+            "--slot",
+            "9",
+        ])
+        .await;
+    assert_success(&set);
+    let show = cli.run(&["location", "d1", "show", "--json"]).await;
+    assert_success(&show);
+    let report = &json(&show)[0]["result"]["data"];
+    assert_eq!(report["dell_info"], true);
+    assert_eq!(report["location"]["datacenter"], "DC2");
+    assert_eq!(report["location"]["aisle"], "A4");
+    assert_eq!(report["location"]["slot"], 9);
+
+    let chassis = get_json(&bmc, report["chassis"].as_str().unwrap()).await;
+    assert_eq!(chassis["Location"]["Info"], "DC2;;A4;;9");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn location_bad_slot_exits_2_before_connecting() {
     let cli = Cli::new();
     let output = cli
