@@ -180,8 +180,8 @@ impl Radio {
     }
 }
 
-/// One end of an async frame pipe: what the drivers in [`crate::service`] and
-/// [`crate::transport`] read and write.
+/// One end of an async frame pipe, which the drivers in [`crate::service`] and
+/// [`ClientSession`](crate::ClientSession) read and write.
 #[derive(Debug)]
 pub struct FramePipe {
     /// Frames to the other end.

@@ -144,7 +144,7 @@ impl Message {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidMessage`] for an unknown kind, a body over [`MAX_BODY_SIZE`], or a body
+    /// [`Error::InvalidMessage`] for an unknown kind, a body over 8 MiB, or a body
     /// that does not match its kind.
     pub fn decode(buffer: &[u8]) -> Result<Option<(Message, usize)>, Error> {
         let Some((header, rest)) = buffer.split_first_chunk::<HEADER_LEN>() else {
