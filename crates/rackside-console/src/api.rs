@@ -24,6 +24,7 @@ use subtle::ConstantTimeEq;
 use crate::events::parse_event_payload;
 use crate::forward::RelayLink;
 use crate::store::{AlertFilter, Store};
+use crate::trust::{check_identity, Decision};
 
 /// Header that carries a source's delivery secret on every event the BMC sends; the console
 /// sets it through the subscription's `HttpHeaders`.
@@ -90,6 +91,8 @@ enum ApiError {
     Unauthorized,
     NotFound(&'static str),
     BadRequest(String),
+    Confirm(serde_json::Value),
+    Rejected(String),
     Internal,
 }
 
@@ -102,6 +105,14 @@ impl IntoResponse for ApiError {
             ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             Self::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
+            Self::Confirm(summary) => {
+                let body = serde_json::json!({
+                    "error": "certificate not trusted: confirm its SHA-256 fingerprint with accept_certificate_sha256",
+                    "certificate": summary,
+                });
+                return (StatusCode::CONFLICT, Json(body)).into_response();
+            }
+            Self::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, reason),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),
@@ -212,10 +223,14 @@ async fn devices(
 struct AddSource {
     name: String,
     url: url::Url,
+    /// The certificate fingerprint the user accepted after seeing a yellow certificate.
+    #[serde(default)]
+    accept_certificate_sha256: Option<String>,
 }
 
-/// Adds a BMC as an event source and returns the destination and secret header for the
-/// BMC's event subscription.
+/// Adds a BMC as an event source once its certificate passes the client's trust rules, and
+/// returns the destination and secret header for the BMC's event subscription. A yellow
+/// certificate gets 409 with its summary until the request confirms its fingerprint.
 async fn add_source(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -234,13 +249,22 @@ async fn add_source(
             "invalid BMC URL: use https".to_owned(),
         ));
     }
+    let confirmed = request.accept_certificate_sha256.as_deref();
+    let pin = match check_identity(&request.url, confirmed).await {
+        Decision::Accept(pin) => pin,
+        Decision::Confirm(summary) => return Err(ApiError::Confirm(summary)),
+        Decision::Reject(reason) => {
+            tracing::warn!(bmc = %request.name, %reason, "BMC rejected");
+            return Err(ApiError::Rejected(reason));
+        }
+    };
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let secret = URL_SAFE_NO_PAD.encode(raw);
     let hash: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
     state
         .store
-        .put_source(&request.name, request.url.as_str(), &hash, unix_now())
+        .put_source(&request.name, request.url.as_str(), &hash, &pin, unix_now())
         .map_err(internal)?;
     tracing::info!(bmc = %request.name, "event source added");
     Ok((

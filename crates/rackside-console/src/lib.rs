@@ -6,10 +6,12 @@
 //! encrypted to every subscribed device (RFC 8291) and pushed through the relay with the
 //! console's API key. A subscription whose device the relay reports gone is disabled.
 //!
-//! NOTE: the console does not yet add BMCs under `rackside-trust` rules, poll their health
-//! and inventory, create their event subscriptions, read SSE streams or poll their logs:
-//! event sources are added through `POST /api/devices` and BMCs are pointed at the returned
-//! destination by hand.
+//! BMCs are added under the client's trust rules (see [`trust`]).
+//!
+//! NOTE: the console does not yet poll BMC health and inventory, create the BMCs' event
+//! subscriptions itself, read SSE streams or poll their logs. The health roll-up is built
+//! from open alerts, and a BMC is pointed at the destination that `POST /api/devices`
+//! returns.
 
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
@@ -23,6 +25,7 @@ pub mod events;
 pub mod forward;
 pub mod inbox;
 pub mod store;
+pub mod trust;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -43,6 +43,8 @@ CREATE TABLE IF NOT EXISTS sources (
     bmc TEXT PRIMARY KEY,
     url TEXT NOT NULL,
     secret_sha256 BLOB NOT NULL,
+    certificate_sha256 BLOB NOT NULL,
+    public_key_sha256 BLOB NOT NULL,
     added INTEGER NOT NULL
 );
 ";
@@ -325,7 +327,8 @@ impl Store {
         })
     }
 
-    /// Adds or replaces a BMC event source with the SHA-256 of its delivery secret.
+    /// Adds or replaces a BMC event source with the SHA-256 of its delivery secret and the pin
+    /// of its accepted certificate.
     ///
     /// # Errors
     /// [`ConsoleError::Store`] on database failure.
@@ -334,12 +337,22 @@ impl Store {
         bmc: &str,
         url: &str,
         secret_sha256: &[u8; 32],
+        pin: &rackside_trust::Pin,
         now: i64,
     ) -> Result<(), ConsoleError> {
         self.with(|c| {
             c.execute(
-                "INSERT OR REPLACE INTO sources (bmc, url, secret_sha256, added) VALUES (?1, ?2, ?3, ?4)",
-                params![bmc, url, secret_sha256.as_slice(), now],
+                "INSERT OR REPLACE INTO sources
+                 (bmc, url, secret_sha256, certificate_sha256, public_key_sha256, added)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    bmc,
+                    url,
+                    secret_sha256.as_slice(),
+                    pin.certificate_sha256.as_bytes().as_slice(),
+                    pin.public_key_sha256.as_bytes().as_slice(),
+                    now
+                ],
             )
         })
         .map(|_| ())

@@ -128,6 +128,7 @@ fn client_trusting(pems: &[&str]) -> reqwest::Client {
 
 struct Chain {
     dir: tempfile::TempDir,
+    bmc: rackside_bmc::RunningBmc,
     push: Arc<PushService>,
     push_port: u16,
     push_cert: CertificateDer<'static>,
@@ -160,8 +161,13 @@ impl Chain {
         });
         let console = rackside_console::start(config).await.unwrap();
         let client = client_trusting(&[&console.cert_pem, &relay.cert_pem]);
+        let mut bmc_config = rackside_bmc::BmcConfig::new(dir.path().join("bmc"));
+        bmc_config.listen = "127.0.0.1:0".parse().unwrap();
+        bmc_config.first_user = Some(("root".to_owned(), "calvin-calvin".to_owned().into()));
+        let bmc = rackside_bmc::start(bmc_config).await.unwrap();
         let mut chain = Self {
             dir,
+            bmc,
             push,
             push_port,
             push_cert,
@@ -208,16 +214,30 @@ impl Chain {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    /// Adds an event source and returns its destination path and secret.
+    /// Adds the chain's BMC as an event source under `name`, confirming its self-signed
+    /// certificate as a user would, and returns the destination path and secret.
     async fn add_source(&self, name: &str) -> (String, String) {
+        let url = format!("https://127.0.0.1:{}/", self.bmc.local_addr().port());
         let (status, body) = self
             .api(
                 reqwest::Method::POST,
                 "/api/devices",
-                Some(json!({"name": name, "url": "https://bmc.test/"})),
+                Some(json!({"name": name, "url": url})),
             )
             .await;
-        assert_eq!(status, 201);
+        assert_eq!(
+            status, 409,
+            "a self-signed BMC certificate needs confirmation: {body}"
+        );
+        let fingerprint = body["certificate"]["certificate_sha256"].clone();
+        let (status, body) = self
+            .api(
+                reqwest::Method::POST,
+                "/api/devices",
+                Some(json!({"name": name, "url": url, "accept_certificate_sha256": fingerprint})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
         let destination = url::Url::parse(body["destination"].as_str().unwrap()).unwrap();
         (
             destination.path().to_owned(),
@@ -696,16 +716,17 @@ async fn receiver_shows_alert_once_and_counts_only() {
     inbox.subscribe("ome-1");
 
     // 3. A BMC subscribed to the console raises a fan fault.
-    let source: Value = client
-        .post(console_url.join("api/devices").unwrap())
-        .bearer_auth(&session)
-        .json(&json!({"name": "bmc-1", "url": "https://bmc.test/"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let bmc_url = format!("https://127.0.0.1:{}/", chain.bmc.local_addr().port());
+    let add = |confirm: Value| {
+        client
+            .post(console_url.join("api/devices").unwrap())
+            .bearer_auth(&session)
+            .json(&json!({"name": "bmc-1", "url": bmc_url, "accept_certificate_sha256": confirm}))
+            .send()
+    };
+    let unconfirmed: Value = add(Value::Null).await.unwrap().json().await.unwrap();
+    let fingerprint = unconfirmed["certificate"]["certificate_sha256"].clone();
+    let source: Value = add(fingerprint).await.unwrap().json().await.unwrap();
     let console_cert = CertificateDer::pem_slice_iter(console.cert_pem.as_bytes())
         .next()
         .unwrap()
@@ -755,5 +776,51 @@ async fn receiver_shows_alert_once_and_counts_only() {
     assert_eq!(
         line, "rackside: 2 new alerts",
         "the count comes from the console, not from pushes"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bmc_identity_follows_trust_rules() {
+    let chain = Chain::start().await;
+    let url = format!("https://127.0.0.1:{}/", chain.bmc.local_addr().port());
+
+    // A yellow certificate is shown, not accepted; a wrong confirmation changes nothing.
+    let (status, body) = chain
+        .api(
+            reqwest::Method::POST,
+            "/api/devices",
+            Some(json!({"name": "b", "url": url})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["certificate"]["color"], "yellow");
+    assert!(body["certificate"]["public_key_sha256"]
+        .as_str()
+        .unwrap()
+        .contains(':'));
+    let wrong = "00".repeat(32);
+    let (status, _) = chain
+        .api(
+            reqwest::Method::POST,
+            "/api/devices",
+            Some(json!({"name": "b", "url": url, "accept_certificate_sha256": wrong})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let (_, devices) = chain.api(reqwest::Method::GET, "/api/devices", None).await;
+    assert!(devices["devices"].as_array().unwrap().is_empty());
+
+    // An address where nothing listens is rejected with the address in the message.
+    let (status, body) = chain
+        .api(
+            reqwest::Method::POST,
+            "/api/devices",
+            Some(json!({"name": "c", "url": "https://127.0.0.1:9/"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"].as_str().unwrap().contains("127.0.0.1:9"),
+        "{body}"
     );
 }
