@@ -91,7 +91,8 @@ pub struct ConnectArgs {
     pub password_file: Option<PathBuf>,
 
     /// Log in with the legacy default password, which the BMC accepts only in legacy mode and
-    /// only with its MAC address (printed on the server's label)
+    /// only with its MAC address (printed on the server's label). It opens the link only:
+    /// --blink and --health still log in to Redfish and need a BMC account
     #[arg(long, value_name = "MAC")]
     pub legacy_mac: Option<String>,
 
