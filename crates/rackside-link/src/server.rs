@@ -417,11 +417,11 @@ impl LinkServer {
         // 3. Negotiate the segment size and window.
         let segment_size = max_segment_size.min(self.settings.max_segment_size);
         let window = window.min(self.settings.window).min(MAX_WINDOW);
-        if version != VERSION || usize::from(segment_size) < MIN_SEGMENT_SIZE || window == 0 {
+        let size_ok = (MIN_SEGMENT_SIZE..=MAX_SEGMENT_SIZE).contains(&usize::from(segment_size));
+        if version != VERSION || !size_ok || window == 0 {
             self.refuse(device, RefuseReason::Unsupported, "unsupported");
             return;
         }
-        debug_assert!(usize::from(segment_size) <= MAX_SEGMENT_SIZE);
 
         // 4. Start the TLS server; the client speaks first.
         let tls = match rustls::ServerConnection::new(self.tls.clone()) {
