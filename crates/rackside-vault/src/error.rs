@@ -135,6 +135,15 @@ pub enum Error {
         /// The store's message.
         message: String,
     },
+    /// The file key store could not read or write its folder (a missing or unwritable folder,
+    /// or a file where the folder belongs).
+    #[error("device secret file {path} unavailable ({source}): make its folder writable by you, or point XDG_DATA_HOME at a folder that is")]
+    KeyFileUnavailable {
+        /// The file or folder that failed.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The password policy refused a password.
     #[error("password refused: {reason}")]
     WeakPassword {

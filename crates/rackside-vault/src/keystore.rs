@@ -238,36 +238,28 @@ impl FileKeyStore {
 
 impl DeviceKeyStore for FileKeyStore {
     fn get(&self, name: &str) -> Result<Option<Secret>> {
-        let path = self.path(name)?;
-        let meta = match fs::metadata(&path) {
-            Ok(meta) => meta,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io("inspect", &path, err)),
-        };
-        fsutil::check_private(&path, &meta)?;
-        let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
-        Ok(Some(Secret::from_bytes(bytes)))
+        self.read(name).map_err(unavailable)
     }
 
     fn set(&self, name: &str, value: &Secret) -> Result<()> {
         let path = self.path(name)?;
-        fsutil::ensure_private_dir(&self.dir)?;
-        fsutil::write_atomic(&path, value.expose())
+        fsutil::ensure_private_dir(&self.dir).map_err(unavailable)?;
+        fsutil::write_atomic(&path, value.expose()).map_err(unavailable)
     }
 
     fn delete(&self, name: &str) -> Result<()> {
         let path = self.path(name)?;
         match fs::remove_file(&path) {
-            Ok(()) => fsutil::sync_dir(&self.dir),
+            Ok(()) => fsutil::sync_dir(&self.dir).map_err(unavailable),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(Error::io("remove", &path, err)),
+            Err(err) => Err(unavailable(Error::io("remove", &path, err))),
         }
     }
 
     fn get_or_set(&self, name: &str, value: &Secret) -> Result<Secret> {
         let path = self.path(name)?;
-        fsutil::ensure_private_dir(&self.dir)?;
-        if fsutil::write_new(&path, value.expose())? {
+        fsutil::ensure_private_dir(&self.dir).map_err(unavailable)?;
+        if fsutil::write_new(&path, value.expose()).map_err(unavailable)? {
             return Ok(value.clone());
         }
         self.get(name)?.ok_or_else(|| Error::KeyStore {
@@ -278,6 +270,30 @@ impl DeviceKeyStore for FileKeyStore {
 
     fn describe(&self) -> String {
         format!("user-only file in {}", self.dir.display())
+    }
+}
+
+/// Turns a file system error of the file key store into `KeyFileUnavailable`, whose message
+/// names the fix. A full disk and unsafe permissions keep their own errors.
+fn unavailable(error: Error) -> Error {
+    match error {
+        Error::Io { path, source, .. } => Error::KeyFileUnavailable { path, source },
+        other => other,
+    }
+}
+
+impl FileKeyStore {
+    /// Reads entry `name`; `None` when it does not exist.
+    fn read(&self, name: &str) -> Result<Option<Secret>> {
+        let path = self.path(name)?;
+        let meta = match fs::metadata(&path) {
+            Ok(meta) => meta,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::io("inspect", &path, err)),
+        };
+        fsutil::check_private(&path, &meta)?;
+        let bytes = fs::read(&path).map_err(|e| Error::io("read", &path, e))?;
+        Ok(Some(Secret::from_bytes(bytes)))
     }
 }
 
@@ -340,6 +356,22 @@ mod tests {
             device_secret(&store, false),
             Err(Error::DeviceSecretMissing { .. })
         ));
+    }
+
+    #[test]
+    fn file_store_below_a_file_names_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let blocker = tmp.path().join("not-a-folder");
+        fs::write(&blocker, b"").unwrap();
+        let store = FileKeyStore::new(blocker.join("keys"));
+
+        let read = device_secret(&store, false).unwrap_err();
+        let create = device_secret(&store, true).unwrap_err();
+
+        for error in [read, create] {
+            assert!(matches!(error, Error::KeyFileUnavailable { .. }), "{error}");
+            assert!(error.to_string().contains("XDG_DATA_HOME"), "{error}");
+        }
     }
 
     #[test]
