@@ -8,14 +8,23 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rackside_redfish::{Error as RedfishError, PowerState, PowerWait, ResetType};
+use rackside_redfish::{
+    Client, Error as RedfishError, PowerState, PowerWait, ResetType,
+};
 use serde_json::json;
 
 use crate::cli::{ClientOptions, Target};
 use crate::connect::{Connection, Context};
+use crate::via::BmcTransport;
 use crate::fleet::{
     self, confirm, describe_servers, parse_duration, write_failed, Done, RunOptions,
 };
+
+/// Maximum number of times one reset type is sent when the BMC answers 503.
+const RESET_ATTEMPTS: u32 = 3;
+
+/// Wait before sending a reset again after a 503, multiplied by the attempt number.
+const RESET_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 /// `rackside power`
 #[derive(Debug, Args)]
@@ -184,7 +193,7 @@ async fn apply(connection: &Connection, args: &PowerArgs) -> anyhow::Result<Done
 
     let mut sent = vec![first];
     let mut notes = Vec::new();
-    let wait = match client.reset_and_wait(&system, first, args.timeout).await {
+    let wait = match reset_with_retry(client, &system, first, args.timeout, &mut notes).await {
         Ok(wait) => wait,
         Err(error) => {
             let fallback = forced.filter(|forced| args.force && *forced != first);
@@ -195,8 +204,7 @@ async fn apply(connection: &Connection, args: &PowerArgs) -> anyhow::Result<Done
                         args.timeout.as_secs()
                     ));
                     sent.push(forced);
-                    client
-                        .reset_and_wait(&system, forced, args.timeout)
+                    reset_with_retry(client, &system, forced, args.timeout, &mut notes)
                         .await
                         .map_err(write_failed)?
                 }
@@ -205,6 +213,42 @@ async fn apply(connection: &Connection, args: &PowerArgs) -> anyhow::Result<Done
         }
     };
     Ok(done(&system, &sent, &wait, notes))
+}
+
+/// Resets and waits, sending the reset again when the BMC answered that it did not take it.
+///
+/// A 503, or iDRAC's 500 with MessageId SYS518 ("data sources are unavailable" while it
+/// reloads), means the request was not processed, so a second reset cannot apply twice.
+/// Other failures, any other 500 included, are not retried because the BMC may have
+/// started the reset.
+async fn reset_with_retry(
+    client: &Client<BmcTransport>,
+    system: &str,
+    reset: ResetType,
+    timeout: Duration,
+    notes: &mut Vec<String>,
+) -> Result<PowerWait, RedfishError> {
+    let mut attempt = 1;
+    loop {
+        match client.reset_and_wait(system, reset, timeout).await {
+            Err(RedfishError::Status {
+                status, message_id, ..
+            }) if not_taken(status.as_u16(), message_id.as_deref()) && attempt < RESET_ATTEMPTS => {
+                notes.push(format!(
+                    "the BMC answered {reset} with {} (busy), so it was sent again",
+                    status.as_u16()
+                ));
+                tokio::time::sleep(RESET_RETRY_DELAY * attempt).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Returns whether a status and MessageId say the BMC did not process the request.
+fn not_taken(status: u16, message_id: Option<&str>) -> bool {
+    status == 503 || (status == 500 && message_id.is_some_and(|id| id.ends_with("SYS518")))
 }
 
 fn done(system: &str, sent: &[ResetType], wait: &PowerWait, notes: Vec<String>) -> Done {
@@ -227,5 +271,23 @@ fn done(system: &str, sent: &[ResetType], wait: &PowerWait, notes: Vec<String>) 
             "seen": wait.seen,
             "elapsed_seconds": wait.elapsed.as_secs_f64(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_answers_are_not_taken() {
+        assert!(not_taken(503, None));
+        assert!(not_taken(500, Some("IDRAC.2.9.SYS518")));
+    }
+
+    #[test]
+    fn other_errors_may_have_started() {
+        assert!(!not_taken(500, None));
+        assert!(!not_taken(500, Some("Base.1.0.InternalError")));
+        assert!(!not_taken(400, Some("IDRAC.2.9.SYS518")));
     }
 }
