@@ -16,7 +16,7 @@ use crate::transport::Transport;
 use crate::Error;
 
 /// A resource that could not be read, with the reason.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Unreadable {
     /// The path that failed.
     pub path: String,

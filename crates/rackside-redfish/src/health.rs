@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::crawl::{self, SystemTree, Unreadable};
@@ -11,14 +11,14 @@ use crate::transport::Transport;
 use crate::{Client, Error, Resource};
 
 /// Health of every system of a service.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HealthReport {
     /// One entry per computer system.
     pub systems: Vec<SystemHealth>,
 }
 
 /// Health of one computer system.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SystemHealth {
     /// The system's `Id`.
     pub id: String,
@@ -45,7 +45,7 @@ pub struct SystemHealth {
 }
 
 /// One failing component.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ComponentProblem {
     /// The component's kind.
     pub kind: ComponentKind,
@@ -62,7 +62,7 @@ pub struct ComponentProblem {
 }
 
 /// Kinds of components that health and inventory report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ComponentKind {
     /// A chassis.

@@ -1,7 +1,7 @@
 //! Inventory: the hardware and firmware of each system.
 
 use chrono::{DateTime, FixedOffset};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::crawl::{self, StorageTree, SystemTree, Unreadable};
@@ -11,14 +11,14 @@ use crate::transport::Transport;
 use crate::{Client, Error, Resource};
 
 /// Hardware and firmware of every system of a service.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Inventory {
     /// One entry per computer system.
     pub systems: Vec<SystemInventory>,
 }
 
 /// Hardware and firmware of one system.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SystemInventory {
     /// The system itself.
     pub system: SystemSummary,
@@ -45,7 +45,7 @@ pub struct SystemInventory {
 }
 
 /// Identity and state of a computer system.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SystemSummary {
     /// `Id`.
     pub id: String,
@@ -72,7 +72,7 @@ pub struct SystemSummary {
 }
 
 /// A processor.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Processor {
     /// `Id`.
     pub id: String,
@@ -93,7 +93,7 @@ pub struct Processor {
 }
 
 /// A populated memory module.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MemoryModule {
     /// `Id`.
     pub id: String,
@@ -116,7 +116,7 @@ pub struct MemoryModule {
 }
 
 /// A storage subsystem with its controllers and drives.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Storage {
     /// `Id` of the storage resource.
     pub id: String,
@@ -129,7 +129,7 @@ pub struct Storage {
 }
 
 /// A storage controller.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StorageController {
     /// `Id` or `MemberId`.
     pub id: String,
@@ -146,7 +146,7 @@ pub struct StorageController {
 }
 
 /// A drive.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Drive {
     /// `Id`.
     pub id: String,
@@ -169,7 +169,7 @@ pub struct Drive {
 }
 
 /// A network adapter.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetworkAdapter {
     /// `Id`.
     pub id: String,
@@ -188,7 +188,7 @@ pub struct NetworkAdapter {
 }
 
 /// A network port.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NetworkPort {
     /// `Id`.
     pub id: String,
@@ -201,7 +201,7 @@ pub struct NetworkPort {
 }
 
 /// A power supply.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PowerSupply {
     /// `Id` or `MemberId`.
     pub id: String,
@@ -222,7 +222,7 @@ pub struct PowerSupply {
 }
 
 /// A fan.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Fan {
     /// `Id` or `MemberId`.
     pub id: String,
@@ -239,7 +239,7 @@ pub struct Fan {
 }
 
 /// A temperature sensor.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Temperature {
     /// `Id` or `MemberId`.
     pub id: String,
@@ -254,7 +254,7 @@ pub struct Temperature {
 }
 
 /// One Ethernet interface of the host.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct EthernetInterface {
     /// `Id`.
     pub id: String,
@@ -273,7 +273,7 @@ pub struct EthernetInterface {
 }
 
 /// One firmware component.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Firmware {
     /// `Id`.
     pub id: String,

@@ -119,7 +119,8 @@ fn store_report(context: &Context, name: &str, report: &HealthReport) {
     }
 }
 
-/// `health --cached`: the reports stored by earlier runs, without any network access.
+/// `health --cached`: the reports stored by earlier runs, without any network access. They
+/// print as the same tables as live reports.
 fn run_cached(context: &Context, args: &HealthArgs, names: &[String]) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now();
     let mut found: Vec<(String, Cached)> = Vec::new();
@@ -163,107 +164,67 @@ fn run_cached(context: &Context, args: &HealthArgs, names: &[String]) -> anyhow:
             ))
             .collect();
         outln!("{}", serde_json::to_string_pretty(&entries)?);
-    } else {
-        print_cached_table(&found, &missing);
+        return Ok(cached_exit(args, &found, &missing));
     }
-    if !missing.is_empty() {
-        return Ok(ExitKind::Failure.code());
+
+    let mut outcomes: Vec<Outcome> = found
+        .iter()
+        .map(|(name, cached)| match decode_cached(name, cached) {
+            Ok(report) => Outcome {
+                server: name.clone(),
+                report: Some(report),
+                error: None,
+                exit: None,
+            },
+            Err(message) => Outcome {
+                server: name.clone(),
+                report: None,
+                error: Some(message),
+                exit: Some(ExitKind::Failure),
+            },
+        })
+        .collect();
+    outcomes.extend(missing.iter().map(|name| Outcome {
+        server: name.clone(),
+        report: None,
+        error: Some("no cached report".into()),
+        exit: Some(ExitKind::Failure),
+    }));
+    outcomes.sort_by(|a, b| a.server.cmp(&b.server));
+    print_table(&outcomes);
+    Ok(cached_exit(args, &found, &missing))
+}
+
+/// Returns the exit code of `health --cached`: a missing or unreadable report fails, then
+/// `--fail-on` applies as it does to live reports.
+fn cached_exit(args: &HealthArgs, found: &[(String, Cached)], missing: &[String]) -> ExitCode {
+    let reports: Vec<HealthReport> = found
+        .iter()
+        .filter_map(|(name, cached)| decode_cached(name, cached).ok())
+        .collect();
+    if !missing.is_empty() || reports.len() < found.len() {
+        return ExitKind::Failure.code();
     }
     if let Some(level) = args.fail_on {
-        let reached = found
+        if reports
             .iter()
-            .any(|(_, cached)| worst_cached_rank(&cached.body) >= rank(level));
-        if reached {
-            return Ok(ExitKind::HealthThreshold.code());
+            .any(|report| worst_rank(report) >= rank(level))
+        {
+            return ExitKind::HealthThreshold.code();
         }
     }
-    Ok(ExitCode::SUCCESS)
+    ExitCode::SUCCESS
 }
 
-/// The table of `print_table`, from cached reports in their JSON form.
-fn print_cached_table(found: &[(String, Cached)], missing: &[String]) {
-    let field = |value: &serde_json::Value, key: &str| {
-        value
-            .get(key)
-            .and_then(serde_json::Value::as_str)
-            .unwrap_or("-")
-            .to_owned()
-    };
-    let mut table = Table::new(["SERVER", "SYSTEM", "POWER", "ROLLUP", "SELF", "PROBLEMS"]);
-    let mut details = Vec::new();
-    for (server, cached) in found {
-        for system in cached_systems(&cached.body) {
-            let problems = system
-                .get("problems")
-                .and_then(serde_json::Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            table.row([
-                server.clone(),
-                field(system, "id"),
-                field(system, "power_state"),
-                field(system, "health_rollup"),
-                field(system, "health"),
-                problems.len().to_string(),
-            ]);
-            for problem in problems {
-                details.push([
-                    server.clone(),
-                    field(problem, "health"),
-                    field(problem, "kind"),
-                    field(problem, "name"),
-                    field(problem, "reason"),
-                ]);
-            }
-        }
-    }
-    for server in missing {
-        table.row([
-            server.clone(),
-            "-".into(),
-            "-".into(),
-            "error".into(),
-            "-".into(),
-            "no cached report".into(),
-        ]);
-    }
-    table.print();
-    if !details.is_empty() {
-        outln!();
-        let mut problems = Table::new(["SERVER", "HEALTH", "COMPONENT", "NAME", "REASON"]);
-        for row in details {
-            problems.row(row);
-        }
-        problems.print();
-    }
-}
-
-fn cached_systems(body: &serde_json::Value) -> &[serde_json::Value] {
-    body.get("systems")
-        .and_then(serde_json::Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-}
-
-/// `worst_rank` for a cached report in its JSON form.
-fn worst_cached_rank(body: &serde_json::Value) -> u8 {
-    let mut names = Vec::new();
-    for system in cached_systems(body) {
-        for key in ["health", "health_rollup"] {
-            names.extend(system.get(key).and_then(serde_json::Value::as_str));
-        }
-        let problems = system
-            .get("problems")
-            .and_then(serde_json::Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        names.extend(
-            problems
-                .iter()
-                .filter_map(|problem| problem.get("health").and_then(serde_json::Value::as_str)),
-        );
-    }
-    names.into_iter().map(rank_name).max().unwrap_or(0)
+/// Decodes a cached report into the typed value a live run prints. When the stored form cannot
+/// be read (an older format, for example), the message names the server and the refresh command.
+fn decode_cached(name: &str, cached: &Cached) -> Result<HealthReport, String> {
+    serde_json::from_value(cached.body.clone()).map_err(|error| {
+        format!(
+            "cached health report unreadable ({error}): run `rackside health {name}` to \
+             replace it"
+        )
+    })
 }
 
 fn rank_name(name: &str) -> u8 {
@@ -389,24 +350,43 @@ fn text(value: &Option<String>) -> String {
 mod tests {
     use super::*;
 
+    fn system(health: &str, rollup: &str, problems: &[&str]) -> rackside_redfish::SystemHealth {
+        let body = serde_json::json!({
+            "id": "1", "path": "/redfish/v1/Systems/1", "name": "System",
+            "model": null, "service_tag": null, "serial_number": null, "power_state": "On",
+            "health": health, "health_rollup": rollup,
+            "problems": problems.iter().map(|health| serde_json::json!({
+                "kind": "fan", "name": "Fan 1", "path": "/redfish/v1/Chassis/1/Thermal",
+                "health": health, "state": null, "reason": "below the lower threshold",
+            })).collect::<Vec<_>>(),
+            "unreadable": [],
+        });
+        serde_json::from_value(body).expect("a system health in the cached form")
+    }
+
     #[test]
-    fn cached_rank_takes_worst_of_system_and_problems() {
-        let ok = serde_json::json!({"systems": [{"health": "OK", "health_rollup": "OK"}]});
-        let warning = serde_json::json!({"systems": [{
-            "health": "OK",
-            "health_rollup": "OK",
-            "problems": [{"health": "Warning"}],
-        }]});
-        let critical = serde_json::json!({"systems": [
-            {"health": "OK"},
-            {"health": "OK", "health_rollup": "Critical"},
-        ]});
-        assert_eq!(worst_cached_rank(&ok), 0);
-        assert_eq!(worst_cached_rank(&warning), 1);
-        assert_eq!(worst_cached_rank(&critical), 2);
-        assert_eq!(
-            worst_cached_rank(&serde_json::json!({"unexpected": true})),
-            0
-        );
+    fn worst_rank_takes_worst_of_system_and_problems() {
+        let ok = HealthReport {
+            systems: vec![system("OK", "OK", &[])],
+        };
+        let warning = HealthReport {
+            systems: vec![system("OK", "OK", &["Warning"])],
+        };
+        let critical = HealthReport {
+            systems: vec![system("OK", "OK", &[]), system("OK", "Critical", &[])],
+        };
+        assert_eq!(worst_rank(&ok), 0);
+        assert_eq!(worst_rank(&warning), 1);
+        assert_eq!(worst_rank(&critical), 2);
+    }
+
+    #[test]
+    fn unknown_cached_form_names_refresh_command() {
+        let cached = Cached {
+            body: serde_json::json!({"unexpected": true}),
+            fetched_at: chrono::Utc::now(),
+        };
+        let message = decode_cached("web1", &cached).expect_err("an unknown form is refused");
+        assert!(message.contains("rackside health web1"), "{message}");
     }
 }

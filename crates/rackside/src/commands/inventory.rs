@@ -59,9 +59,20 @@ fn run_cached(context: &Context, args: &InventoryArgs) -> anyhow::Result<ExitCod
         "{name}: {}",
         describe_age(cached.fetched_at, chrono::Utc::now())
     );
-    // NOTE: the cached inventory prints as JSON even without --json: the section tables need
-    // an `Inventory` value, and rackside-redfish's types only implement Serialize.
-    outln!("{}", serde_json::to_string_pretty(&cached.body)?);
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&cached.body)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let inventory: Inventory = serde_json::from_value(cached.body).map_err(|error| {
+        Failure::new(
+            ExitKind::Failure,
+            format!(
+                "cached inventory of {name} unreadable ({error}): run `rackside inventory \
+                 {name}` to replace it"
+            ),
+        )
+    })?;
+    print_inventory(&inventory);
     Ok(ExitCode::SUCCESS)
 }
 
