@@ -42,13 +42,23 @@ impl Context {
     /// Opens the store (the vault; prompting for its password only in a terminal) and loads
     /// system CAs, installed CAs and `--trust-ca` files.
     pub fn new(options: &ClientOptions) -> anyhow::Result<Self> {
-        let interactive = !options.non_interactive
-            && std::io::stdin().is_terminal()
-            && std::io::stderr().is_terminal();
         let store = Store::open_with(
             options.config_dir.as_deref(),
-            PasswordSource { interactive },
+            PasswordSource {
+                interactive: is_interactive(options),
+            },
         )?;
+        Self::with_store(store, options)
+    }
+
+    /// Builds a context over a store the caller opened (the demo's throwaway one), with the
+    /// trust anchors and prompting rules of `options`.
+    ///
+    /// # Errors
+    /// An installed or `--trust-ca` CA file that fails to load, or an invalid
+    /// `--accept-fingerprint`.
+    pub fn with_store(store: Store, options: &ClientOptions) -> anyhow::Result<Self> {
+        let interactive = is_interactive(options);
         let mut anchors = TrustAnchors::system();
         for file in store.ca_files()?.iter().chain(&options.trust_ca) {
             anchors.add_user_ca_file(file).map_err(|error| {
@@ -414,6 +424,11 @@ impl Connection {
             );
         }
     }
+}
+
+/// Checks whether prompts may be shown: not under `--non-interactive`, and only in a terminal.
+fn is_interactive(options: &ClientOptions) -> bool {
+    !options.non_interactive && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
 }
 
 /// Host, port and TLS server name of a BMC URL.

@@ -120,6 +120,7 @@ fn vault_kind(error: &VaultError) -> ExitKind {
     match error {
         VaultError::Locked | VaultError::PasswordRequired => ExitKind::VaultLocked,
         VaultError::WrongPasswordOrDevice { .. }
+        | VaultError::HeaderOrDeviceMismatch { .. }
         | VaultError::DeviceSecretMissing { .. }
         | VaultError::QuickUnlockUnavailable => ExitKind::VaultRejected,
         VaultError::WeakPassword { .. }

@@ -136,6 +136,26 @@ impl Store {
         })
     }
 
+    /// Opens a fresh store that lives wholly inside `dir`: its vault has no password and its device
+    /// secret sits in a file key store under `dir`, so neither the user's OS key store, their
+    /// vault nor their agent is touched. For the demo, which deletes `dir` when it ends.
+    ///
+    /// # Errors
+    /// The vault's own errors when it cannot be created in `dir`.
+    pub fn open_throwaway(dir: &Path) -> anyhow::Result<Self> {
+        let location = Location::resolve(Some(dir))?;
+        let keystore = rackside_vault::FileKeyStore::new(dir.join("keys"));
+        let vault = create_vault(&location.vault_dir, None, &keystore)?;
+        let mut backend = Backend::Direct(Box::new(vault));
+        let servers = load_servers(&mut backend)?;
+        Ok(Self {
+            location,
+            backend: Mutex::new(backend),
+            servers,
+            changes: Vec::new(),
+        })
+    }
+
     /// All servers by name.
     pub fn servers(&self) -> &BTreeMap<String, ServerEntry> {
         &self.servers
@@ -312,19 +332,53 @@ impl Store {
             .map_err(|_| Failure::new(ExitKind::Failure, "internal error: vault handle poisoned"))
     }
 
-    /// The folder of installed CA certificates (one PEM file each).
-    pub fn ca_dir(&self) -> PathBuf {
-        self.location.config_dir.join(CA_FOLDER)
+    /// Paths of the installed CA files, sorted.
+    pub fn ca_files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        self.cas().files()
+    }
+
+    fn cas(&self) -> CaFolder {
+        CaFolder {
+            dir: self.location.config_dir.join(CA_FOLDER),
+        }
+    }
+}
+
+/// The installed CA certificates: PEM files in the config folder, outside the vault because
+/// they are public. `rackside ca` uses it without opening the vault.
+#[derive(Debug, Clone)]
+pub struct CaFolder {
+    dir: PathBuf,
+}
+
+impl CaFolder {
+    /// Finds the CA folder of `config_dir` (`--config-dir`, `RACKSIDE_CONFIG_DIR`), or of the
+    /// platform's config folder.
+    ///
+    /// # Errors
+    /// A usage failure when there is no home folder to derive the default from.
+    pub fn resolve(config_dir: Option<&Path>) -> anyhow::Result<Self> {
+        let location = Location::resolve(config_dir)?;
+        Ok(Self {
+            dir: location.config_dir.join(CA_FOLDER),
+        })
+    }
+
+    /// Returns the folder itself, which may not exist yet.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Paths of the installed CA files, sorted.
-    pub fn ca_files(&self) -> anyhow::Result<Vec<PathBuf>> {
-        let dir = self.ca_dir();
-        let entries = match fs::read_dir(&dir) {
+    ///
+    /// # Errors
+    /// A folder that exists but cannot be read.
+    pub fn files(&self) -> anyhow::Result<Vec<PathBuf>> {
+        let entries = match fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(error) => {
-                return Err(error).with_context(|| format!("failed to read {}", dir.display()))
+                return Err(error).with_context(|| format!("failed to read {}", self.dir.display()))
             }
         };
         let mut files = Vec::new();
@@ -338,9 +392,12 @@ impl Store {
         Ok(files)
     }
 
-    /// Installs a CA certificate under `file_name`.
-    pub fn install_ca(&self, file_name: &str, pem: &[u8]) -> anyhow::Result<()> {
-        write_atomic(&self.ca_dir(), file_name, pem)
+    /// Installs a CA certificate under `file_name`, atomically.
+    ///
+    /// # Errors
+    /// The folder or file cannot be written.
+    pub fn install(&self, file_name: &str, pem: &[u8]) -> anyhow::Result<()> {
+        write_atomic(&self.dir, file_name, pem)
     }
 }
 

@@ -875,10 +875,40 @@ async fn trust_again_keeps_unchanged_pin_without_terminal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn demo_tells_the_story_and_exits_0() {
-    let cli = Cli::new();
+async fn demo_tells_the_story_and_writes_only_its_temp_folder() {
+    // Home, XDG folders and TMPDIR all point into `root`. RACKSIDE_KEYSTORE=file makes any use
+    // of the user's key store show up as a file under the fake home.
+    let root = tempfile::tempdir().unwrap();
+    let home = root.path().join("home");
+    let tmp = root.path().join("tmp");
+    let runtime = root.path().join("runtime");
+    for dir in [&home, &tmp, &runtime] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_rackside"));
+    command
+        .arg("demo")
+        .env_remove("RACKSIDE_CONFIG_DIR")
+        .env_remove("RACKSIDE_AGENT_SOCKET")
+        .env_remove("RACKSIDE_PASSWORD")
+        .env_remove("RACKSIDE_VAULT_PASSWORD")
+        .env_remove("RACKSIDE_LOG")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("RACKSIDE_KEYSTORE", "file")
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_STATE_HOME", home.join(".local/state"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("TMPDIR", &tmp)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
 
-    let output = cli.run(&["demo"]).await;
+    let output = tokio::time::timeout(std::time::Duration::from_secs(120), command.output())
+        .await
+        .expect("rackside demo did not finish within 120 s")
+        .unwrap();
 
     assert_success(&output);
     let shown = stdout(&output);
@@ -893,9 +923,29 @@ async fn demo_tells_the_story_and_exits_0() {
     ] {
         assert!(shown.contains(step), "demo output lacks {step:?}:\n{shown}");
     }
-    assert_eq!(
-        cli.servers(),
-        serde_json::json!({}),
-        "demo wrote to the user's vault"
+    assert!(
+        !stderr(&output).contains("created a vault"),
+        "{}",
+        stderr(&output)
     );
+    for dir in [&home, &tmp, &runtime] {
+        let left = entries_under(dir);
+        assert!(left.is_empty(), "demo left {left:?} in {}", dir.display());
+    }
+}
+
+/// Lists every file and folder under `dir`, recursively.
+fn entries_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path.clone());
+            }
+            found.push(path);
+        }
+    }
+    found
 }

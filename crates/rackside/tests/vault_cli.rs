@@ -247,8 +247,10 @@ async fn cached_reports_show_age_with_bmc_down() {
     let bmc = embedded_bmc(&[]).await;
     let cli = Cli::new();
     cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
-    assert_success(&cli.run(&["health", "r1"]).await);
-    assert_success(&cli.run(&["inventory", "r1"]).await);
+    let live_health = cli.run(&["health", "r1"]).await;
+    let live_inventory = cli.run(&["inventory", "r1"]).await;
+    assert_success(&live_health);
+    assert_success(&live_inventory);
     bmc.running.shutdown().await;
 
     let health = cli.run_with(&["health", "r1", "--cached"], &[]).await;
@@ -274,10 +276,20 @@ async fn cached_reports_show_age_with_bmc_down() {
         "{}",
         stderr(&inventory)
     );
+    // The cached reports print the same tables, row for row, as the live runs did.
+    assert_eq!(stdout(&health), stdout(&live_health));
+    assert_eq!(stdout(&inventory), stdout(&live_inventory));
     assert!(
-        stdout(&inventory).contains("\"systems\""),
+        stdout(&inventory).contains("Processors"),
         "{}",
         stdout(&inventory)
+    );
+    let cached_json = cli.run(&["inventory", "r1", "--cached", "--json"]).await;
+    assert_success(&cached_json);
+    assert!(
+        stdout(&cached_json).contains("\"systems\""),
+        "{}",
+        stdout(&cached_json)
     );
     assert_code(&live, 6);
 }
@@ -477,6 +489,62 @@ async fn wrong_vault_password_exits_12() {
     );
 }
 
+/// Changes one hex digit inside the header's wrapped data key, so the header still parses and
+/// only the unwrap fails.
+fn flip_wrapped_key(cli: &Cli) {
+    let path = cli.vault_dir().join("vault.header");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let marker = b"\"ciphertext\":\"";
+    let at = bytes
+        .windows(marker.len())
+        .position(|window| window == marker)
+        .expect("the header contains the wrapped key")
+        + marker.len()
+        + 4;
+    bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrapped_key_flip_message_fits_vault() {
+    let plain = Cli::new();
+    let protected = Cli::bare();
+    let init = run_input(
+        &protected,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+    flip_wrapped_key(&plain);
+    flip_wrapped_key(&protected);
+
+    let without_password = plain.run(&["server", "list"]).await;
+    let with_password = protected
+        .run_with(
+            &["server", "list"],
+            &[("RACKSIDE_VAULT_PASSWORD", VAULT_PASSWORD)],
+        )
+        .await;
+
+    assert_code(&without_password, 12);
+    let message = stderr(&without_password);
+    assert!(
+        message.contains("vault header") && message.contains("damaged or made on another device"),
+        "{message}"
+    );
+    assert!(!message.contains("wrong password"), "{message}");
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+    assert_code(&with_password, 12);
+    let message = stderr(&with_password);
+    assert!(
+        message.contains("wrong password, or the vault was made on another device"),
+        "{message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "{message}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn weak_vault_password_is_refused_with_reason() {
     let cli = Cli::bare();
@@ -635,8 +703,9 @@ async fn damaged_vault_fails_in_one_line() {
         );
     };
 
-    // A flipped byte in the header's magic is a corrupted header. One in the wrapped key reads
-    // as a wrong password instead, and the vault crate's tests cover every position.
+    // A flipped byte in the header's magic is a corrupted header. One in the wrapped key fails
+    // the unwrap instead (see `wrapped_key_flip_message_fits_vault`), and
+    // the vault crate's tests cover every position.
     let mut flipped = original.clone();
     flipped[0] ^= 0x01;
     std::fs::write(&header, &flipped).unwrap();
@@ -682,6 +751,144 @@ async fn damaged_vault_fails_in_one_line() {
     std::fs::rename(&moved, &keys).unwrap();
 
     assert_success(&cli.run(&["server", "list"]).await);
+}
+
+/// A vault with one server, `r1`, for the failure tests below.
+fn vault_with_one_server() -> Cli {
+    let cli = Cli::new();
+    let vault = cli.open_vault();
+    vault
+        .put_server(&rackside_vault::ServerRecord {
+            name: "r1".into(),
+            url: "https://192.0.2.10/".into(),
+            user: Some("root".into()),
+            pin: Some(pin_json(1)),
+            groups: Vec::new(),
+        })
+        .unwrap();
+    vault.close().unwrap();
+    cli
+}
+
+/// Asserts that `output` failed with exit code 1 and a one-line message.
+fn assert_one_line_failure(output: &Output) {
+    assert_code(output, 1);
+    assert_eq!(
+        stderr(output).trim().lines().count(),
+        1,
+        "{}",
+        stderr(output)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locked_database_fails_in_one_line() {
+    use std::io::BufRead;
+    let cli = vault_with_one_server();
+    let database = cli.vault_dir().join(rackside_vault::DATABASE_FILE);
+    // Another process holds a POSIX write lock over the whole file, which covers the lock
+    // bytes SQLite uses, as a writer in the middle of a transaction would.
+    let script = "import fcntl, sys\n\
+                  f = open(sys.argv[1], 'r+b')\n\
+                  fcntl.lockf(f, fcntl.LOCK_EX)\n\
+                  print('locked', flush=True)\n\
+                  sys.stdin.read()\n";
+    let Ok(mut holder) = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    else {
+        println!("skipped: python3 not found");
+        return;
+    };
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "locked");
+
+    let blocked = cli.run(&["server", "list"]).await;
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
+    let after = cli.run(&["server", "list"]).await;
+
+    assert_one_line_failure(&blocked);
+    let message = stderr(&blocked);
+    assert!(message.contains("locked by another process"), "{message}");
+    assert!(message.contains("retry"), "{message}");
+    assert_success(&after);
+    assert!(stdout(&after).contains("r1"), "{}", stdout(&after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unavailable_key_store_fails_in_one_line() {
+    // A file where the key store's folder belongs stops even root, which ignores modes.
+    let cli = vault_with_one_server();
+    let fresh = Cli::bare();
+    let blocker = cli.config.path().join("blocker");
+    std::fs::write(&blocker, b"").unwrap();
+    let blocked_env = [("XDG_DATA_HOME", blocker.to_str().unwrap())];
+
+    let existing = cli.run_with(&["server", "list"], &blocked_env).await;
+    let first_use = fresh.run_with(&["server", "list"], &blocked_env).await;
+    let after = cli.run(&["server", "list"]).await;
+
+    for output in [&existing, &first_use] {
+        assert_one_line_failure(output);
+        let message = stderr(output);
+        assert!(message.contains("device secret file"), "{message}");
+        assert!(message.contains("XDG_DATA_HOME"), "{message}");
+    }
+    assert!(
+        !fresh.vault_dir().exists(),
+        "a vault was made without its device secret"
+    );
+    assert_success(&after);
+    assert!(stdout(&after).contains("r1"), "{}", stdout(&after));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_commands_skip_locked_vault() {
+    let cli = Cli::bare();
+    let init = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let pem_path = cli.config.path().join("site-ca.pem");
+    std::fs::write(&pem_path, params.self_signed(&key).unwrap().pem()).unwrap();
+    let pem = pem_path.to_str().unwrap();
+
+    let add = cli.run(&["ca", "add", pem, "--non-interactive"]).await;
+    let list = cli.run(&["ca", "list", "--non-interactive"]).await;
+    let listed = stdout(&list);
+    let name = Path::new(listed.trim())
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let remove = cli.run(&["ca", "remove", &name, "--non-interactive"]).await;
+    let servers = cli.run(&["server", "list", "--non-interactive"]).await;
+
+    assert_success(&add);
+    assert_success(&list);
+    assert_eq!(listed.trim().lines().count(), 1, "{listed}");
+    assert!(name.ends_with(".pem"), "{listed}");
+    assert_success(&remove);
+    assert!(
+        !cli.config.path().join("ca").join(&name).exists(),
+        "CA file left after remove"
+    );
+    // The servers stay behind the password.
+    assert_code(&servers, 11);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

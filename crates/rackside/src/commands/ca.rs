@@ -1,4 +1,7 @@
 //! `rackside ca add | list | remove`: CAs whose BMC certificates count as green.
+//!
+//! CA files are public and live in the config folder, so these commands never open the vault:
+//! they work while it is locked and under `--non-interactive`.
 
 use std::fs;
 use std::process::ExitCode;
@@ -6,13 +9,14 @@ use std::process::ExitCode;
 use rackside_trust::TrustAnchors;
 use sha2::{Digest, Sha256};
 
-use crate::cli::CaCommand;
-use crate::connect::Context;
+use crate::cli::{CaCommand, ClientOptions};
 use crate::failure::Failure;
 use crate::output::outln;
+use crate::store::CaFolder;
 
 /// Runs one `ca` subcommand.
-pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
+pub fn run(options: &ClientOptions, command: CaCommand) -> anyhow::Result<ExitCode> {
+    let cas = CaFolder::resolve(options.config_dir.as_deref())?;
     match command {
         CaCommand::Add { file } => {
             let pem = fs::read(&file).map_err(|error| {
@@ -24,20 +28,20 @@ pub fn run(context: Context, command: CaCommand) -> anyhow::Result<ExitCode> {
                     Failure::usage(format!("{} cannot be installed: {error}", file.display()))
                 })?;
             let name = format!("{}.pem", hex::encode(&Sha256::digest(&pem)[..8]));
-            context.store.install_ca(&name, &pem)?;
+            cas.install(&name, &pem)?;
             eprintln!(
                 "installed {count} CA certificate(s) from {} as {name}",
                 file.display()
             );
         }
         CaCommand::List => {
-            for path in context.store.ca_files()? {
+            for path in cas.files()? {
                 outln!("{}", path.display());
             }
         }
         CaCommand::Remove { fingerprint } => {
             let wanted = fingerprint.trim_end_matches(".pem").to_ascii_lowercase();
-            let path = context.store.ca_dir().join(format!("{wanted}.pem"));
+            let path = cas.dir().join(format!("{wanted}.pem"));
             fs::remove_file(&path).map_err(|_| {
                 Failure::usage(format!(
                     "no installed CA named {fingerprint:?}; `rackside ca list` shows the names"

@@ -1,7 +1,8 @@
 //! `rackside demo`: the whole story against an embedded BMC on a free loopback port.
 //!
-//! Nothing outside a temporary folder is touched: the demo uses its own server list, and the
-//! BMC's account gets a random password that only this process knows.
+//! Nothing outside a temporary folder is touched: the demo keeps its server list in a vault of
+//! its own, with the device secret in a file beside it (never the OS key store or the user's
+//! vault and agent). The BMC's account gets a random password kept only in this process.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use crate::commands::{health as health_command, inventory as inventory_command};
 use crate::connect::{endpoint, print_certificate, Context};
 use crate::failure::{ExitKind, Failure};
 use crate::output::{outln, Table};
-use crate::store::{parse_url, ServerEntry};
+use crate::store::{parse_url, ServerEntry, Store};
 
 const SERVER: &str = "demo-r1u";
 const USER: &str = "admin";
@@ -66,7 +67,9 @@ async fn walk(
         password_stdin: false,
         non_interactive: true,
     };
-    let mut context = Context::new(&options)?;
+    // The demo's own vault and device secret, both inside its temporary folder.
+    let store = Store::open_throwaway(&folder.join("client"))?;
+    let mut context = Context::with_store(store, &options)?;
 
     step(
         2,

@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(args) => relay::run(args).await,
         Command::Console(args) => console::run(args).await,
         Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
-        Command::Ca(args) => ca::run(Context::new(&args.client)?, args.command),
+        Command::Ca(args) => ca::run(&args.client, args.command),
         Command::Vault(args) => vault::run(args).await,
         Command::Unlock(args) => vault::unlock(args),
         Command::Lock(args) => vault::lock(args),
