@@ -12,7 +12,8 @@ use http::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::client::{request_path, status_error, SERVICE_ROOT};
+use crate::client::{request_path, retry_after, retry_delay, status_error, SERVICE_ROOT};
+use crate::transport::Response;
 use crate::transport::Transport;
 use crate::write::WriteOutcome;
 use crate::{decode, Client, Error, Secret};
@@ -224,8 +225,9 @@ impl<T: Transport> Client<T> {
     /// Adds an enabled account with a password and a role.
     ///
     /// Checks the password length and the role against [`Client::account_policy`] first.
-    /// POSTs to the accounts collection; when that gets 405, patches the first empty slot
-    /// other than slot 1, which iDRAC reserves.
+    /// POSTs to the accounts collection, again within the retry policy while the service
+    /// answers 503 or 500 SYS518. When the POST gets 405, patches the first empty slot other
+    /// than slot 1, which iDRAC reserves.
     ///
     /// # Errors
     ///
@@ -262,15 +264,20 @@ impl<T: Transport> Client<T> {
         });
 
         let path = request_path(&policy.accounts)?;
-        let response = self
-            .execute(
-                Method::POST,
-                &path,
-                Some(Bytes::from(body.to_string())),
-                true,
-            )
-            .await?;
-        tracing::debug!(collection = %path, status = %response.status, "account POST sent");
+        let payload = Bytes::from(body.to_string());
+        let mut attempt = 1;
+        let response = loop {
+            let response = self
+                .execute(Method::POST, &path, Some(payload.clone()), true)
+                .await?;
+            tracing::debug!(collection = %path, status = %response.status, attempt, "account POST sent");
+            if !not_processed(&path, &response) || attempt >= self.retry.max_attempts.max(1) {
+                break response;
+            }
+            let delay = retry_delay(&self.retry, attempt, retry_after(&response.headers));
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        };
         if response.status.is_success() {
             let created = response
                 .headers
@@ -290,7 +297,15 @@ impl<T: Transport> Client<T> {
             });
         }
         if response.status != StatusCode::METHOD_NOT_ALLOWED {
-            return Err(status_error(&path, &response));
+            let error = status_error(&path, &response);
+            if attempt > 1 {
+                return Err(Error::RetriesExhausted {
+                    path,
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            return Err(error);
         }
 
         let slot = existing
@@ -356,6 +371,20 @@ impl<T: Transport> Client<T> {
         let role = policy.role(role)?;
         let account = self.find_account(user_name).await?;
         self.patch(&account.path, &json!({ "RoleId": role })).await
+    }
+}
+
+/// Returns whether a response says the service did not process the request: 503, or
+/// iDRAC's 500 with MessageId SYS518 while it reloads. Only then is a POST sent again,
+/// because it cannot have created the account.
+fn not_processed(path: &str, response: &Response) -> bool {
+    match response.status {
+        StatusCode::SERVICE_UNAVAILABLE => true,
+        StatusCode::INTERNAL_SERVER_ERROR => matches!(
+            status_error(path, response),
+            Error::Status { message_id: Some(id), .. } if id.ends_with("SYS518")
+        ),
+        _ => false,
     }
 }
 

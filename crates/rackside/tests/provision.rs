@@ -563,6 +563,38 @@ async fn writes_cope_with_each_write_fault() {
                 stderr(&output)
             );
         }
+
+        let add = run_with_stdin(
+            &cli,
+            &[
+                "account",
+                "r1",
+                "add",
+                "faulty",
+                "--role",
+                "Operator",
+                "--new-password-stdin",
+            ],
+            NEW_PASSWORD,
+        )
+        .await;
+        assert_eq!(
+            add.status.code(),
+            Some(0),
+            "{}: {}",
+            fault.name(),
+            stderr(&add)
+        );
+        let role = cli
+            .run(&["account", "r1", "role", "faulty", "ReadOnly"])
+            .await;
+        assert_eq!(
+            role.status.code(),
+            Some(0),
+            "{}: {}",
+            fault.name(),
+            stderr(&role)
+        );
     }
 }
 
