@@ -13,6 +13,10 @@
 //! `If-Match` and is never retried blindly. On top sit resets that wait for `PowerState`
 //! ([`Client::reset_and_wait`]), task following that survives a vanished task monitor
 //! ([`Client::follow_task`]), the identify LED and the boot source override.
+//! User accounts ([`Client::add_account`]), the BMC's own network settings
+//! ([`Client::set_manager_interface`]) and the chassis location ([`Client::set_location`])
+//! use the same PATCH. [`Client::capture`] reads the whole service for a mockup, and
+//! [`scrub`] replaces its secrets, addresses and serial numbers.
 //!
 //! ```no_run
 //! # async fn example(tls: std::sync::Arc<rustls::ClientConfig>) -> Result<(), rackside_redfish::Error> {
