@@ -38,6 +38,9 @@ pub struct ClientOptions {
     /// Never prompt; fail where a prompt would be needed
     #[arg(long, global = true)]
     pub non_interactive: bool,
+
+    #[command(flatten)]
+    pub via: crate::via::ViaOptions,
 }
 
 /// The subcommands.
@@ -464,7 +467,7 @@ pub struct BmcArgs {
     pub count: u16,
 
     /// Serve the at-the-server link on this Unix socket; it stays off until
-    /// `rackside nearby button`
+    /// `rackside bmc button`
     #[arg(long, value_name = "PATH")]
     pub link_socket: Option<PathBuf>,
 
@@ -480,4 +483,19 @@ pub struct BmcArgs {
     /// the MAC address; weak, and every use is logged
     #[arg(long)]
     pub link_legacy_default: bool,
+
+    /// Act on a running simulator instead of starting one
+    #[command(subcommand)]
+    pub action: Option<BmcAction>,
+}
+
+/// `rackside bmc` subcommands that act on a running simulator.
+#[derive(Debug, Subcommand)]
+pub enum BmcAction {
+    /// Press the activation button of a simulator started with --link-socket
+    Button {
+        /// The simulator's link socket; the button's control socket is beside it
+        #[arg(long, env = "RACKSIDE_LINK_SOCKET", value_name = "PATH")]
+        socket: PathBuf,
+    },
 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use rackside_link::ClientSession;
 use rackside_redfish::{
     AuthMode, Client, Credentials, Error as RedfishError, HttpsTransport, Limits, RetryPolicy,
     Secret,
@@ -17,13 +18,14 @@ use rackside_trust::{
     classify, client_config, compare_pin, fetch_chain, Classification, Color, Fingerprint, Pin,
     PinMatch, ServerPolicy, TrustAnchors, TrustEvent, VerifierLog,
 };
-use rustls::pki_types::{ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use url::Url;
 use zeroize::Zeroize;
 
 use crate::cli::ClientOptions;
 use crate::failure::{describe, ExitKind, Failure};
 use crate::store::{PasswordSource, ServerEntry, Store};
+use crate::via::{login_link, BmcTransport, ViaOptions};
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,6 +38,7 @@ pub struct Context {
     password_stdin: bool,
     interactive: bool,
     stdin_password: Mutex<Option<Secret>>,
+    via: ViaOptions,
 }
 
 impl Context {
@@ -51,8 +54,8 @@ impl Context {
         Self::with_store(store, options)
     }
 
-    /// Builds a context over a store the caller opened (the demo's throwaway one), with the
-    /// trust anchors and prompting rules of `options`.
+    /// Builds a context over a store the caller opened (the demo's throwaway one), with the trust
+    /// anchors and prompting rules of `options`.
     ///
     /// # Errors
     /// An installed or `--trust-ca` CA file that fails to load, or an invalid
@@ -84,6 +87,7 @@ impl Context {
             password_stdin: options.password_stdin,
             interactive,
             stdin_password: Mutex::new(None),
+            via: options.via.clone(),
         })
     }
 
@@ -98,7 +102,7 @@ impl Context {
         redecide: bool,
     ) -> anyhow::Result<Pin> {
         let (host, port, server_name) = endpoint(&entry.url)?;
-        let chain = fetch_chain(&host, port, server_name.clone(), HANDSHAKE_TIMEOUT)
+        let chain = fetch_chain(&host, port, server_name, HANDSHAKE_TIMEOUT)
             .await
             .map_err(|error| {
                 Failure::new(
@@ -106,7 +110,19 @@ impl Context {
                     format!("failed to reach {name} at {}: {error}", entry.url),
                 )
             })?;
-        let verdict = classify(&chain, &server_name, &self.anchors, UnixTime::now());
+        self.judge_chain(name, entry, &chain, redecide)
+    }
+
+    /// Settles whether to trust the chain `entry`'s BMC presented, over HTTPS or the link.
+    fn judge_chain(
+        &self,
+        name: &str,
+        entry: &ServerEntry,
+        chain: &[CertificateDer<'static>],
+        redecide: bool,
+    ) -> anyhow::Result<Pin> {
+        let (_, _, server_name) = endpoint(&entry.url)?;
+        let verdict = classify(chain, &server_name, &self.anchors, UnixTime::now());
         let now = chrono::Utc::now();
 
         if let (Some(pin), true) = (&entry.pin, redecide) {
@@ -159,7 +175,11 @@ impl Context {
     /// steps that may prompt, so fleet runs do them one server at a time.
     pub async fn prepare(&mut self, name: &str) -> anyhow::Result<Prepared> {
         let entry = self.store.server(name)?.clone();
-        let pin = self.decide_trust(name, &entry, false).await?;
+        let link = self.via.open_link(name).await?;
+        let pin = match &link {
+            Some(session) => self.judge_chain(name, &entry, &session.peer_certificates(), false)?,
+            None => self.decide_trust(name, &entry, false).await?,
+        };
         if entry.pin.as_ref() != Some(&pin) {
             self.store.set_pin(name, Some(pin.clone()));
             self.store.save()?;
@@ -171,6 +191,7 @@ impl Context {
             pin,
             credentials,
             origin,
+            link: std::sync::Mutex::new(link),
         })
     }
 
@@ -178,14 +199,19 @@ impl Context {
     /// the BMC rejects a stored password, the error says so and how to replace it.
     pub async fn connect(&self, prepared: &Prepared) -> anyhow::Result<Connection> {
         let name = &prepared.name;
-        let result = self
-            .login(
-                name,
-                &prepared.entry,
-                prepared.pin.clone(),
-                &prepared.credentials,
-            )
-            .await;
+        let link = prepared.link.lock().ok().and_then(|mut link| link.take());
+        let result = match link {
+            Some(session) => login_link(name, session, &prepared.credentials).await,
+            None => {
+                self.login(
+                    name,
+                    &prepared.entry,
+                    prepared.pin.clone(),
+                    &prepared.credentials,
+                )
+                .await
+            }
+        };
         match (&result, prepared.origin) {
             (Ok(_), PasswordOrigin::Typed) => {
                 match self
@@ -236,7 +262,7 @@ impl Context {
         };
         let (tls, log) = client_config(policy);
         let transport = HttpsTransport::new(&entry.url, tls, Limits::default())?;
-        let mut client = Client::new(transport, RetryPolicy::default());
+        let mut client = Client::new(BmcTransport::Https(transport), RetryPolicy::default());
 
         if let Err(error) = client.connect().await {
             return Err(explain_tls(name, error, &log));
@@ -392,6 +418,8 @@ pub struct Prepared {
     pin: Pin,
     credentials: Credentials,
     origin: PasswordOrigin,
+    /// Over `--via link`: the link whose certificate was judged, until the login takes it.
+    link: std::sync::Mutex<Option<ClientSession>>,
 }
 
 /// Where a BMC password came from, which decides whether it is stored after a login.
@@ -410,7 +438,7 @@ pub struct Connection {
     /// Server name from the list.
     pub name: String,
     /// The Redfish client holding the session.
-    pub client: Client<HttpsTransport>,
+    pub client: Client<BmcTransport>,
 }
 
 impl Connection {

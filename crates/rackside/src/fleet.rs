@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rackside_redfish::{Client, Error as RedfishError, HttpsTransport, SERVICE_ROOT};
+use rackside_redfish::{Client, Error as RedfishError, SERVICE_ROOT};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -22,6 +22,7 @@ use crate::cli::{ClientOptions, Target};
 use crate::connect::{Connection, Context};
 use crate::failure::{describe, ExitKind, Failure};
 use crate::output::{outln, Table};
+use crate::via::BmcTransport;
 
 /// The result of a command on one server.
 #[derive(Debug, Default, Serialize)]
@@ -416,7 +417,7 @@ impl TargetWithPath {
 /// A BMC error when the service lists no systems; read errors.
 // NOTE: commands act on the first system only; a blade chassis BMC that lists several
 // systems needs the per-system choice that `--system` would add.
-pub async fn first_system(client: &Client<HttpsTransport>) -> anyhow::Result<String> {
+pub async fn first_system(client: &Client<BmcTransport>) -> anyhow::Result<String> {
     first_member(client, "Systems").await
 }
 
@@ -426,7 +427,7 @@ pub async fn first_system(client: &Client<HttpsTransport>) -> anyhow::Result<Str
 /// # Errors
 ///
 /// A BMC error when the service lists no chassis; read errors.
-pub async fn first_chassis(client: &Client<HttpsTransport>) -> anyhow::Result<String> {
+pub async fn first_chassis(client: &Client<BmcTransport>) -> anyhow::Result<String> {
     if let Ok(system) = first_system(client).await {
         let system = client.get(&system).await?;
         let linked = system
@@ -443,7 +444,7 @@ pub async fn first_chassis(client: &Client<HttpsTransport>) -> anyhow::Result<St
     first_member(client, "Chassis").await
 }
 
-async fn first_member(client: &Client<HttpsTransport>, link: &str) -> anyhow::Result<String> {
+async fn first_member(client: &Client<BmcTransport>, link: &str) -> anyhow::Result<String> {
     let collection = client
         .root()
         .and_then(|root| rackside_redfish::decode::link(root, link))

@@ -8,6 +8,7 @@ mod failure;
 mod fleet;
 mod output;
 mod store;
+mod via;
 
 use std::process::ExitCode;
 

@@ -8,12 +8,15 @@ use std::time::Duration;
 use rackside_bmc::{BmcConfig, DataSource, Fault, Faults, TlsSource};
 use sha2::{Digest, Sha256};
 
-use crate::cli::BmcArgs;
+use crate::cli::{BmcAction, BmcArgs};
 use crate::failure::Failure;
 use crate::output::outln;
 
 /// Starts the simulator from the command line and serves until Ctrl-C or SIGTERM.
 pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
+    if let Some(BmcAction::Button { socket }) = args.action {
+        return crate::commands::nearby::press_button(socket).await;
+    }
     if args.list_faults {
         for fault in Fault::ALL {
             outln!("{:<26} {}", fault.name(), fault.description());
@@ -40,7 +43,7 @@ pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
         let socket = options.socket.clone();
         rackside_bmc::link::serve_link(running.state(), options).await?;
         outln!(
-            "link on {} (off until `rackside nearby button --socket {}`)",
+            "link on {} (off until `rackside bmc button --socket {}`)",
             socket.display(),
             socket.display()
         );

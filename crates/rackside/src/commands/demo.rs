@@ -21,6 +21,7 @@ use crate::connect::{endpoint, print_certificate, Context};
 use crate::failure::{ExitKind, Failure};
 use crate::output::{outln, Table};
 use crate::store::{parse_url, ServerEntry, Store};
+use crate::via::ViaOptions;
 
 const SERVER: &str = "demo-r1u";
 const USER: &str = "admin";
@@ -66,6 +67,7 @@ async fn walk(
         accept_fingerprint: None,
         password_stdin: false,
         non_interactive: true,
+        via: ViaOptions::default(),
     };
     // The demo's own vault and device secret, both inside its temporary folder.
     let store = Store::open_throwaway(&folder.join("client"))?;

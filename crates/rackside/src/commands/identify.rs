@@ -6,12 +6,13 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rackside_redfish::{Client, Error as RedfishError, HttpsTransport, Indicator};
+use rackside_redfish::{Client, Error as RedfishError, Indicator};
 use serde_json::json;
 
 use crate::cli::{ClientOptions, Target};
 use crate::connect::{Connection, Context};
 use crate::fleet::{self, parse_duration, write_failed, Done, RunOptions};
+use crate::via::BmcTransport;
 
 /// `rackside identify`
 #[derive(Debug, Args)]
@@ -108,7 +109,7 @@ async fn apply(connection: &Connection, args: &IdentifyArgs) -> anyhow::Result<D
 }
 
 /// Returns the system when it has an identify LED, else its chassis.
-async fn led_resource(client: &Client<HttpsTransport>) -> anyhow::Result<String> {
+async fn led_resource(client: &Client<BmcTransport>) -> anyhow::Result<String> {
     let system = fleet::first_system(client).await?;
     if client.indicator(&system).await?.is_some() {
         return Ok(system);

@@ -36,13 +36,6 @@ pub enum NearbyCommand {
     /// Log in over the link, show the certificate decision and the Service Tag, and optionally
     /// blink the ID LED or read health
     Connect(ConnectArgs),
-
-    /// Press the simulated BMC's activation button through its control socket
-    Button {
-        /// The BMC's link socket (`rackside bmc --link-socket`); the button socket is beside it
-        #[arg(long, env = "RACKSIDE_LINK_SOCKET", value_name = "PATH")]
-        socket: PathBuf,
-    },
 }
 
 /// The simulated radio's socket and this device's position.
@@ -115,7 +108,6 @@ pub async fn run(args: NearbyArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         NearbyCommand::Scan(radio) => scan(radio).await,
         NearbyCommand::Connect(connect_args) => connect(connect_args).await,
-        NearbyCommand::Button { socket } => press_button(socket).await,
     }
 }
 
@@ -280,7 +272,12 @@ fn read_password(args: &ConnectArgs) -> anyhow::Result<Password> {
     Ok(Password::new(password))
 }
 
-async fn press_button(socket: PathBuf) -> anyhow::Result<ExitCode> {
+/// Presses the simulated BMC's activation button through the control socket beside its link
+/// socket (`rackside bmc button`) and prints the BMC's reply.
+///
+/// # Errors
+/// A control socket that cannot be reached or read.
+pub async fn press_button(socket: PathBuf) -> anyhow::Result<ExitCode> {
     let path = rackside_bmc::link::button_socket_path(&socket);
     let mut stream = tokio::net::UnixStream::connect(&path)
         .await

@@ -8,17 +8,15 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rackside_redfish::{
-    Client, Error as RedfishError, PowerState, PowerWait, ResetType,
-};
+use rackside_redfish::{Client, Error as RedfishError, PowerState, PowerWait, ResetType};
 use serde_json::json;
 
 use crate::cli::{ClientOptions, Target};
 use crate::connect::{Connection, Context};
-use crate::via::BmcTransport;
 use crate::fleet::{
     self, confirm, describe_servers, parse_duration, write_failed, Done, RunOptions,
 };
+use crate::via::BmcTransport;
 
 /// Maximum number of times one reset type is sent when the BMC answers 503.
 const RESET_ATTEMPTS: u32 = 3;
