@@ -49,13 +49,17 @@ pub struct BmcConfig {
     /// Position of this BMC in a fleet (from 1), set by [`crate::start_fleet`]: gives it its
     /// own service tag, MAC addresses and UUIDs. `None` serves the data as it is.
     pub fleet_index: Option<usize>,
+    /// Event delivery settings: retries, SSE history and extra trust anchors for
+    /// subscription destinations.
+    pub events: crate::events::EventConfig,
 }
 
 impl BmcConfig {
     /// Creates a configuration with the defaults: `127.0.0.1:8443`, a generated certificate,
     /// the embedded sample server, Basic auth on, 8 sessions per user, 30 minutes idle expiry,
     /// 3 s power transitions, no faults, 256 connections (32 per client address), 10 s for
-    /// the handshake and headers and 20 s for a request body. A first user must still be set.
+    /// the handshake and headers, 20 s for a request body, and event delivery as iDRAC 9 does it
+    /// (3 attempts, 30 s apart). A first user must still be set.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 8443)),
@@ -74,6 +78,7 @@ impl BmcConfig {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(20),
             fleet_index: None,
+            events: crate::events::EventConfig::default(),
         }
     }
 }

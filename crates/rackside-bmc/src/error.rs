@@ -61,4 +61,7 @@ pub enum BmcError {
         #[source]
         source: std::io::Error,
     },
+    /// The event service's HTTPS client for subscription destinations could not be built.
+    #[error("failed to start the event service: {0}")]
+    EventService(String),
 }

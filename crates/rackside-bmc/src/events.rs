@@ -2,9 +2,9 @@
 //! payloads to HTTPS destinations with iDRAC-style retries, `SubmitTestEvent`, and the
 //! Server-Sent Events stream with `$filter` and `Last-Event-ID`.
 //!
-//! NOTE: this engine is not yet mounted in the request router, and power, login and fault
-//! changes do not yet call [`EventService::raise`]; the routes and those calls are the
-//! remaining hooks.
+//! The simulator raises every lifecycle log entry here: logins and failed logins, changes,
+//! the end of power transitions, failed fans and power supplies, and temperature thresholds
+//! crossed.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
@@ -381,7 +381,7 @@ impl EventService {
     }
 
     /// Raises an event: keeps it for SSE replay, sends it to SSE clients and delivers it to
-    /// every subscription whose filters match. Must run inside a Tokio runtime.
+    /// every subscription whose filters match. Outside a Tokio runtime nothing is delivered.
     pub fn raise(self: &Arc<Self>, event: NewEvent) -> Arc<EventRecord> {
         let record = Arc::new(EventRecord {
             id: self.next_event.fetch_add(1, Ordering::Relaxed),
@@ -415,10 +415,17 @@ impl EventService {
                 .map(|(id, s)| (*id, s.clone()))
                 .collect()
         };
+        if targets.is_empty() {
+            return record;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::debug!(event = record.id, "no Tokio runtime; event not delivered");
+            return record;
+        };
         for (id, subscription) in targets {
             let service = self.clone();
             let record = record.clone();
-            tokio::spawn(async move { service.deliver(id, subscription, record).await });
+            runtime.spawn(async move { service.deliver(id, subscription, record).await });
         }
         record
     }

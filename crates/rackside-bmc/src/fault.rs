@@ -59,11 +59,16 @@ pub enum Fault {
     /// After a reset returns 204, `PowerState` keeps its old value for a while before the
     /// transition starts.
     DelayedPowerState,
+    /// A fan fails: the first fan reports `Critical` health and the BMC raises an event.
+    FanFailure,
+    /// A power supply fails: the first one reports `Critical` health and the BMC raises an
+    /// event.
+    PsuFailure,
 }
 
 impl Fault {
     /// Every fault, in the order of the behaviour cases.
-    pub const ALL: [Fault; 17] = [
+    pub const ALL: [Fault; 19] = [
         Fault::IfMatchOnAction412,
         Fault::WeakEtag,
         Fault::NumericEtag,
@@ -81,6 +86,8 @@ impl Fault {
         Fault::LegacyIndicatorLed,
         Fault::BootOverrideOnce,
         Fault::DelayedPowerState,
+        Fault::FanFailure,
+        Fault::PsuFailure,
     ];
 
     /// The kebab-case name used on the command line and by the control endpoint.
@@ -103,6 +110,8 @@ impl Fault {
             Fault::LegacyIndicatorLed => "legacy-indicator-led",
             Fault::BootOverrideOnce => "boot-override-once",
             Fault::DelayedPowerState => "delayed-power-state",
+            Fault::FanFailure => "fan-failure",
+            Fault::PsuFailure => "psu-failure",
         }
     }
 }
@@ -138,6 +147,8 @@ impl Fault {
             Fault::LegacyIndicatorLed => "only IndicatorLED, no LocationIndicatorActive",
             Fault::BootOverrideOnce => "a boot mode change waits for the next power-on as a job",
             Fault::DelayedPowerState => "PowerState keeps its old value for a while after a reset",
+            Fault::FanFailure => "the first fan fails and reports Critical health",
+            Fault::PsuFailure => "the first power supply fails and reports Critical health",
         }
     }
 }

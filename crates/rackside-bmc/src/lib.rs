@@ -24,7 +24,15 @@
 //! The simulator serves these itself instead of from the data: the sessions collection at the
 //! URI of the service root's `Links.Sessions`, the log Entries collections (newest first, 50 a
 //! page), the accounts collection and `$metadata` and `/redfish/v1/odata` when the data has
-//! none, tasks, and new event subscriptions.
+//! none, tasks, and the event service: subscriptions, `SubmitTestEvent` and the SSE stream
+//! of [`events::EventService`].
+//!
+//! # Events
+//!
+//! Every lifecycle log entry is also raised as a Redfish event: logins, failed logins,
+//! logouts and changes. So are the end of each power transition
+//! (`Rackside.1.0.PowerStateChanged`), a failed fan or power supply, and a temperature
+//! sensor crossing an upper threshold. Subscriptions accept `https` destinations only.
 //!
 //! # Writable properties
 //!
@@ -71,7 +79,10 @@
 //!
 //! `GET /rackside/faults` lists the enabled and the known faults. An administrator changes them
 //! with `POST /rackside/faults` and a body such as
-//! `{"enable": ["weak-etag"], "disable": ["numeric-etag"]}`.
+//! `{"enable": ["weak-etag"], "disable": ["numeric-etag"]}`. Enabling `fan-failure` or
+//! `psu-failure` marks the first fan or power supply `Critical` and raises an event, and
+//! `{"temperature": 95.0}` sets the reading of the first temperature sensor in degrees
+//! Celsius, raising an event when it crosses an upper threshold.
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
     test,
@@ -90,6 +101,7 @@ mod config;
 mod control;
 mod dynamic;
 mod error;
+mod event_routes;
 pub mod events;
 mod fault;
 mod fleet;

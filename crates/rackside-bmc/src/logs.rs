@@ -34,13 +34,15 @@ pub(crate) fn clip(text: &str) -> String {
 pub(crate) enum Severity {
     Ok,
     Warning,
+    Critical,
 }
 
 impl Severity {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Severity::Ok => "OK",
             Severity::Warning => "Warning",
+            Severity::Critical => "Critical",
         }
     }
 }

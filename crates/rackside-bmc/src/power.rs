@@ -190,10 +190,13 @@ pub(crate) fn advance(inner: &mut Inner, now: Instant) {
     for (path, boots) in finished {
         inner.power.remove(&path);
         let system = inner.tree.json(&path);
-        let is_on = system
+        let power_state = system
             .and_then(|s| s.get("PowerState"))
             .and_then(Value::as_str)
-            == Some("On");
+            .unwrap_or("On")
+            .to_owned();
+        inner.log_power(&path, &power_state);
+        let is_on = power_state == "On";
         if !is_on || !boots {
             continue;
         }

@@ -25,7 +25,7 @@ use crate::reply::{self, msg, ErrorReply};
 use crate::state::{BmcState, Inner, OLD_SESSIONS_PATH};
 use crate::tree::{self, etag_of};
 
-use crate::control::{control_faults, create_subscription, is_subscription_collection};
+use crate::control::{control_faults, is_subscription_collection};
 use crate::login::login;
 use crate::read::{current_etag, json_get, serve_tree};
 
@@ -206,7 +206,17 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         }
     }
 
-    // 3. Query parameters that reshape a response are taken out; the handlers see the rest.
+    // 3. The SSE stream reads `$filter` itself and stays open, so it skips the query options.
+    if req.method == Method::GET && req.path == crate::event_routes::SSE_PATH {
+        let events = {
+            let mut inner = state.lock();
+            authenticate(state, &mut inner, req)?;
+            inner.events.clone()
+        };
+        return crate::event_routes::sse(&events, req);
+    }
+
+    // 4. Query parameters that reshape a response are taken out; the handlers see the rest.
     let is_read = req.method == Method::GET || req.method == Method::HEAD;
     let (options, rest) = if is_read {
         QueryOptions::split(&req.query)?
@@ -239,7 +249,7 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         &plain
     };
 
-    // 4. Resources that need no authentication. A service root reshaped by query parameters
+    // 5. Resources that need no authentication. A service root reshaped by query parameters
     // takes its expanded resources from the user's view, so it needs authentication.
     let mut inner = state.lock();
     let sessions_path = state.active_sessions_path().to_owned();
@@ -276,10 +286,13 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         return login(state, &mut inner, req, &sessions_path);
     }
 
-    // 5. Everything else needs a session or Basic credentials.
+    // 6. Everything else needs a session or Basic credentials.
     let principal = authenticate(state, &mut inner, req)?;
 
-    // 6. Route by method.
+    // 7. The event service, then the rest by method.
+    if let Some(result) = crate::event_routes::route(state, &mut inner, req, &principal) {
+        return result;
+    }
     match req.method {
         Method::GET | Method::HEAD => {
             let response = get(state, &mut inner, req, &principal, &sessions_path)?;
@@ -724,7 +737,7 @@ fn post(
     let path = req.path.as_str();
     if path == FAULTS_PATH {
         require_role(state, principal, Role::Administrator)?;
-        return control_faults(state, req);
+        return control_faults(state, inner, req);
     }
     transient_write_failure(state)?;
     let collection = path.strip_suffix("/Members").unwrap_or(path);
@@ -735,10 +748,6 @@ fn post(
         return crate::account_api::create_in_tree(state, inner, req, principal, collection);
     }
     let Some((resource, action)) = inner.actions.get(path).cloned() else {
-        if is_subscription_collection(inner, collection) {
-            require_role(state, principal, Role::Operator)?;
-            return create_subscription(inner, collection, &req.body);
-        }
         let sessions_path = state.active_sessions_path().to_owned();
         return Err(method_not_allowed(state, inner, path, &sessions_path));
     };
@@ -759,29 +768,6 @@ fn delete(
     }
     if crate::account_api::is_tree_member(inner, path) {
         return crate::account_api::delete_in_tree(state, inner, req, principal);
-    }
-    if let Some(collection) = path.rsplit_once('/').map(|(parent, _)| parent) {
-        if is_subscription_collection(inner, collection) && inner.tree.contains(path) {
-            require_role(state, principal, Role::Operator)?;
-            inner.tree.remove(path);
-            inner.tree.update(collection, |body| {
-                let Some(map) = body.as_object_mut() else {
-                    return;
-                };
-                if let Some(members) = map.get_mut("Members").and_then(Value::as_array_mut) {
-                    members.retain(|m| {
-                        m.get("@odata.id")
-                            .and_then(Value::as_str)
-                            .map(tree::normalize_path)
-                            .as_deref()
-                            != Some(path)
-                    });
-                    let count = members.len();
-                    map.insert("Members@odata.count".into(), json!(count));
-                }
-            });
-            return Ok(reply::no_content());
-        }
     }
     let Some(id) = child_of(path, sessions_path).filter(|id| inner.sessions.get(id).is_some())
     else {

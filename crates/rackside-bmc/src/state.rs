@@ -2,7 +2,7 @@
 //! tasks behind one lock, plus the settings that do not change at run time.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use serde_json::Value;
 use crate::accounts::{Accounts, Sessions};
 use crate::config::{BmcConfig, DataSource};
 use crate::error::BmcError;
+use crate::events::{EventService, NewEvent};
 use crate::fault::{Fault, FaultControl};
 use crate::logs::{clip, LogMessage, LogStore, Severity};
 use crate::power::PowerPlan;
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     pub(crate) manager_path: Option<String>,
     /// Action target URI to (resource URI, action name such as `#ComputerSystem.Reset`).
     pub(crate) actions: HashMap<String, (String, String)>,
+    /// Subscriptions and SSE clients; every lifecycle log entry is raised here as an event.
+    pub(crate) events: Arc<EventService>,
 }
 
 impl BmcState {
@@ -79,12 +82,19 @@ impl BmcState {
             crate::fleet::personalize(&mut data, index, embedded);
         }
         let service_tag = crate::fleet::service_tag(&data).unwrap_or_default();
-        let mut state = Self::from_data(data, accounts, config);
+        let events = EventService::new(config.events.clone()).map_err(BmcError::EventService)?;
+        crate::event_routes::enable_event_service(&mut data.tree, &config.events);
+        let mut state = Self::from_data(data, accounts, config, events);
         state.service_tag = service_tag;
         Ok(state)
     }
 
-    fn from_data(data: LoadedData, accounts: Accounts, config: &BmcConfig) -> Self {
+    fn from_data(
+        data: LoadedData,
+        accounts: Accounts,
+        config: &BmcConfig,
+        events: Arc<EventService>,
+    ) -> Self {
         let LoadedData {
             tree,
             logs,
@@ -134,6 +144,7 @@ impl BmcState {
                 tasks: Vec::new(),
                 manager_path,
                 actions,
+                events,
             }),
         }
     }
@@ -166,6 +177,11 @@ impl BmcState {
         self.lock().log_event(key, message, user, source);
     }
 
+    /// Returns the event service: subscriptions, `SubmitTestEvent` and the SSE stream.
+    pub fn events(&self) -> Arc<EventService> {
+        self.lock().events.clone()
+    }
+
     /// Locks the mutable state and brings power transitions, tasks and sessions up to now.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
@@ -196,8 +212,21 @@ impl Inner {
         }
     }
 
-    /// Writes an entry into the lifecycle log, if the data has one.
+    /// Writes an entry into the lifecycle log, if the data has one, and raises it as an event.
     pub(crate) fn log(&mut self, message: LogMessage) {
+        self.log_about(message, None);
+    }
+
+    /// Writes an entry as [`Inner::log`] does, raising the event with `origin`, the URI of the
+    /// resource it concerns, as `OriginOfCondition`.
+    pub(crate) fn log_about(&mut self, message: LogMessage, origin: Option<String>) {
+        self.events.raise(NewEvent {
+            message_id: message.message_id.clone(),
+            severity: message.severity.as_str().to_owned(),
+            message: message.message.clone(),
+            message_args: message.args.clone(),
+            origin,
+        });
         let Some(index) = self.lifecycle_log else {
             tracing::debug!(message_id = %message.message_id, "no lifecycle log to write to");
             return;
@@ -286,6 +315,37 @@ impl Inner {
             args: vec![change, user, source.to_owned()],
             severity: Severity::Ok,
         });
+    }
+
+    /// Writes the end of a power transition of the system at `path` as
+    /// `Rackside.1.0.PowerStateChanged`, whose arguments are the system URI and the new state.
+    pub(crate) fn log_power(&mut self, path: &str, power_state: &str) {
+        let message = LogMessage {
+            message_id: "Rackside.1.0.PowerStateChanged".into(),
+            message: format!("Power state of {path} changed to {power_state}."),
+            args: vec![path.to_owned(), power_state.to_owned()],
+            severity: Severity::Ok,
+        };
+        self.log_about(message, Some(path.to_owned()));
+    }
+
+    /// Writes a hardware fault such as a failed fan: `key` is its Dell-style message key and
+    /// `origin` the URI of the resource that reports it.
+    pub(crate) fn log_hardware(
+        &mut self,
+        key: &str,
+        message: String,
+        args: Vec<String>,
+        severity: Severity,
+        origin: Option<String>,
+    ) {
+        let message = LogMessage {
+            message_id: self.lifecycle_id(key),
+            message,
+            args,
+            severity,
+        };
+        self.log_about(message, origin);
     }
 
     /// Writes an entry with a Dell-style `key` such as `SYS1003`, naming the user and the

@@ -1074,8 +1074,10 @@ async fn every_mockup_serves_linked_files_unchanged() {
             let reply = bmc.get(&token, &uri).await;
             let key = uri.clone();
             let is_session = key == sessions || key.starts_with(&format!("{sessions}/"));
-            if is_session {
-                // Sessions are the simulator's own; the mockup's captured sessions are not served.
+            let is_event_service = key.starts_with("/redfish/v1/EventService");
+            if is_session || is_event_service {
+                // Sessions and the event service are the simulator's own: the mockup's captured
+                // sessions and subscriptions are not served, and its EventService is enabled.
                 assert!(
                     matches!(reply.status, StatusCode::OK | StatusCode::NOT_FOUND),
                     "{name}: {uri}"
@@ -2665,4 +2667,286 @@ async fn protocol_validator_finds_no_failure() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.status.success(), "{summary}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+const SUBSCRIPTIONS: &str = "/redfish/v1/EventService/Subscriptions";
+const SSE: &str = "/redfish/v1/EventService/SSE";
+const SUBMIT_TEST_EVENT: &str = "/redfish/v1/EventService/Actions/EventService.SubmitTestEvent";
+
+/// A delivery the HTTPS event receiver got: the request headers and the JSON body.
+type Delivery = (http::HeaderMap, Value);
+
+/// Starts an HTTPS event receiver on loopback that records every delivery; returns its port
+/// and certificate.
+async fn event_receiver() -> (
+    u16,
+    CertificateDer<'static>,
+    Arc<std::sync::Mutex<Vec<Delivery>>>,
+) {
+    use http_body_util::BodyExt as _;
+    use hyper_util::rt::TokioIo;
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let der = cert.der().clone();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![der.clone()],
+        rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (acceptor, sink) = (acceptor.clone(), sink.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |request: hyper::Request<hyper::body::Incoming>| {
+                        let sink = sink.clone();
+                        async move {
+                            let headers = request.headers().clone();
+                            let body = request.into_body().collect().await?.to_bytes();
+                            let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                            sink.lock().unwrap().push((headers, json));
+                            Ok::<_, hyper::Error>(hyper::Response::new(http_body_util::Empty::<
+                                bytes::Bytes,
+                            >::new(
+                            )))
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, der, seen)
+}
+
+/// Waits up to 5 s for a delivery whose first event has a `MessageId` ending in `suffix`.
+async fn wait_for_delivery(
+    seen: &std::sync::Mutex<Vec<Delivery>>,
+    suffix: &str,
+) -> Option<Delivery> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let found = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, body)| {
+                body["Events"][0]["MessageId"]
+                    .as_str()
+                    .is_some_and(|id| id.ends_with(suffix))
+            })
+            .cloned();
+        if let Some(found) = found {
+            return Some(found);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Reads SSE frames from `SSE?{query}` until `count` arrived or 5 s passed; returns each
+/// frame's id and `Event` payload.
+async fn sse_frames(
+    bmc: &Bmc,
+    token: &str,
+    query: &str,
+    last_event_id: Option<u64>,
+    count: usize,
+) -> Vec<(u64, Value)> {
+    let mut request = bmc
+        .http
+        .get(format!("{}{SSE}{query}", bmc.base))
+        .header("X-Auth-Token", token);
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id.to_string());
+    }
+    let mut response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"],
+        "text/event-stream",
+        "SSE content type"
+    );
+    let mut text = String::new();
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while frames.len() < count && Instant::now() < deadline {
+        let chunk = tokio::time::timeout(Duration::from_millis(500), response.chunk()).await;
+        let Ok(Ok(Some(chunk))) = chunk else {
+            continue;
+        };
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some((frame, rest)) = text.split_once("\n\n") {
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            let data = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .unwrap();
+            frames.push((id, serde_json::from_str(data).unwrap()));
+            text = rest.to_owned();
+        }
+    }
+    frames
+}
+
+fn message_id(payload: &Value) -> &str {
+    payload["Events"][0]["MessageId"]
+        .as_str()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn subscription_receives_power_event_with_context_and_headers() {
+    let (port, cert, seen) = event_receiver().await;
+    let bmc = start(|config| config.events.extra_roots = vec![cert]).await;
+    let token = bmc.login().await;
+    let subscription = json!({
+        "Destination": format!("https://localhost:{port}/events/bmc-1"),
+        "Context": "console-bmc-1",
+        "HttpHeaders": {"X-Rackside-Event-Secret": "per-subscription-secret"},
+        "DeliveryRetryPolicy": "SuspendRetries",
+    });
+    let created = bmc.post(&token, SUBSCRIPTIONS, subscription).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["HttpHeaders"], Value::Null);
+
+    let reply = bmc
+        .post(&token, RESET, json!({"ResetType": "ForceOff"}))
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(power_state(&bmc, &token, SYSTEM).await, "Off");
+
+    let (headers, payload) = wait_for_delivery(&seen, "PowerStateChanged")
+        .await
+        .expect("no power-off event delivered");
+    assert_eq!(
+        headers["x-rackside-event-secret"],
+        "per-subscription-secret"
+    );
+    assert_eq!(payload["Context"], "console-bmc-1");
+    assert_eq!(
+        payload["Events"][0]["OriginOfCondition"]["@odata.id"],
+        SYSTEM
+    );
+}
+
+#[tokio::test]
+async fn plain_http_event_destination_is_rejected() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let reply = bmc
+        .post(
+            &token,
+            SUBSCRIPTIONS,
+            json!({"Destination": "http://localhost:9/events"}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.has_message("PropertyValueFormatError"));
+    let listed = bmc.get(&token, SUBSCRIPTIONS).await.json();
+    assert_eq!(listed["Members@odata.count"], 0);
+}
+
+#[tokio::test]
+async fn sse_filters_and_resumes_after_last_event_id() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    for id in ["Test.1.0.Wanted", "Test.1.0.Other", "Test.1.0.Wanted"] {
+        let reply = bmc
+            .post(&token, SUBMIT_TEST_EVENT, json!({"MessageId": id}))
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    }
+    let filter = "?$filter=MessageId%20eq%20'Test.1.0.Wanted'";
+
+    let all = sse_frames(&bmc, &token, filter, Some(0), 2).await;
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().all(|(_, p)| message_id(p) == "Test.1.0.Wanted"));
+
+    let first_id = all[0].0;
+    let resumed = sse_frames(&bmc, &token, filter, Some(first_id), 1).await;
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].0, all[1].0);
+
+    let bad = bmc
+        .get(&token, &format!("{SSE}?$filter=Severity%20gt%201"))
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn fan_failure_and_hot_sensor_raise_events() {
+    let bmc = start(|_| {}).await;
+    let token = bmc.login().await;
+    let reply = bmc
+        .post(
+            &token,
+            "/rackside/faults",
+            json!({"enable": ["fan-failure"], "temperature": 120.0}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+
+    let frames = sse_frames(&bmc, &token, "", Some(0), 3).await;
+    let fan = frames
+        .iter()
+        .find(|(_, p)| message_id(p).ends_with("FAN0002"))
+        .expect("no fan event");
+    assert_eq!(fan.1["Events"][0]["Severity"], "Critical");
+    let fan_path = fan.1["Events"][0]["OriginOfCondition"]["@odata.id"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        bmc.get(&token, fan_path).await.json()["Status"]["Health"],
+        "Critical"
+    );
+    let hot = frames
+        .iter()
+        .find(|(_, p)| message_id(p).ends_with("TMP0121"))
+        .expect("no temperature event");
+    assert_eq!(hot.1["Events"][0]["Severity"], "Critical");
+}
+
+#[tokio::test]
+async fn failed_login_raises_event() {
+    let bmc = start(|_| {}).await;
+    let failed = bmc.try_login_at(SESSIONS, USER, "wrong-password").await;
+    assert_eq!(failed.status, StatusCode::UNAUTHORIZED);
+    let token = bmc.login().await;
+    let frames = sse_frames(&bmc, &token, "", Some(0), 2).await;
+    assert!(frames
+        .iter()
+        .any(|(_, p)| message_id(p).ends_with("USR0031")));
+    assert!(frames
+        .iter()
+        .any(|(_, p)| message_id(p).ends_with("USR0030")));
 }
