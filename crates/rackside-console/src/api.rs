@@ -226,6 +226,13 @@ struct AddSource {
     /// The certificate fingerprint the user accepted after seeing a yellow certificate.
     #[serde(default)]
     accept_certificate_sha256: Option<String>,
+    /// A BMC account allowed to create event subscriptions (Operator or Administrator).
+    /// When given, the console creates the BMC's push subscription itself.
+    #[serde(default)]
+    user: Option<String>,
+    /// The password of `user`; used for this request only and not stored.
+    #[serde(default)]
+    password: Option<zeroize::Zeroizing<String>>,
 }
 
 /// Adds a BMC as an event source once its certificate passes the client's trust rules, and
@@ -267,12 +274,40 @@ async fn add_source(
         .put_source(&request.name, request.url.as_str(), &hash, &pin, unix_now())
         .map_err(internal)?;
     tracing::info!(bmc = %request.name, "event source added");
+    let destination = format!("{}{}", state.listener_base, request.name);
+
+    // With an account, the console subscribes itself; without, the caller points the BMC at
+    // the returned destination and header.
+    let mut subscription = None;
+    if let (Some(user), Some(password)) = (request.user, request.password) {
+        let login = crate::bmc_link::BmcLogin { user, password };
+        let created = crate::bmc_link::create_subscription(
+            &request.url,
+            &pin,
+            &login,
+            &destination,
+            &request.name,
+            &secret,
+        )
+        .await;
+        match created {
+            Ok(uri) => {
+                tracing::info!(bmc = %request.name, subscription = %uri, "event subscription created on the BMC");
+                subscription = Some(uri);
+            }
+            Err(reason) => {
+                tracing::warn!(bmc = %request.name, %reason, "failed to create the event subscription");
+                return Err(ApiError::Rejected(reason));
+            }
+        }
+    }
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
             "name": request.name,
-            "destination": format!("{}{}", state.listener_base, request.name),
+            "destination": destination,
             "http_headers": { "X-Rackside-Event-Secret": secret },
+            "subscription": subscription,
         })),
     ))
 }

@@ -8,10 +8,13 @@
 //!
 //! BMCs are added under the client's trust rules (see [`trust`]).
 //!
-//! NOTE: the console does not yet poll BMC health and inventory, create the BMCs' event
-//! subscriptions itself, read SSE streams or poll their logs. The health roll-up is built
-//! from open alerts, and a BMC is pointed at the destination that `POST /api/devices`
-//! returns.
+//! When `POST /api/devices` carries a BMC account, the console creates the BMC's push
+//! subscription itself (see [`bmc_link`]); otherwise the caller points the BMC at the
+//! destination and header it returns.
+//!
+//! NOTE: BMC accounts are not stored, so the console does not yet poll BMC health and
+//! inventory, read SSE streams or poll logs of BMCs without an event service. The health
+//! roll-up is built from open alerts.
 
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
@@ -20,6 +23,7 @@
 )]
 
 pub mod api;
+pub mod bmc_link;
 mod error;
 pub mod events;
 pub mod forward;

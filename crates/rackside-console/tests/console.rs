@@ -824,3 +824,83 @@ async fn bmc_identity_follows_trust_rules() {
         "{body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn added_bmc_fan_fault_becomes_alert() {
+    // 1. A simulated BMC that trusts the console's certificate for event deliveries.
+    let chain = Chain::start().await;
+    let console_cert = CertificateDer::pem_slice_iter(chain.console.cert_pem.as_bytes())
+        .next()
+        .unwrap()
+        .unwrap();
+    let mut bmc_config = rackside_bmc::BmcConfig::new(chain.dir.path().join("bmc-events"));
+    bmc_config.listen = "127.0.0.1:0".parse().unwrap();
+    bmc_config.first_user = Some(("root".to_owned(), "calvin-calvin".to_owned().into()));
+    bmc_config.events.extra_roots = vec![console_cert];
+    let bmc = rackside_bmc::start(bmc_config).await.unwrap();
+    let url = format!("https://127.0.0.1:{}/", bmc.local_addr().port());
+
+    // 2. Adding it with an account makes the console subscribe itself.
+    let (status, body) = chain
+        .api(
+            reqwest::Method::POST,
+            "/api/devices",
+            Some(json!({"name": "rack-3", "url": url})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let fingerprint = body["certificate"]["certificate_sha256"].clone();
+    let request = json!({
+        "name": "rack-3",
+        "url": url,
+        "accept_certificate_sha256": fingerprint,
+        "user": "root",
+        "password": "calvin-calvin",
+    });
+    let (status, body) = chain
+        .api(reqwest::Method::POST, "/api/devices", Some(request))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let subscription = body["subscription"].as_str().unwrap();
+    assert!(subscription.starts_with("/redfish/v1/EventService/Subscriptions/"));
+
+    // 3. A fan fault switched on at the BMC becomes an alert on the console.
+    let bmc_http = reqwest::Client::builder()
+        .use_preconfigured_tls(bmc_tls(&bmc.certificate_der()))
+        .build()
+        .unwrap();
+    let reply = bmc_http
+        .post(format!("{url}rackside/faults"))
+        .basic_auth("root", Some("calvin-calvin"))
+        .json(&json!({"enable": ["fan-failure"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut fan_alert = None;
+    while fan_alert.is_none() && tokio::time::Instant::now() < deadline {
+        let (_, listed) = chain
+            .api(reqwest::Method::GET, "/api/alerts?bmc=rack-3", None)
+            .await;
+        fan_alert = listed["alerts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["message_id"].as_str().unwrap_or("").ends_with("FAN0002"))
+            .cloned();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let fan_alert = fan_alert.expect("no fan alert reached the console");
+    assert_eq!(fan_alert["severity"], "Critical");
+}
+
+fn bmc_tls(cert: &CertificateDer<'static>) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
