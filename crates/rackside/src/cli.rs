@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "rackside", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Log more to standard error: -v debug, -vv trace for the rackside crates (RUST_LOG or
+    /// RACKSIDE_LOG take a full filter instead)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -19,7 +19,7 @@ use crate::failure::ExitKind;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.verbose);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -40,11 +40,36 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs go to standard error; `RACKSIDE_LOG` takes an env-filter such as `debug` or
-/// `rackside_redfish=trace`. The default shows warnings and the BMC's own info lines.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RACKSIDE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rackside_bmc=info"));
+/// The rackside crates, which `-v` and `-vv` raise to debug and trace.
+const RACKSIDE_CRATES: [&str; 8] = [
+    "rackside",
+    "rackside_bmc",
+    "rackside_console",
+    "rackside_link",
+    "rackside_redfish",
+    "rackside_relay",
+    "rackside_trust",
+    "rackside_vault",
+];
+
+/// Sets up logging to standard error. `-v` (debug) and `-vv` (trace) raise the rackside crates
+/// and win over the environment; without them `RACKSIDE_LOG`, else `RUST_LOG`, takes an
+/// env-filter such as `debug` or `rackside_redfish=trace`. The default shows warnings and the
+/// BMC's own info lines.
+fn init_logging(verbose: u8) {
+    let filter = match verbose {
+        0 => tracing_subscriber::EnvFilter::try_from_env("RACKSIDE_LOG")
+            .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,rackside_bmc=info")),
+        level => {
+            let level = if level == 1 { "debug" } else { "trace" };
+            let directives: Vec<String> = RACKSIDE_CRATES
+                .iter()
+                .map(|krate| format!("{krate}={level}"))
+                .collect();
+            tracing_subscriber::EnvFilter::new(format!("warn,{}", directives.join(",")))
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -419,6 +419,36 @@ async fn login_is_logged_and_session_deleted() {
     assert_eq!(bmc.open_sessions().await, 0, "a session was left open");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_log_hides_password_and_token() {
+    let bmc = embedded_bmc(&[]).await;
+    let cli = Cli::new();
+    cli.add("r1", &bmc.url(), &bmc.fingerprint()).await;
+
+    let output = cli.run(&["-vv", "health", "r1"]).await;
+
+    assert_success(&output);
+    let log = stderr(&output);
+    assert!(log.contains("TRACE"), "-vv logged no trace lines: {log}");
+    assert!(!log.contains(PASSWORD), "the password is in the log");
+    // Session tokens of the simulator are 64 lowercase hex digits; the log may name the
+    // certificate's SHA-256, so that one is allowed.
+    let fingerprint = bmc.fingerprint().replace(':', "").to_lowercase();
+    let tokens = hex_runs(&log, 64);
+    assert!(
+        tokens.iter().all(|run| *run == fingerprint),
+        "a 64-digit hex value that may be the session token is in the log: {tokens:?}"
+    );
+}
+
+/// Every run of exactly `len` lowercase hex digits in `text`.
+fn hex_runs(text: &str, len: usize) -> Vec<String> {
+    text.split(|c: char| !matches!(c, '0'..='9' | 'a'..='f'))
+        .filter(|run| run.len() == len)
+        .map(str::to_owned)
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input
 
