@@ -22,7 +22,9 @@ pub struct Cli {
 /// Options of the commands that talk to BMCs as a client (not `bmc` or `demo`).
 #[derive(Debug, Args)]
 pub struct ClientOptions {
-    /// Folder for the server list and pins [default: the platform's config folder]
+    /// Folder for installed CAs and, in its `vault` subfolder, the vault [default: the
+    /// platform's config and data folders]. The device secret stays in the OS key store or the
+    /// data folder
     #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
     pub config_dir: Option<PathBuf>,
 
