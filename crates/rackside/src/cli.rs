@@ -69,6 +69,7 @@ pub enum Command {
     Lock(LockArgs),
 
     /// Show rolled-up health and every failing component
+    #[command(override_usage = "rackside health [OPTIONS] <NAME | --all | --group GROUP>")]
     Health(HealthArgs),
 
     /// Show the hardware and firmware inventory
