@@ -130,6 +130,94 @@ pub async fn serve_link(
     Ok(service)
 }
 
+/// File name of the RSA certificate for the paper profile inside the state folder.
+pub const RSA_CERT_FILE: &str = "bmc-rsa-cert.pem";
+/// File name of the RSA private key for the paper profile inside the state folder.
+pub const RSA_KEY_FILE: &str = "bmc-rsa-key.pem";
+
+/// Returns the RSA-2048 certificate and key that a BMC serves, over HTTPS and the link, when
+/// its link speaks the paper profile, generating them in `state_dir` on first use.
+///
+/// The paper profile's only suite, TLS_DHE_RSA_WITH_AES_128_GCM_SHA256, signs with RSA, so the
+/// P-256 certificate the simulator generates otherwise cannot serve it. The key file is
+/// readable by its owner only.
+///
+/// # Errors
+///
+/// [`rackside_link::Error::Io`] when a file cannot be written or only one of the pair exists,
+/// [`rackside_link::Error::Config`] when generation fails.
+pub fn paper_certificate(state_dir: &Path) -> Result<(PathBuf, PathBuf), rackside_link::Error> {
+    let cert = state_dir.join(RSA_CERT_FILE);
+    let key = state_dir.join(RSA_KEY_FILE);
+    match (cert.exists(), key.exists()) {
+        (true, true) => return Ok((cert, key)),
+        (false, false) => {}
+        (true, false) | (false, true) => {
+            return Err(rackside_link::Error::Io {
+                what: format!("reading {} and {}", cert.display(), key.display()),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "only one of the RSA certificate and key exists; remove both to generate a \
+                     new pair",
+                ),
+            })
+        }
+    }
+    let io_error = |what: String| move |source| rackside_link::Error::Io { what, source };
+    std::fs::create_dir_all(state_dir)
+        .map_err(io_error(format!("creating {}", state_dir.display())))?;
+
+    let private = rackside_link::generate_rsa_key()?;
+    let (cert_pem, key_pem) =
+        rsa_self_signed(&private).map_err(|error| rackside_link::Error::Config {
+            profile: Profile::Paper.name(),
+            detail: format!("RSA certificate generation failed: {error}"),
+        })?;
+    write_owner_only(&key, key_pem.as_bytes())
+        .map_err(io_error(format!("writing {}", key.display())))?;
+    std::fs::write(&cert, cert_pem).map_err(io_error(format!("writing {}", cert.display())))?;
+    tracing::debug!(path = %cert.display(), "generated an RSA certificate for the paper profile");
+    Ok((cert, key))
+}
+
+/// Makes a self-signed certificate for localhost and 127.0.0.1 around an RSA key, valid from
+/// yesterday for two years like the simulator's P-256 one. Returns the certificate and key PEM.
+fn rsa_self_signed(
+    private: &rustls_pki_types::PrivatePkcs8KeyDer<'static>,
+) -> Result<(String, zeroize::Zeroizing<String>), rcgen::Error> {
+    let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(private, &rcgen::PKCS_RSA_SHA256)?;
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()])?;
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, "localhost");
+    name.push(rcgen::DnType::OrganizationName, "rackside BMC simulator");
+    params.distinguished_name = name;
+    let now = std::time::SystemTime::now();
+    params.not_before = (now - std::time::Duration::from_secs(24 * 3600)).into();
+    params.not_after = (now + std::time::Duration::from_secs(2 * 365 * 24 * 3600)).into();
+    let certificate = params.self_signed(&pair)?;
+    Ok((
+        certificate.pem(),
+        zeroize::Zeroizing::new(pair.serialize_pem()),
+    ))
+}
+
+/// Creates `path` with `bytes`, readable and writable by its owner only.
+fn write_owner_only(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}
+
 /// Returns the path of the control socket that presses the activation button: the link
 /// socket's path with `.button` appended.
 pub fn button_socket_path(link_socket: &Path) -> PathBuf {
@@ -328,6 +416,65 @@ mod tests {
 
     use super::*;
     use crate::{BmcConfig, Secret};
+
+    #[tokio::test]
+    async fn paper_link_and_https_serve_one_rsa_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = paper_certificate(dir.path()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = paper_certificate(dir.path()).unwrap();
+        assert_eq!(again, (cert.clone(), key.clone()));
+
+        let mut config = BmcConfig::new(dir.path().to_path_buf());
+        config.listen.set_port(0);
+        config.first_user = Some(("root".into(), Secret::new("link-test-password")));
+        config.tls = crate::TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        };
+        let running = crate::start(config).await.unwrap();
+        let socket = dir.path().join("link.sock");
+        let options = LinkOptions {
+            socket: socket.clone(),
+            cert,
+            key,
+            state_dir: dir.path().to_path_buf(),
+            profile: Profile::Paper,
+            mac: [2, 0, 0, 0, 0, 1],
+            model: "PowerEdge R660".into(),
+            legacy_default: None,
+        };
+        let service = serve_link(running.state(), options).await.unwrap();
+        service.press_button().await.unwrap();
+
+        let pipe = rackside_link::socket::connect(&socket).await.unwrap();
+        let settings = ClientSettings {
+            profile: Profile::Paper,
+            ..ClientSettings::default()
+        };
+        // The paper profile's server rejects a key that is not RSA, so a handshake proves it.
+        let session = ClientSession::connect(pipe, settings, Duration::from_secs(10))
+            .await
+            .unwrap();
+
+        assert_eq!(session.peer_certificates()[0], running.certificate_der());
+        session.close().await;
+    }
+
+    #[test]
+    fn half_rsa_pair_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(RSA_CERT_FILE), "x").unwrap();
+
+        let error = paper_certificate(dir.path()).unwrap_err();
+
+        assert!(error.to_string().contains("remove both"), "{error}");
+    }
 
     #[tokio::test]
     async fn redfish_root_is_served_over_link_socket() {

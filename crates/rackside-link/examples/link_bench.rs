@@ -88,17 +88,30 @@ fn ble_time(tally: &Tally) -> Duration {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let key = rcgen::KeyPair::generate()?;
-    let cert = rcgen::CertificateParams::new(vec!["bmc.example".into()])?.self_signed(&key)?;
+    // An ECDSA P-256 certificate for the default profile and an RSA-2048 one for the paper
+    // profile, whose only suite signs with RSA.
+    let ecdsa = rcgen::KeyPair::generate()?.serialize_der();
+    let rsa = rackside_link::generate_rsa_key()?
+        .secret_pkcs8_der()
+        .to_vec();
     println!("| profile | segment | handshake bytes | frames | flights | client ms | BMC ms | first health reading (BLE model) |");
     println!("|---|---|---|---|---|---|---|---|");
     for profile in [Profile::Default, Profile::Paper] {
+        let (der, algorithm) = match profile {
+            Profile::Default => (&ecdsa, &rcgen::PKCS_ECDSA_P256_SHA256),
+            Profile::Paper => (&rsa, &rcgen::PKCS_RSA_SHA256),
+        };
+        let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
+            &PrivatePkcs8KeyDer::from(der.as_slice()),
+            algorithm,
+        )?;
+        let cert = rcgen::CertificateParams::new(vec!["bmc.example".into()])?.self_signed(&pair)?;
         for segment_size in [20usize, 244] {
             let mut handshake = Tally::default();
             let mut total = Tally::default();
             for _ in 0..RUNS {
                 let now = Instant::now();
-                let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+                let private = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.clone()));
                 let tls = profile.server_config(vec![cert.der().clone()], private)?;
                 let identity = BmcIdentity {
                     service_tag: "BENCH01".into(),

@@ -184,20 +184,35 @@ impl Channel {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
+    use std::sync::{Arc, OnceLock};
 
     use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 
     use super::*;
     use crate::Profile;
 
+    /// Returns one RSA key shared by the paper profile's tests, because generating one takes a
+    /// while.
+    fn rsa_key() -> PrivatePkcs8KeyDer<'static> {
+        static KEY: OnceLock<PrivatePkcs8KeyDer<'static>> = OnceLock::new();
+        KEY.get_or_init(|| crate::generate_rsa_key().unwrap())
+            .clone_key()
+    }
+
     fn channels(profile: Profile) -> (Channel, Channel) {
-        let key = rcgen::KeyPair::generate().unwrap();
+        let (der, algorithm) = match profile {
+            Profile::Default => (
+                PrivatePkcs8KeyDer::from(rcgen::KeyPair::generate().unwrap().serialize_der()),
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            ),
+            Profile::Paper => (rsa_key(), &rcgen::PKCS_RSA_SHA256),
+        };
+        let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, algorithm).unwrap();
         let cert = rcgen::CertificateParams::new(vec!["bmc.example".into()])
             .unwrap()
             .self_signed(&key)
             .unwrap();
-        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let key = PrivateKeyDer::Pkcs8(der);
         let mut server_config = (*profile
             .server_config(vec![cert.der().clone()], key)
             .unwrap())

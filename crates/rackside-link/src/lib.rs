@@ -50,7 +50,7 @@ pub use client::{ClientOutput, ClientSettings, LinkClient};
 pub use error::Error;
 pub use frame::{Frame, MAX_FRAME_SIZE};
 pub use message::{parse_mac, Login, LoginResult, Message, Password, BINDING_LEN};
-pub use profile::{Profile, DHE_ECDSA_SUITE_CODE};
+pub use profile::{generate_rsa_key, Profile, RSA_KEY_BITS};
 pub use server::{Authenticator, BmcIdentity, Event, LegacyDefault, LinkServer, ServerSettings};
 pub use transport::{scan, ClientSession, LinkTransport, SessionInfo};
 

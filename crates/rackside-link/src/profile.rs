@@ -13,11 +13,11 @@ use rustls::crypto::ring as ring_provider;
 use rustls::crypto::{
     ActiveKeyExchange, CryptoProvider, KeyExchangeAlgorithm, SharedSecret, SupportedKxGroup,
 };
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::server::NoServerSessionStorage;
 use rustls::{
-    CipherSuite, CipherSuiteCommon, DigitallySignedStruct, NamedGroup, SignatureScheme,
-    SupportedCipherSuite, Tls12CipherSuite,
+    CipherSuite, CipherSuiteCommon, DigitallySignedStruct, NamedGroup, SignatureAlgorithm,
+    SignatureScheme, SupportedCipherSuite, Tls12CipherSuite,
 };
 
 use crate::ffdhe;
@@ -54,10 +54,9 @@ impl Profile {
                 ..ring
             },
             Profile::Paper => CryptoProvider {
-                cipher_suites: vec![
-                    SupportedCipherSuite::Tls12(&TLS_DHE_RSA_WITH_AES_128_GCM_SHA256),
-                    SupportedCipherSuite::Tls12(&DHE_ECDSA_WITH_AES_128_GCM_SHA256),
-                ],
+                cipher_suites: vec![SupportedCipherSuite::Tls12(
+                    &TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+                )],
                 kx_groups: vec![ffdhe::FFDHE2048, ffdhe::FFDHE3072],
                 ..ring
             },
@@ -77,7 +76,9 @@ impl Profile {
     ///
     /// # Errors
     ///
-    /// [`Error::Config`] when the key does not match the certificate or suits no suite.
+    /// [`Error::Config`] when the key does not match the certificate, or when the paper
+    /// profile gets a key that is not RSA (its only suite, TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
+    /// signs with RSA).
     pub fn server_config(
         self,
         chain: Vec<CertificateDer<'static>>,
@@ -87,7 +88,24 @@ impl Profile {
             profile: self.name(),
             detail: error.to_string(),
         };
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(self.provider()))
+        let provider = Arc::new(self.provider());
+        if self == Profile::Paper {
+            let algorithm = provider
+                .key_provider
+                .load_private_key(key.clone_key())
+                .map_err(config_error)?
+                .algorithm();
+            if algorithm != SignatureAlgorithm::RSA {
+                return Err(Error::Config {
+                    profile: self.name(),
+                    detail: format!(
+                        "the certificate key is {algorithm:?}, but the paper profile signs with \
+                         RSA; serve an RSA certificate"
+                    ),
+                });
+            }
+        }
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(self.versions())
             .map_err(config_error)?
             .with_no_client_auth()
@@ -147,6 +165,30 @@ impl FromStr for Profile {
     }
 }
 
+/// Size in bits of the RSA keys [`generate_rsa_key`] makes.
+pub const RSA_KEY_BITS: usize = 2048;
+
+/// Generates an RSA private key of [`RSA_KEY_BITS`] in PKCS#8 form, for the certificate of a
+/// BMC whose link speaks the paper profile.
+///
+/// # Errors
+///
+/// [`Error::Config`] when the system's random source fails.
+pub fn generate_rsa_key() -> Result<PrivatePkcs8KeyDer<'static>, Error> {
+    use rsa::pkcs8::EncodePrivateKey;
+
+    let config_error = |detail: String| Error::Config {
+        profile: Profile::Paper.name(),
+        detail,
+    };
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, RSA_KEY_BITS)
+        .map_err(|error| config_error(format!("RSA key generation failed: {error}")))?;
+    let document = key
+        .to_pkcs8_der()
+        .map_err(|error| config_error(format!("RSA key encoding failed: {error}")))?;
+    Ok(PrivatePkcs8KeyDer::from(document.as_bytes().to_vec()))
+}
+
 /// The standard DHE suite for RSA certificates (RFC 5288), built from ring's ECDHE suite of
 /// the same AEAD and hash.
 static TLS_DHE_RSA_WITH_AES_128_GCM_SHA256: Tls12CipherSuite =
@@ -154,26 +196,6 @@ static TLS_DHE_RSA_WITH_AES_128_GCM_SHA256: Tls12CipherSuite =
         SupportedCipherSuite::Tls12(base) => Tls12CipherSuite {
             common: CipherSuiteCommon {
                 suite: CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
-                ..base.common
-            },
-            kx: KeyExchangeAlgorithm::DHE,
-            ..**base
-        },
-        SupportedCipherSuite::Tls13(_) => unreachable!(),
-    };
-
-/// Code of the DHE suite with ECDSA signatures, from the range IANA reserves for private use
-/// (0xFF00 to 0xFFFF).
-pub const DHE_ECDSA_SUITE_CODE: u16 = 0xffa0;
-
-/// DHE with ECDSA signatures and AES-128-GCM. TLS 1.2 registers no DHE suite for ECDSA keys,
-/// but the BMC's HTTPS certificate has a P-256 key and the link presents the same one, so
-/// this suite carries a private-use code that only rackside speaks.
-static DHE_ECDSA_WITH_AES_128_GCM_SHA256: Tls12CipherSuite =
-    match &ring_provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
-        SupportedCipherSuite::Tls12(base) => Tls12CipherSuite {
-            common: CipherSuiteCommon {
-                suite: CipherSuite::Unknown(DHE_ECDSA_SUITE_CODE),
                 ..base.common
             },
             kx: KeyExchangeAlgorithm::DHE,
@@ -273,7 +295,179 @@ impl ServerCertVerifier for DeferredVerifier {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::OnceLock;
+
     use super::*;
+
+    /// Returns one RSA key shared by every test here, because generating one takes a while.
+    fn rsa_key() -> PrivatePkcs8KeyDer<'static> {
+        static KEY: OnceLock<PrivatePkcs8KeyDer<'static>> = OnceLock::new();
+        KEY.get_or_init(|| generate_rsa_key().unwrap()).clone_key()
+    }
+
+    /// Makes a self-signed certificate around `key`.
+    fn certificate(
+        key: &PrivatePkcs8KeyDer<'static>,
+        algorithm: &'static rcgen::SignatureAlgorithm,
+    ) -> CertificateDer<'static> {
+        let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(key, algorithm).unwrap();
+        rcgen::CertificateParams::new(vec!["bmc.example".into()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap()
+            .der()
+            .clone()
+    }
+
+    fn paper_server() -> rustls::ServerConnection {
+        let key = rsa_key();
+        let chain = vec![certificate(&key, &rcgen::PKCS_RSA_SHA256)];
+        let config = Profile::Paper
+            .server_config(chain, PrivateKeyDer::Pkcs8(key))
+            .unwrap();
+        rustls::ServerConnection::new(config).unwrap()
+    }
+
+    /// Builds a TLS 1.2 client that offers exactly `suites` and `groups`.
+    fn client_offering(
+        suites: Vec<SupportedCipherSuite>,
+        groups: Vec<&'static dyn SupportedKxGroup>,
+    ) -> rustls::ClientConnection {
+        let provider = CryptoProvider {
+            cipher_suites: suites,
+            kx_groups: groups,
+            ..ring_provider::default_provider()
+        };
+        let verifier = Arc::new(DeferredVerifier {
+            algorithms: provider.signature_verification_algorithms,
+        });
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS12])
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        let name = ServerName::try_from("bmc.example").unwrap();
+        rustls::ClientConnection::new(Arc::new(config), name).unwrap()
+    }
+
+    /// Moves records both ways until the handshake ends; returns the first error.
+    fn handshake(
+        client: &mut rustls::ClientConnection,
+        server: &mut rustls::ServerConnection,
+    ) -> Result<(), rustls::Error> {
+        for _ in 0..20 {
+            let mut bytes = Vec::new();
+            client.write_tls(&mut bytes).unwrap();
+            server.read_tls(&mut bytes.as_slice()).unwrap();
+            server.process_new_packets()?;
+            let mut bytes = Vec::new();
+            server.write_tls(&mut bytes).unwrap();
+            client.read_tls(&mut bytes.as_slice()).unwrap();
+            client.process_new_packets()?;
+            if !client.is_handshaking() && !server.is_handshaking() {
+                return Ok(());
+            }
+        }
+        Err(rustls::Error::General("handshake did not finish".into()))
+    }
+
+    #[test]
+    fn paper_negotiates_dhe_rsa_over_ffdhe() {
+        for group in [ffdhe::FFDHE2048, ffdhe::FFDHE3072] {
+            let mut client = client_offering(Profile::Paper.provider().cipher_suites, vec![group]);
+            let mut server = paper_server();
+
+            handshake(&mut client, &mut server).unwrap();
+
+            let suite = client.negotiated_cipher_suite().unwrap().suite();
+            assert_eq!(suite, CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256);
+            let negotiated = client.negotiated_key_exchange_group().unwrap().name();
+            assert_eq!(negotiated, group.name());
+            assert_eq!(
+                client.protocol_version(),
+                Some(rustls::ProtocolVersion::TLSv1_2)
+            );
+        }
+    }
+
+    #[test]
+    fn paper_client_config_completes() {
+        let config = Profile::Paper.client_config().unwrap();
+        let name = ServerName::try_from("bmc.example").unwrap();
+        let mut client = rustls::ClientConnection::new(config, name).unwrap();
+        let mut server = paper_server();
+
+        handshake(&mut client, &mut server).unwrap();
+
+        let suite = server.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256);
+    }
+
+    /// The private-use DHE-ECDSA suite (code 0xFFA0) an earlier paper profile offered.
+    static PRIVATE_DHE_ECDSA: Tls12CipherSuite =
+        match &ring_provider::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+            SupportedCipherSuite::Tls12(base) => Tls12CipherSuite {
+                common: CipherSuiteCommon {
+                    suite: CipherSuite::Unknown(0xffa0),
+                    ..base.common
+                },
+                kx: KeyExchangeAlgorithm::DHE,
+                ..**base
+            },
+            SupportedCipherSuite::Tls13(_) => unreachable!(),
+        };
+
+    #[test]
+    fn paper_rejects_private_and_ecdhe_clients() {
+        let ffdhe_groups = vec![ffdhe::FFDHE2048, ffdhe::FFDHE3072];
+        let cases = [
+            (
+                "private 0xFFA0",
+                client_offering(
+                    vec![SupportedCipherSuite::Tls12(&PRIVATE_DHE_ECDSA)],
+                    ffdhe_groups,
+                ),
+            ),
+            (
+                "ECDHE only",
+                client_offering(
+                    vec![ring_provider::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256],
+                    ring_provider::default_provider().kx_groups,
+                ),
+            ),
+        ];
+        for (case, mut client) in cases {
+            let mut server = paper_server();
+
+            let result = handshake(&mut client, &mut server);
+
+            assert!(result.is_err(), "{case}: handshake completed");
+        }
+    }
+
+    #[test]
+    fn paper_rejects_ecdsa_certificate() {
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let key = PrivatePkcs8KeyDer::from(pair.serialize_der());
+        let chain = vec![certificate(&key, &rcgen::PKCS_ECDSA_P256_SHA256)];
+
+        let error = Profile::Paper
+            .server_config(chain, PrivateKeyDer::Pkcs8(key))
+            .unwrap_err();
+
+        assert!(error.to_string().contains("RSA"), "{error}");
+    }
+
+    #[test]
+    fn generated_rsa_key_has_2048_bits() {
+        use rsa::pkcs8::DecodePrivateKey;
+        use rsa::traits::PublicKeyParts;
+
+        let key = rsa::RsaPrivateKey::from_pkcs8_der(rsa_key().secret_pkcs8_der()).unwrap();
+
+        assert_eq!(key.size() * 8, RSA_KEY_BITS);
+    }
 
     #[test]
     fn reflected_x25519_share_is_refused() {
@@ -299,10 +493,7 @@ mod tests {
             .collect();
         assert_eq!(
             paper,
-            vec![
-                CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256,
-                CipherSuite::Unknown(DHE_ECDSA_SUITE_CODE)
-            ]
+            vec![CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256]
         );
         let groups: Vec<_> = Profile::Paper
             .provider()

@@ -146,7 +146,7 @@ impl ClientSession {
                 let (version, suite) = self
                     .client
                     .negotiated()
-                    .map(|(version, suite)| (format!("{version:?}"), suite_name(suite)))
+                    .map(|(version, suite)| (format!("{version:?}"), format!("{suite:?}")))
                     .unwrap_or_default();
                 Ok(SessionInfo {
                     service_tag,
@@ -211,15 +211,6 @@ impl ClientSession {
             self.pending.extend(outputs?);
             flushed?;
         }
-    }
-}
-
-/// Names a cipher suite, including the private-use DHE-ECDSA suite rustls has no name for.
-fn suite_name(suite: rustls::CipherSuite) -> String {
-    if u16::from(suite) == crate::DHE_ECDSA_SUITE_CODE {
-        "DHE_ECDSA_WITH_AES_128_GCM_SHA256 (private use 0xFFA0)".to_owned()
-    } else {
-        format!("{suite:?}")
     }
 }
 

@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -34,14 +34,26 @@ impl Authenticator for Accounts {
     }
 }
 
-fn certificate() -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
-    let key = rcgen::KeyPair::generate().unwrap();
+/// Makes a certificate that fits `profile`: ECDSA P-256 for the default profile, RSA-2048 for
+/// the paper profile. The RSA key is made once because generating one takes a while.
+fn certificate(profile: Profile) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+    static RSA_KEY: OnceLock<PrivatePkcs8KeyDer<'static>> = OnceLock::new();
+    let (der, algorithm) = match profile {
+        Profile::Default => (
+            PrivatePkcs8KeyDer::from(rcgen::KeyPair::generate().unwrap().serialize_der()),
+            &rcgen::PKCS_ECDSA_P256_SHA256,
+        ),
+        Profile::Paper => (
+            RSA_KEY
+                .get_or_init(|| rackside_link::generate_rsa_key().unwrap())
+                .clone_key(),
+            &rcgen::PKCS_RSA_SHA256,
+        ),
+    };
+    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&der, algorithm).unwrap();
     let params = rcgen::CertificateParams::new(vec!["bmc.example".into()]).unwrap();
     let cert = params.self_signed(&key).unwrap();
-    (
-        vec![cert.der().clone()],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
+    (vec![cert.der().clone()], PrivateKeyDer::Pkcs8(der))
 }
 
 fn identity() -> BmcIdentity {
@@ -53,7 +65,7 @@ fn identity() -> BmcIdentity {
 }
 
 fn server_with(settings: ServerSettings, failed_logins: u32) -> LinkServer {
-    let (chain, key) = certificate();
+    let (chain, key) = certificate(settings.profile);
     let tls = settings.profile.server_config(chain, key).unwrap();
     LinkServer::new(settings, identity(), tls, Box::new(Accounts), failed_logins)
 }
@@ -173,7 +185,10 @@ fn paper_profile_uses_dhe_suite() {
     let mut device = client(Profile::Paper, 1, 50, 244);
     handshake(&mut bmc, &mut device, now);
     let (_, suite) = device.negotiated().unwrap();
-    assert_eq!(u16::from(suite), rackside_link::DHE_ECDSA_SUITE_CODE);
+    assert_eq!(
+        suite,
+        rustls::CipherSuite::TLS_DHE_RSA_WITH_AES_128_GCM_SHA256
+    );
 }
 
 fn weak_client(
@@ -268,6 +283,20 @@ fn weak_only_client_is_refused() {
             weak_client(
                 &[&rustls::version::TLS12],
                 suites::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+            ),
+        ),
+        (
+            Profile::Paper,
+            weak_client(
+                &[&rustls::version::TLS12],
+                suites::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+            ),
+        ),
+        (
+            Profile::Paper,
+            weak_client(
+                &[&rustls::version::TLS12],
+                suites::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
             ),
         ),
     ];

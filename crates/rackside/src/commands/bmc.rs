@@ -25,7 +25,10 @@ pub async fn run(args: BmcArgs) -> anyhow::Result<ExitCode> {
     }
     let count = usize::from(args.count);
     let link = crate::commands::nearby::bmc_link_settings(&args)?;
-    let config = config_from_args(args)?;
+    let mut config = config_from_args(args)?;
+    if let Some(link) = &link {
+        link.prepare_certificate(&mut config)?;
+    }
     if count > 1 {
         if link.is_some() {
             return Err(

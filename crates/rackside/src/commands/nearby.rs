@@ -325,6 +325,22 @@ pub fn bmc_link_settings(args: &crate::cli::BmcArgs) -> anyhow::Result<Option<Bm
 }
 
 impl BmcLinkSettings {
+    /// Switches a generated certificate to the RSA-2048 one of the paper profile, so HTTPS
+    /// and the link present the same RSA certificate. A certificate given with --cert stays.
+    ///
+    /// # Errors
+    /// The RSA certificate cannot be generated or stored in the state folder.
+    pub fn prepare_certificate(&self, config: &mut rackside_bmc::BmcConfig) -> anyhow::Result<()> {
+        if self.profile != Profile::Paper
+            || !matches!(config.tls, rackside_bmc::TlsSource::Generated)
+        {
+            return Ok(());
+        }
+        let (cert, key) = rackside_bmc::link::paper_certificate(&config.state_dir)?;
+        config.tls = rackside_bmc::TlsSource::Files { cert, key };
+        Ok(())
+    }
+
     /// Completes the settings with the certificate and state folder of the BMC's configuration.
     pub fn into_options(self, config: &rackside_bmc::BmcConfig) -> rackside_bmc::link::LinkOptions {
         let (cert, key) = match &config.tls {
