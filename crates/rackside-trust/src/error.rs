@@ -20,7 +20,7 @@ pub enum TrustError {
     },
 
     /// Connecting or the TLS handshake took longer than the allowed time.
-    #[error("timed out after {after:?} while {stage} {host}:{port}; check the address or raise the timeout")]
+    #[error("timed out after {after:?} while {stage} {host}:{port}; check the address and that the BMC is reachable from this host")]
     Timeout {
         /// Host name or address as given.
         host: String,
