@@ -576,7 +576,7 @@ fn check_service_root(response: &Response, url: &str) -> Result<Value, Error> {
         .headers
         .get(CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or("no content type")
+        .unwrap_or("")
         .to_owned();
     let status = response.status;
     let text = String::from_utf8_lossy(&response.body);
@@ -589,10 +589,12 @@ fn check_service_root(response: &Response, url: &str) -> Result<Value, Error> {
         return Err(not_redfish(format!("an HTML page{title} (HTTP {status})")));
     }
     let Ok(body) = serde_json::from_str::<Value>(trimmed) else {
-        return Err(not_redfish(format!(
-            "{} bytes of {content_type} that is not JSON (HTTP {status})",
-            response.body.len()
-        )));
+        let body = match (response.body.len(), content_type.as_str()) {
+            (0, _) => "an empty body".to_owned(),
+            (length, "") => format!("{length} bytes without a Content-Type"),
+            (length, content_type) => format!("{length} bytes of {content_type}"),
+        };
+        return Err(not_redfish(format!("{body}, not JSON (HTTP {status})")));
     };
     if !status.is_success() {
         if body.get("error").is_some() {

@@ -238,11 +238,15 @@ pub fn check_password(password: &Secret) -> Result<()> {
     }
     let mut reason = format!("strength score {score} of 4 is below {MIN_PASSWORD_SCORE}");
     if let Some(feedback) = estimate.feedback() {
+        // zxcvbn's feedback sentences end in a period, which reads badly before "; ".
         if let Some(warning) = feedback.warning() {
-            reason.push_str(&format!("; {warning}"));
+            reason.push_str(&format!("; {}", warning.to_string().trim_end_matches('.')));
         }
         for suggestion in feedback.suggestions() {
-            reason.push_str(&format!("; {suggestion}"));
+            reason.push_str(&format!(
+                "; {}",
+                suggestion.to_string().trim_end_matches('.')
+            ));
         }
     }
     Err(Error::WeakPassword { reason })
@@ -263,6 +267,7 @@ mod tests {
         let err = check_password(&Secret::new("password1234")).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("strength score"), "{text}");
+        assert!(!text.contains(".;"), "{text}");
         assert!(!text.contains("password1234"), "{text}");
     }
 

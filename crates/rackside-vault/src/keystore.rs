@@ -269,7 +269,7 @@ impl DeviceKeyStore for FileKeyStore {
     }
 
     fn describe(&self) -> String {
-        format!("user-only file in {}", self.dir.display())
+        format!("a user-only file in {}", self.dir.display())
     }
 }
 

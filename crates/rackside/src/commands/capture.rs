@@ -82,6 +82,26 @@ async fn capture_to(
     Ok(done(dir, &capture, report.as_ref()))
 }
 
+/// Describes what a capture contains and how it was scrubbed, such as
+/// `120 resources (scrubbed 2 secrets, ...)`, for summaries that name the file themselves.
+pub fn contents(capture: &Capture, report: Option<&ScrubReport>) -> String {
+    format!("{} ({})", resource_count(capture), scrub_text(report))
+}
+
+fn resource_count(capture: &Capture) -> String {
+    format!("{} resources", capture.resources.len())
+}
+
+fn scrub_text(report: Option<&ScrubReport>) -> String {
+    match report {
+        Some(report) => format!(
+            "scrubbed {} secrets, {} addresses, {} MACs, {} identifiers",
+            report.secrets, report.addresses, report.macs, report.identifiers
+        ),
+        None => "not scrubbed".into(),
+    }
+}
+
 /// Describes a written capture.
 pub fn done(dir: &Path, capture: &Capture, report: Option<&ScrubReport>) -> Done {
     let mut notes = Vec::new();
@@ -94,18 +114,12 @@ pub fn done(dir: &Path, capture: &Capture, report: Option<&ScrubReport>) -> Done
             rackside_redfish::MAX_CAPTURE_RESOURCES
         ));
     }
-    let scrub_text = match report {
-        Some(report) => format!(
-            "scrubbed {} secrets, {} addresses, {} MACs, {} identifiers",
-            report.secrets, report.addresses, report.macs, report.identifiers
-        ),
-        None => "not scrubbed".into(),
-    };
     Done {
         summary: format!(
-            "{} resources to {} ({scrub_text})",
-            capture.resources.len(),
-            dir.display()
+            "{} to {} ({})",
+            resource_count(capture),
+            dir.display(),
+            scrub_text(report)
         ),
         lines: Vec::new(),
         notes,

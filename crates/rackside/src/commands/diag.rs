@@ -140,7 +140,11 @@ async fn bundle(connection: &Connection, file: &Path, scrubbed: bool) -> anyhow:
         &capture_dir,
     )?;
     let mut done = capture::done(file, &capture, report.as_ref());
-    done.summary = format!("bundle {}: {}", file.display(), done.summary);
+    done.summary = format!(
+        "bundle {}: {}",
+        file.display(),
+        capture::contents(&capture, report.as_ref())
+    );
     done.notes.extend(errors);
     Ok(done)
 }

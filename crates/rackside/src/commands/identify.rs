@@ -80,7 +80,7 @@ async fn apply(connection: &Connection, args: &IdentifyArgs) -> anyhow::Result<D
         .await
         .map_err(write_failed)?;
     let mut notes = outcome.notes;
-    let mut summary = format!("LED {setting} on {resource}");
+    let mut summary = format!("set the LED of {resource} to {setting}");
     if let (Some(duration), true) = (args.duration, setting != Indicator::Off) {
         tokio::time::sleep(duration).await;
         client
@@ -93,7 +93,7 @@ async fn apply(connection: &Connection, args: &IdentifyArgs) -> anyhow::Result<D
                 ))
             })?;
         summary = format!(
-            "LED {setting} for {} s, then off, on {resource}",
+            "set the LED of {resource} to {setting} for {} s, then off",
             duration.as_secs()
         );
     } else if args.duration.is_some() {

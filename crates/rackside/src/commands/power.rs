@@ -156,8 +156,9 @@ async fn apply(connection: &Connection, args: &PowerArgs) -> anyhow::Result<Done
     ) && state == Some(PowerState::Off)
     {
         return Err(anyhow::anyhow!(
-            "not applied: the system is Off, so it cannot {}; use `rackside power NAME on`",
-            args.action.name()
+            "not applied: the system is Off, so it cannot {}; use `rackside power {} on`",
+            args.action.name(),
+            connection.name
         ));
     }
 

@@ -154,9 +154,16 @@ fn manage_keys(state_dir: &std::path::Path, command: KeyCommand) -> anyhow::Resu
                 );
             }
             for key in keys {
+                let created = i64::try_from(key.created)
+                    .ok()
+                    .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+                    .map_or_else(
+                        || format!("at Unix time {}", key.created),
+                        |time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    );
                 println!(
-                    "{}\tcreated {}\tsha256 {}...",
-                    key.console, key.created, key.fingerprint
+                    "{}\tcreated {created}\tsha256 {}...",
+                    key.console, key.fingerprint
                 );
             }
         }

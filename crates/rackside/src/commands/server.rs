@@ -89,7 +89,8 @@ pub async fn run(mut context: Context, command: ServerCommand) -> anyhow::Result
                     "{name} is pinned to certificate SHA-256 {} (key SHA-256 {}), accepted {}",
                     pin.certificate_sha256,
                     pin.public_key_sha256,
-                    pin.accepted_at.to_rfc3339()
+                    pin.accepted_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 );
             }
             let pin = context.decide_trust(&name, &entry, true).await?;
