@@ -15,6 +15,14 @@ use crate::reply::{msg, ErrorReply};
 /// Deepest `$levels` accepted, as advertised in `ExpandQuery.MaxLevels`.
 pub(crate) const MAX_EXPAND_LEVELS: u32 = 3;
 
+/// Deepest nesting of parentheses and `not` accepted in `$filter`. The parser and the
+/// evaluator recurse once per level, so an unbounded depth would overflow the stack.
+const MAX_FILTER_DEPTH: usize = 32;
+
+/// Maximum number of comparisons in one `$filter`. Each `and` or `or` adds a level to the parsed
+/// tree, which is evaluated and dropped recursively, so long chains are bounded too.
+const MAX_FILTER_COMPARISONS: usize = 64;
+
 /// Properties that `$select` always keeps.
 const ALWAYS_SELECTED: [&str; 4] = ["@odata.id", "@odata.type", "@odata.context", "@odata.etag"];
 
@@ -99,6 +107,14 @@ impl QueryOptions {
             rest = matching;
         }
         Ok((options, rest))
+    }
+
+    /// Checks whether `query` names any reshaping option, without parsing the values, so
+    /// that a request is authenticated before its options are parsed.
+    pub(crate) fn requested(query: &[(String, String)]) -> bool {
+        query
+            .iter()
+            .any(|(name, _)| matches!(name.as_str(), "$filter" | "$expand" | "$select" | "only"))
     }
 
     /// Checks whether the request had none of the reshaping options.
@@ -366,7 +382,12 @@ impl Filter {
     fn parse(text: &str) -> Result<Self, ErrorReply> {
         let bad = || format_error(text, "$filter");
         let tokens = tokenize(text).ok_or_else(bad)?;
-        let mut parser = Parser { tokens, at: 0 };
+        let mut parser = Parser {
+            tokens,
+            at: 0,
+            depth: 0,
+            comparisons: 0,
+        };
         let filter = parser.or().ok_or_else(bad)?;
         if parser.at != parser.tokens.len() {
             return Err(bad());
@@ -462,9 +483,15 @@ fn tokenize(text: &str) -> Option<Vec<Token>> {
 }
 
 /// A recursive-descent parser over the tokens: `or` binds loosest, then `and`, then `not`.
+/// It returns `None` once nesting passes [`MAX_FILTER_DEPTH`] or the comparisons pass
+/// [`MAX_FILTER_COMPARISONS`].
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// Parentheses and `not` open around the current token.
+    depth: usize,
+    /// Comparisons parsed so far.
+    comparisons: usize,
 }
 
 impl Parser {
@@ -501,12 +528,21 @@ impl Parser {
     fn unary(&mut self) -> Option<Filter> {
         if self.peek_word("not") {
             self.at += 1;
-            return Some(Filter::Not(Box::new(self.unary()?)));
+            self.enter()?;
+            let inner = self.unary()?;
+            self.depth -= 1;
+            return Some(Filter::Not(Box::new(inner)));
         }
         if self.tokens.get(self.at) == Some(&Token::Open) {
             self.at += 1;
+            self.enter()?;
             let inner = self.or()?;
+            self.depth -= 1;
             return (self.next()? == Token::Close).then_some(inner);
+        }
+        self.comparisons += 1;
+        if self.comparisons > MAX_FILTER_COMPARISONS {
+            return None;
         }
         let Token::Word(property) = self.next()? else {
             return None;
@@ -534,6 +570,12 @@ impl Parser {
             _ => return None,
         };
         Some(Filter::Compare(property, op, literal))
+    }
+
+    /// Opens one nesting level, or returns `None` past [`MAX_FILTER_DEPTH`].
+    fn enter(&mut self) -> Option<()> {
+        self.depth += 1;
+        (self.depth <= MAX_FILTER_DEPTH).then_some(())
     }
 }
 
@@ -569,6 +611,27 @@ mod tests {
         ] {
             assert!(Filter::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_filter_is_rejected() {
+        let parens = format!("{}Id eq 1{}", "(".repeat(1000), ")".repeat(1000));
+        assert!(Filter::parse(&parens).is_err());
+        let nots = format!("{}Id eq 1", "not ".repeat(2000));
+        assert!(Filter::parse(&nots).is_err());
+        let chain = vec!["Id eq 1"; 5000].join(" and ");
+        assert!(Filter::parse(&chain).is_err());
+    }
+
+    #[test]
+    fn filter_at_depth_limit_parses() {
+        let depth = MAX_FILTER_DEPTH;
+        let parens = format!("{}Id eq 1{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(matches(&parens, json!({"Id": 1})));
+        let nots = format!("{}Id eq 1", "not ".repeat(depth));
+        assert!(matches(&nots, json!({"Id": 1})));
+        let chain = vec!["Id eq 1"; MAX_FILTER_COMPARISONS].join(" and ");
+        assert!(matches(&chain, json!({"Id": 1})));
     }
 
     #[test]

@@ -216,9 +216,53 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         return crate::event_routes::sse(&events, req);
     }
 
-    // 4. Query parameters that reshape a response are taken out; the handlers see the rest.
+    // 4. Query parameters that reshape a response are only noted here. Their values are
+    // parsed after authentication, so an anonymous client cannot feed the parser.
     let is_read = req.method == Method::GET || req.method == Method::HEAD;
-    let (options, rest) = if is_read {
+    let reshaping = is_read && QueryOptions::requested(&req.query);
+
+    // 5. Resources that need no authentication. A service root reshaped by query parameters
+    // takes its expanded resources from the user's view, so it needs authentication.
+    let mut inner = state.lock();
+    let sessions_path = state.active_sessions_path().to_owned();
+    match req.path.as_str() {
+        "/redfish" if is_read => {
+            return Ok(json_get(&json!({ "v1": "/redfish/v1/" }), "GET, HEAD"));
+        }
+        "/redfish/v1/$metadata" if is_read => {
+            let etag = etag_of(&state.metadata);
+            return Ok(reply::resource_response(
+                state.metadata.clone(),
+                "application/xml",
+                &etag,
+                "GET, HEAD",
+            ));
+        }
+        "/redfish/v1/odata" if is_read && !inner.tree.contains("/redfish/v1/odata") => {
+            return Ok(json_get(
+                &crate::metadata::service_document(inner.tree.json("/redfish/v1")),
+                "GET, HEAD",
+            ));
+        }
+        "/redfish/v1" | "/redfish/v1/odata" if is_read && !reshaping => {
+            return serve_tree(state, &mut inner, req);
+        }
+        "/redfish/v1" if is_read => {}
+        "/redfish" | "/redfish/v1" | "/redfish/v1/$metadata" | "/redfish/v1/odata" => {
+            return Err(ErrorReply::method_not_allowed("GET, HEAD"));
+        }
+        _ => {}
+    }
+    let members_form = format!("{sessions_path}/Members");
+    if req.method == Method::POST && (req.path == sessions_path || req.path == members_form) {
+        return login(state, &mut inner, req, &sessions_path);
+    }
+
+    // 6. Everything else needs a session or Basic credentials.
+    let principal = authenticate(state, &mut inner, req)?;
+
+    // 7. Query parameters that reshape a response are taken out; the handlers see the rest.
+    let (options, rest) = if reshaping {
         QueryOptions::split(&req.query)?
     } else {
         (QueryOptions::default(), req.query.clone())
@@ -249,47 +293,7 @@ fn handle(state: &BmcState, req: &Req) -> Result<Response, ErrorReply> {
         &plain
     };
 
-    // 5. Resources that need no authentication. A service root reshaped by query parameters
-    // takes its expanded resources from the user's view, so it needs authentication.
-    let mut inner = state.lock();
-    let sessions_path = state.active_sessions_path().to_owned();
-    match req.path.as_str() {
-        "/redfish" if is_read => {
-            return Ok(json_get(&json!({ "v1": "/redfish/v1/" }), "GET, HEAD"));
-        }
-        "/redfish/v1/$metadata" if is_read => {
-            let etag = etag_of(&state.metadata);
-            return Ok(reply::resource_response(
-                state.metadata.clone(),
-                "application/xml",
-                &etag,
-                "GET, HEAD",
-            ));
-        }
-        "/redfish/v1/odata" if is_read && !inner.tree.contains("/redfish/v1/odata") => {
-            return Ok(json_get(
-                &crate::metadata::service_document(inner.tree.json("/redfish/v1")),
-                "GET, HEAD",
-            ));
-        }
-        "/redfish/v1" | "/redfish/v1/odata" if is_read && options.is_empty() => {
-            return serve_tree(state, &mut inner, req);
-        }
-        "/redfish/v1" if is_read => {}
-        "/redfish" | "/redfish/v1" | "/redfish/v1/$metadata" | "/redfish/v1/odata" => {
-            return Err(ErrorReply::method_not_allowed("GET, HEAD"));
-        }
-        _ => {}
-    }
-    let members_form = format!("{sessions_path}/Members");
-    if req.method == Method::POST && (req.path == sessions_path || req.path == members_form) {
-        return login(state, &mut inner, req, &sessions_path);
-    }
-
-    // 6. Everything else needs a session or Basic credentials.
-    let principal = authenticate(state, &mut inner, req)?;
-
-    // 7. The event service, then the rest by method.
+    // 8. The event service, then the rest by method.
     if let Some(result) = crate::event_routes::route(state, &mut inner, req, &principal) {
         return result;
     }

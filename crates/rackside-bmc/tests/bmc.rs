@@ -2391,6 +2391,30 @@ async fn dell_topology_attributes_are_writable() {
 }
 
 #[tokio::test]
+async fn deeply_nested_filter_is_rejected_after_login() {
+    let bmc = start(|_| {}).await;
+    let systems = "/redfish/v1/Systems";
+    let nested = format!(
+        "{systems}?$filter={}Id%20eq%201{}",
+        "%28".repeat(1000),
+        "%29".repeat(1000)
+    );
+    let anonymous = bmc.send(Method::GET, &nested, Auth::None, None, &[]).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+
+    let token = bmc.login().await;
+    let reply = bmc.get(&token, &nested).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert!(reply.has_message("QueryParameterValueFormatError"));
+    let nots = format!("{systems}?$filter={}Id%20eq%201", "not%20".repeat(2000));
+    let reply = bmc.get(&token, &nots).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let after = bmc.get(&token, systems).await;
+    assert_eq!(after.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn query_options_reshape_responses() {
     let bmc = start(|_| {}).await;
     let token = bmc.login().await;
