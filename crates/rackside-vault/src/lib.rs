@@ -20,6 +20,7 @@ pub use keystore::{
     default_keystore, device_secret, DeviceKeyStore, FileKeyStore, KeyringKeyStore, MemoryKeyStore,
     DEVICE_SECRET_ENTRY, KEYRING_SERVICE,
 };
+pub use records::check_export;
 pub use secret::Secret;
 pub use vault::{
     CacheEntry, CreateOptions, ServerRecord, Unlock, Vault, VaultStatus, DATABASE_FILE, HEADER_FILE,

@@ -373,20 +373,7 @@ impl Vault {
         let format = || Error::ExportFormat {
             path: path.to_path_buf(),
         };
-        if bytes.get(..8) != Some(EXPORT_MAGIC.as_slice()) {
-            return Err(format());
-        }
-        let len = bytes
-            .get(8..12)
-            .and_then(|b| b.try_into().ok())
-            .map(u32::from_be_bytes)
-            .ok_or_else(format)? as usize;
-        let meta_end = 12usize.checked_add(len).ok_or_else(format)?;
-        let meta_json = bytes.get(12..meta_end).ok_or_else(format)?;
-        let meta: ExportMeta = serde_json::from_slice(meta_json).map_err(|_| format())?;
-        if meta.version != 1 || !meta.kdf.at_least(&KdfParams::TEST) {
-            return Err(format());
-        }
+        let (meta, meta_end) = parse_export_header(&bytes, path)?;
         // NOTE: the export's own parameters are trusted up to Argon2's
         // limits (4 GiB); a hostile file can make the import slow.
         let salt = hex::decode(&meta.salt).map_err(|_| format())?;
@@ -566,6 +553,39 @@ fn open_sealed(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Ve
         )
         .ok()
         .map(Zeroizing::new)
+}
+
+/// Checks that `path` is a readable rackside vault export with a valid header, without
+/// the passphrase, so that a wrong file is reported before anyone types one.
+///
+/// # Errors
+/// `Io` when the file cannot be read, `ExportFormat` when it is not an export.
+pub fn check_export(path: &Path) -> Result<()> {
+    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    parse_export_header(&bytes, path).map(|_| ())
+}
+
+/// Parses the magic and JSON metadata at the start of an export. Returns the metadata and
+/// the offset where the sealed records start.
+fn parse_export_header(bytes: &[u8], path: &Path) -> Result<(ExportMeta, usize)> {
+    let format = || Error::ExportFormat {
+        path: path.to_path_buf(),
+    };
+    if bytes.get(..8) != Some(EXPORT_MAGIC.as_slice()) {
+        return Err(format());
+    }
+    let len = bytes
+        .get(8..12)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_be_bytes)
+        .ok_or_else(format)? as usize;
+    let meta_end = 12usize.checked_add(len).ok_or_else(format)?;
+    let meta_json = bytes.get(12..meta_end).ok_or_else(format)?;
+    let meta: ExportMeta = serde_json::from_slice(meta_json).map_err(|_| format())?;
+    if meta.version != 1 || !meta.kdf.at_least(&KdfParams::TEST) {
+        return Err(format());
+    }
+    Ok((meta, meta_end))
 }
 
 #[derive(Serialize, Deserialize)]

@@ -126,7 +126,9 @@ fn vault_kind(error: &VaultError) -> ExitKind {
         VaultError::WeakPassword { .. }
         | VaultError::NoPasswordSet
         | VaultError::AlreadyExists { .. }
-        | VaultError::NotFound { .. } => ExitKind::Usage,
+        | VaultError::NotFound { .. }
+        | VaultError::ExportFormat { .. }
+        | VaultError::ExportDecrypt { .. } => ExitKind::Usage,
         _ => ExitKind::Failure,
     }
 }

@@ -563,6 +563,96 @@ async fn weak_vault_password_is_refused_with_reason() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_needs_password_while_unlocked() {
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let init = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+    let unlock = run_input(
+        &cli,
+        &["unlock", "--password-stdin", "--timeout", "2m"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&unlock);
+    let file = cli.config.path().join("backup.rsv");
+
+    let export = cli
+        .run(&[
+            "vault",
+            "export",
+            file.to_str().unwrap(),
+            "--non-interactive",
+        ])
+        .await;
+    let quick = cli
+        .run(&["vault", "quick", "enable", "--non-interactive"])
+        .await;
+
+    assert_code(&export, 2);
+    assert!(
+        stderr(&export).contains("vault export needs the vault password even while unlocked"),
+        "{}",
+        stderr(&export)
+    );
+    assert!(!file.exists(), "an export was written without the password");
+    assert_code(&quick, 2);
+    assert!(
+        stderr(&quick).contains("vault quick enable needs the vault password"),
+        "{}",
+        stderr(&quick)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_checks_file_before_passphrase() {
+    let cli = Cli::bare();
+    let missing = cli.config.path().join("missing.rsv");
+    let not_export = cli.config.path().join("notes.txt");
+    std::fs::write(&not_export, "not an export\n").unwrap();
+
+    let absent = cli
+        .run(&[
+            "vault",
+            "import",
+            missing.to_str().unwrap(),
+            "--non-interactive",
+        ])
+        .await;
+    let wrong_kind = cli
+        .run(&[
+            "vault",
+            "import",
+            not_export.to_str().unwrap(),
+            "--non-interactive",
+        ])
+        .await;
+
+    assert_code(&absent, 2);
+    assert!(stderr(&absent).contains("not found"), "{}", stderr(&absent));
+    assert_code(&wrong_kind, 2);
+    assert!(
+        stderr(&wrong_kind).contains("is not a rackside vault export"),
+        "{}",
+        stderr(&wrong_kind)
+    );
+    for output in [&absent, &wrong_kind] {
+        assert!(
+            !stderr(output).contains("passphrase needed"),
+            "asked for the passphrase first: {}",
+            stderr(output)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_import_moves_records_to_another_device() {
     let bmc = embedded_bmc(&[]).await;
     let first = Cli::new();

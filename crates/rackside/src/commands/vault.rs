@@ -52,8 +52,10 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
                 ))
                 .into());
             }
-            let vault = input.open(&location.vault_dir, keystore.as_ref(), false)?;
-            let passphrase = input.new_secret("Export passphrase", passphrase_stdin)?;
+            let vault = input.open_again(&location.vault_dir, keystore.as_ref(), "vault export")?;
+            let passphrase =
+                input.new_secret("Export passphrase", "--passphrase-stdin", passphrase_stdin)?;
+            check_passphrase(&passphrase)?;
             vault.export(&file, &passphrase)?;
             eprintln!(
                 "exported every record to {}, encrypted under its passphrase; import it with \
@@ -67,8 +69,17 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
             file,
             passphrase_stdin,
         } => {
+            if !file.is_file() {
+                return Err(Failure::usage(format!(
+                    "export file {} not found; give the file that `rackside vault export` wrote",
+                    file.display()
+                ))
+                .into());
+            }
+            rackside_vault::check_export(&file)?;
             let mut vault = input.open(&location.vault_dir, keystore.as_ref(), true)?;
-            let passphrase = input.secret("Export passphrase", passphrase_stdin)?;
+            let passphrase =
+                input.secret("Export passphrase", "--passphrase-stdin", passphrase_stdin)?;
             vault.import(&file, &passphrase)?;
             eprintln!(
                 "imported {} into the vault in {}",
@@ -78,7 +89,16 @@ pub async fn run(args: VaultArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         VaultCommand::Quick { action } => {
-            let mut vault = input.open(&location.vault_dir, keystore.as_ref(), false)?;
+            let mut vault = match action {
+                QuickAction::Enable => input.open_again(
+                    &location.vault_dir,
+                    keystore.as_ref(),
+                    "vault quick enable",
+                )?,
+                QuickAction::Disable => {
+                    input.open(&location.vault_dir, keystore.as_ref(), false)?
+                }
+            };
             match action {
                 QuickAction::Enable => {
                     vault.enable_quick_unlock(keystore.as_ref())?;
@@ -183,7 +203,11 @@ fn init(
     let password = if no_password {
         None
     } else {
-        let password = input.new_secret("New vault password", input.password_stdin)?;
+        let password = input.new_secret(
+            "New vault password",
+            "--password-stdin",
+            input.password_stdin,
+        )?;
         rackside_vault::check_password(&password)?;
         Some(password)
     };
@@ -308,7 +332,11 @@ fn passwd(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let new = input.new_secret("New vault password", input.password_stdin)?;
+    let new = input.new_secret(
+        "New vault password",
+        "--password-stdin",
+        input.password_stdin,
+    )?;
     rackside_vault::check_password(&new)?;
     if current.is_none() {
         // A vault made without a password stores the smallest parameters; calibrate now.
@@ -521,6 +549,35 @@ impl Input {
         }
     }
 
+    /// Opens the vault in `dir` for `command`, which needs the vault password even while an
+    /// agent holds the vault unlocked, so that the agent alone cannot export the records or
+    /// add a key. A vault without a password opens as [`Input::open`] does.
+    ///
+    /// # Errors
+    /// A usage error when the vault has a password and there is no way to read it.
+    fn open_again(
+        &self,
+        dir: &Path,
+        keystore: &dyn DeviceKeyStore,
+        command: &str,
+    ) -> anyhow::Result<Vault> {
+        let password_set = matches!(
+            Vault::inspect(dir, keystore),
+            Ok(status) if status.password_set
+        );
+        let password_available = self.password_stdin
+            || self.interactive
+            || std::env::var_os(VAULT_PASSWORD_ENV).is_some();
+        if password_set && !password_available {
+            return Err(Failure::usage(format!(
+                "{command} needs the vault password even while unlocked: pass it with \
+                 --password-stdin or at the prompt"
+            ))
+            .into());
+        }
+        self.open(dir, keystore, false)
+    }
+
     /// Reads the current vault password: standard input with `--password-stdin`, else
     /// RACKSIDE_VAULT_PASSWORD or a prompt.
     fn vault_password(&self, vault_dir: &Path) -> anyhow::Result<Secret> {
@@ -531,14 +588,15 @@ impl Input {
     }
 
     /// Reads a secret that exists already (an export's passphrase) from one line or one prompt.
-    fn secret(&self, label: &str, from_stdin: bool) -> anyhow::Result<Secret> {
+    /// `label` is the prompt and `flag` the option that reads it from standard input.
+    fn secret(&self, label: &str, flag: &str, from_stdin: bool) -> anyhow::Result<Secret> {
+        let name = label.to_lowercase();
         if from_stdin {
-            return read_line(label);
+            return read_line(&name);
         }
         if !self.interactive {
             return Err(Failure::usage(format!(
-                "{label} needed: pass it on standard input with the --*-stdin option, or run in \
-                 a terminal"
+                "{name} needed: pass it on standard input with {flag}, or run in a terminal"
             ))
             .into());
         }
@@ -548,18 +606,34 @@ impl Input {
     }
 
     /// Reads a new secret from one line, or from a prompt typed twice.
-    fn new_secret(&self, label: &str, from_stdin: bool) -> anyhow::Result<Secret> {
-        let first = self.secret(label, from_stdin)?;
+    fn new_secret(&self, label: &str, flag: &str, from_stdin: bool) -> anyhow::Result<Secret> {
+        let first = self.secret(label, flag, from_stdin)?;
         if from_stdin {
             return Ok(first);
         }
         let again = Secret::new(rpassword::prompt_password(format!("{label} again: "))?);
         if first != again {
-            return Err(
-                Failure::usage(format!("the two {label} entries differ; nothing changed")).into(),
-            );
+            return Err(Failure::usage(format!(
+                "the two {} entries differ; nothing changed",
+                label.to_lowercase()
+            ))
+            .into());
         }
         Ok(first)
+    }
+}
+
+/// Checks an export passphrase against the vault's password policy, naming it a passphrase.
+///
+/// # Errors
+/// A usage error with the policy's reason.
+fn check_passphrase(passphrase: &Secret) -> anyhow::Result<()> {
+    match rackside_vault::check_password(passphrase) {
+        Err(rackside_vault::Error::WeakPassword { reason }) => Err(Failure::usage(format!(
+            "export passphrase rejected: {reason}; choose a longer or less guessable one"
+        ))
+        .into()),
+        other => Ok(other?),
     }
 }
 
