@@ -197,21 +197,26 @@ where
     } else {
         print_outcomes(&outcomes, single);
     }
-    let failures = outcomes.iter().filter(|o| o.error.is_some()).count();
-    if failures > 0 {
-        eprintln!(
-            "rackside: {failures} of {} servers failed: {}",
-            outcomes.len(),
-            outcomes
-                .iter()
-                .filter(|o| o.error.is_some())
-                .map(|o| o.server.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.error.is_some())
+        .map(|o| o.server.as_str())
+        .collect();
+    if !failed.is_empty() {
+        print_failed_servers(&failed, outcomes.len());
         return Ok(ExitKind::Failure.code());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the one-line summary of a run on several servers in which `failed` of `total`
+/// servers failed, such as `rackside: 2 of 8 servers failed: a, b`, on standard error.
+pub fn print_failed_servers(failed: &[&str], total: usize) {
+    eprintln!(
+        "rackside: {} of {total} servers failed: {}",
+        failed.len(),
+        failed.join(", ")
+    );
 }
 
 fn failed(name: &str, error: &anyhow::Error) -> ServerOutcome {

@@ -312,6 +312,11 @@ async fn health_all_reports_each_server_and_failures() {
         .as_str()
         .unwrap()
         .contains("failed to reach"));
+    assert!(
+        stderr(&output).contains("rackside: 1 of 3 servers failed: c"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -81,7 +81,13 @@ pub async fn run(mut context: Context, args: HealthArgs) -> anyhow::Result<ExitC
     } else {
         print_table(&outcomes);
     }
-    if outcomes.iter().any(|outcome| outcome.error.is_some()) {
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|outcome| outcome.error.is_some())
+        .map(|outcome| outcome.server.as_str())
+        .collect();
+    if !failed.is_empty() {
+        crate::fleet::print_failed_servers(&failed, outcomes.len());
         return Ok(ExitKind::Failure.code());
     }
     if let Some(level) = args.fail_on {
