@@ -233,8 +233,9 @@ async fn serve_button(listener: tokio::net::UnixListener, service: LinkService) 
         let mut stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(error) => {
-                tracing::error!(%error, "button socket stopped");
-                return;
+                tracing::warn!(%error, "accepting on the button socket failed; retrying");
+                tokio::time::sleep(rackside_link::service::ACCEPT_RETRY_DELAY).await;
+                continue;
             }
         };
         let reply: &[u8] = match service.press_button().await {

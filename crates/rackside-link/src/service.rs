@@ -99,23 +99,31 @@ impl LinkService {
 }
 
 /// Accepts device connections on a bound Unix socket and attaches each one, with its own
-/// device id, until accepting fails.
+/// device id. A failed accept, such as running out of file descriptors, is logged and retried
+/// after [`ACCEPT_RETRY_DELAY`], so the loop only ends when the driver task stops.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when accepting fails and [`Error::Closed`] when the driver task stopped.
+/// [`Error::Closed`] when the driver task stopped.
 pub async fn serve_socket(listener: UnixListener, service: LinkService) -> Result<(), Error> {
     let mut next_device = 1000u32;
     loop {
-        let (stream, _) = listener.accept().await.map_err(|source| Error::Io {
-            what: "accepting on the link socket".into(),
-            source,
-        })?;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "accepting on the link socket failed; retrying");
+                tokio::time::sleep(ACCEPT_RETRY_DELAY).await;
+                continue;
+            }
+        };
         next_device = next_device.wrapping_add(1);
         let pipe = crate::socket::bridge(stream, Some(next_device));
         service.attach(pipe).await?;
     }
 }
+
+/// Pause after a failed accept, so a full file descriptor table does not spin the loop.
+pub const ACCEPT_RETRY_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
 async fn run<H: RequestHandler, S: EventSink>(
     mut server: LinkServer,
@@ -126,7 +134,9 @@ async fn run<H: RequestHandler, S: EventSink>(
     // `None` marks a connection that closed.
     let (frames_tx, mut frames) = mpsc::channel::<(usize, Option<Frame>)>(256);
     let (responses_tx, mut responses) = mpsc::channel::<Vec<u8>>(4);
-    let mut connections: Vec<mpsc::Sender<Frame>> = Vec::new();
+    // Keyed by an index that is never reused, so a closed connection can be removed.
+    let mut connections: HashMap<usize, mpsc::Sender<Frame>> = HashMap::new();
+    let mut next_index = 0usize;
     let mut routes: HashMap<u32, usize> = HashMap::new();
 
     loop {
@@ -143,8 +153,9 @@ async fn run<H: RequestHandler, S: EventSink>(
                     });
                 }
                 Some(Command::Attach(pipe)) => {
-                    let index = connections.len();
-                    connections.push(pipe.tx);
+                    let index = next_index;
+                    next_index = next_index.wrapping_add(1);
+                    connections.insert(index, pipe.tx);
                     let frames_tx = frames_tx.clone();
                     let mut rx = pipe.rx;
                     tokio::spawn(async move {
@@ -163,6 +174,9 @@ async fn run<H: RequestHandler, S: EventSink>(
                     server.receive_frame(&frame, Instant::now());
                 }
                 None => {
+                    // Dropping the sender ends the connection's writer task, which closes
+                    // the socket.
+                    connections.remove(&index);
                     let gone: Vec<u32> = routes
                         .iter()
                         .filter(|(_, route)| **route == index)
@@ -196,7 +210,7 @@ async fn run<H: RequestHandler, S: EventSink>(
         while let Some(frame) = server.poll_frame() {
             let Some(connection) = routes
                 .get(&frame.device)
-                .and_then(|index| connections.get(*index))
+                .and_then(|index| connections.get(index))
             else {
                 continue;
             };

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -15,6 +16,11 @@ use tokio::sync::mpsc;
 use crate::frame::MAX_FRAME_SIZE;
 use crate::memory::FramePipe;
 use crate::{Error, Frame};
+
+/// Time the BMC side waits for the next frame before it closes a connection. It is longer
+/// than the link's default inactivity timeout of 120 s, so only a connection that the link
+/// itself would already have dropped is cut.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(150);
 
 /// Connects to a BMC's link socket and returns the device's pipe end.
 ///
@@ -36,7 +42,8 @@ pub async fn connect(path: &Path) -> Result<FramePipe, Error> {
 
 /// Bridges an accepted or connected stream to a pipe end. With `device`, every frame read
 /// from the stream is stamped with that device id, and frames written back carry the id the
-/// device itself used. Spawns two tasks.
+/// device itself used, and a connection silent for [`IDLE_TIMEOUT`] is closed. Spawns two
+/// tasks.
 pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
     let (mut reader, mut writer) = stream.into_split();
     let claimed = Arc::new(AtomicU32::new(0));
@@ -46,7 +53,19 @@ pub fn bridge(stream: UnixStream, device: Option<u32>) -> FramePipe {
 
     tokio::spawn(async move {
         loop {
-            match read_frame(&mut reader).await {
+            let read = read_frame(&mut reader);
+            let result = if device.is_some() {
+                match tokio::time::timeout(IDLE_TIMEOUT, read).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        tracing::debug!(?device, "link socket idle; closing it");
+                        return;
+                    }
+                }
+            } else {
+                read.await
+            };
+            match result {
                 Ok(Some(mut frame)) => {
                     if let Some(device) = device {
                         claimed_by_reader.store(frame.device, Ordering::Relaxed);

@@ -883,3 +883,53 @@ async fn ble_link_carries_request_over_bluezoo() {
         .unwrap();
     assert_eq!(&response.body[..], br#"{"path":"/redfish/v1"}"#);
 }
+
+/// Counts the open file descriptors of this process.
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[tokio::test]
+async fn closed_socket_connections_release_fds() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("link.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let log = Arc::new(Log::default());
+    let service = LinkService::spawn(server(Profile::Default), Arc::new(Echo), log);
+    service.press_button().await.unwrap();
+    tokio::spawn(rackside_link::service::serve_socket(
+        listener,
+        service.clone(),
+    ));
+
+    // 1. Connect and close at once, as a client that gives up does.
+    let before = open_fds();
+    for _ in 0..200 {
+        let stream = tokio::net::UnixStream::connect(&path).await.unwrap();
+        drop(stream);
+    }
+
+    // 2. The count returns to where it was; other tests in this binary may hold a few.
+    let mut after = open_fds();
+    for _ in 0..50 {
+        if after <= before + 20 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        after = open_fds();
+    }
+    assert!(after <= before + 20, "{before} fds before, {after} after");
+
+    // 3. The link still accepts a device and logs it in.
+    let pipe = rackside_link::socket::connect(&path).await.unwrap();
+    let mut session =
+        ClientSession::connect(pipe, ClientSettings::default(), Duration::from_secs(20))
+            .await
+            .unwrap();
+    session.accept_certificate().unwrap();
+    let info = session
+        .login(USER, &Password::new(PASSWORD), None)
+        .await
+        .unwrap();
+    assert_eq!(info.service_tag, "7XK2Q93");
+}
