@@ -26,6 +26,10 @@ use crate::service::{child_of, require_role, Principal, Req};
 use crate::state::{BmcState, Inner};
 use crate::tree::{self, etag_of};
 
+/// Resolution of a change that would leave no enabled administrator.
+const LAST_ADMIN_RESOLUTION: &str = "Cannot disable the last enabled administrator or remove its \
+    Administrator role: enable another administrator account first.";
+
 /// Methods the accounts collection supports.
 pub(crate) const COLLECTION_ALLOW: &str = "GET, HEAD, POST";
 
@@ -459,12 +463,29 @@ pub(crate) fn patch(
             errors.push(message);
         }
     }
-    let loses_last_admin = slot.account.role == Role::Administrator
+    // The last enabled administrator may be neither disabled nor demoted. The message names
+    // the property the request set, not a pair of properties that conflict with each other.
+    let last_admin = slot.account.role == Role::Administrator
         && slot.enabled
-        && (change.account.role != Role::Administrator || !change.enabled)
         && inner.accounts.other_enabled_administrators(slot.id) == 0;
-    if loses_last_admin {
-        errors.push(msg::property_value_conflict("RoleId", "Enabled"));
+    if last_admin {
+        let collection = path.rsplit_once('/').map_or(path, |(parent, _)| parent);
+        if !change.enabled {
+            errors.push(msg::property_value_resource_conflict(
+                "Enabled",
+                "false",
+                collection,
+                LAST_ADMIN_RESOLUTION,
+            ));
+        }
+        if change.account.role != Role::Administrator {
+            errors.push(msg::property_value_resource_conflict(
+                "RoleId",
+                change.account.role.role_id(),
+                collection,
+                LAST_ADMIN_RESOLUTION,
+            ));
+        }
     }
     if !errors.is_empty() {
         return Err(ErrorReply::many(StatusCode::BAD_REQUEST, errors));

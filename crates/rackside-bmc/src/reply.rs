@@ -369,6 +369,23 @@ pub(crate) mod msg {
         )
     }
 
+    /// A write of `property` = `value` that the state of the resource at `uri` rules out.
+    /// `resolution` says what to change first.
+    pub(crate) fn property_value_resource_conflict(
+        property: &str,
+        value: &str,
+        uri: &str,
+        resolution: &'static str,
+    ) -> Message {
+        Message::base(
+            "PropertyValueResourceConflict",
+            format!("The property '{property}' with the requested value of '{value}' could not be written because the value conflicts with the state or configuration of the resource at '{uri}'."),
+            vec![property.into(), value.into(), uri.into()],
+            "Warning",
+            resolution,
+        )
+    }
+
     /// iDRAC's message when a user has as many sessions as allowed.
     pub(crate) fn session_limit_rac0218() -> Message {
         Message {

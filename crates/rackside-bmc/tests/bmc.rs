@@ -2213,10 +2213,21 @@ async fn last_administrator_cannot_be_removed() {
         .patch(&token, ROOT_ACCOUNT, json!({"RoleId": "ReadOnly"}), &[])
         .await;
     assert_eq!(demoted.status, StatusCode::BAD_REQUEST);
+    assert!(demoted.has_message("PropertyValueResourceConflict"));
     assert_eq!(
         bmc.get(&token, ROOT_ACCOUNT).await.json()["RoleId"],
         "Administrator"
     );
+    let disabled = bmc
+        .patch(&token, ROOT_ACCOUNT, json!({"Enabled": false}), &[])
+        .await;
+    assert_eq!(disabled.status, StatusCode::BAD_REQUEST);
+    assert!(disabled.has_message("PropertyValueResourceConflict"));
+    let text = disabled.json().to_string();
+    assert!(text.contains("'Enabled'"), "{text}");
+    assert!(!text.contains("RoleId"), "{text}");
+    assert!(text.contains("last enabled administrator"), "{text}");
+    assert_eq!(bmc.get(&token, ROOT_ACCOUNT).await.json()["Enabled"], true);
 }
 
 #[tokio::test]
