@@ -114,6 +114,9 @@ pub enum Command {
     /// Run the fleet console
     Console(crate::commands::console::ConsoleArgs),
 
+    /// List a console's alerts, or acknowledge one
+    Alerts(crate::commands::alerts::AlertsArgs),
+
     /// Start an embedded BMC on loopback and walk through trust, health, inventory and logs
     Demo,
 }

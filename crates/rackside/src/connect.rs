@@ -246,6 +246,19 @@ impl Context {
         result
     }
 
+    /// Builds a TLS configuration for another HTTPS service at `url` (a console) that accepts
+    /// only the pinned key, under the same rules as BMC connections.
+    pub fn pinned_tls(&self, url: &Url, pin: Pin) -> anyhow::Result<rustls::ClientConfig> {
+        let (_, _, server_name) = endpoint(url)?;
+        let policy = ServerPolicy {
+            server_name,
+            anchors: self.anchors.clone(),
+            pin: Some(pin),
+        };
+        let (tls, _) = client_config(policy);
+        Ok((*tls).clone())
+    }
+
     /// Connects with an already decided pin and logs in.
     pub async fn login(
         &self,
@@ -279,7 +292,7 @@ impl Context {
     }
 
     /// Reads the password from `--password-stdin` or RACKSIDE_PASSWORD, if either is given.
-    fn given_password(&self) -> anyhow::Result<Option<Secret>> {
+    pub(crate) fn given_password(&self) -> anyhow::Result<Option<Secret>> {
         if self.password_stdin {
             return self.stdin_password().map(Some);
         }

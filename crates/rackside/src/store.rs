@@ -561,6 +561,78 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+// Consoles: the alert consoles this client reads, kept as JSON settings in the vault.
+
+/// Vault setting key prefix of a console entry: `console/<name>`.
+const CONSOLE_KEY_PREFIX: &str = "console/";
+/// Vault setting key naming the console that `--console` defaults to.
+const DEFAULT_CONSOLE_KEY: &str = "console-default";
+
+/// A console that this client reads alerts from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConsoleEntry {
+    /// HTTPS base URL of the console.
+    pub url: Url,
+    /// User that logs in to the console's API.
+    pub user: String,
+    /// The certificate the user accepted.
+    pub pin: Pin,
+    /// Whether this device is subscribed to the console's pushes. Alerts pushed by a console
+    /// with this flag off are discarded.
+    #[serde(default)]
+    pub subscribed: bool,
+}
+
+impl Store {
+    /// Reads the console entry `name`, if one was added.
+    ///
+    /// # Errors
+    /// Vault errors; a stored entry that is not valid JSON.
+    pub fn console(&self, name: &str) -> anyhow::Result<Option<ConsoleEntry>> {
+        let key = format!("{CONSOLE_KEY_PREFIX}{name}");
+        let Some(text) = self.backend()?.setting(&key)? else {
+            return Ok(None);
+        };
+        let entry = serde_json::from_str(&text).with_context(|| {
+            format!("invalid console entry {name:?} in the vault; add it again with `rackside console add`")
+        })?;
+        Ok(Some(entry))
+    }
+
+    /// Stores the console entry `name`, replacing any earlier one. The first console stored
+    /// becomes the default for `--console`.
+    ///
+    /// # Errors
+    /// Vault errors.
+    pub fn put_console(&self, name: &str, entry: &ConsoleEntry) -> anyhow::Result<()> {
+        let key = format!("{CONSOLE_KEY_PREFIX}{name}");
+        let text = serde_json::to_string(entry)?;
+        let mut backend = self.backend()?;
+        backend.put_setting(&key, &text)?;
+        if backend.setting(DEFAULT_CONSOLE_KEY)?.is_none() {
+            backend.put_setting(DEFAULT_CONSOLE_KEY, name)?;
+        }
+        Ok(())
+    }
+
+    /// Returns the console that commands use without `--console`.
+    ///
+    /// # Errors
+    /// Vault errors; [`ExitKind::Usage`] when no console was added.
+    pub fn default_console(&self) -> anyhow::Result<String> {
+        self.backend()?
+            .setting(DEFAULT_CONSOLE_KEY)?
+            .ok_or_else(|| {
+                Failure::usage("no console added; run `rackside console add NAME URL` first").into()
+            })
+    }
+
+    /// Returns the vault credential key of console `name`'s password, apart from server names.
+    pub fn console_credential_key(name: &str) -> String {
+        format!("{CONSOLE_KEY_PREFIX}{name}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

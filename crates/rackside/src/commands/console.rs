@@ -22,6 +22,9 @@ pub struct ConsoleArgs {
 pub enum ConsoleCommand {
     /// Serve the console's HTTPS API and event listener until interrupted
     Serve(Box<ServeArgs>),
+
+    /// Add a console to read alerts from: judge and pin its certificate, store the login
+    Add(Box<crate::commands::alerts::ConsoleAddArgs>),
 }
 
 /// `rackside console serve`
@@ -69,6 +72,7 @@ pub struct ServeArgs {
 pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ConsoleCommand::Serve(serve) => serve_console(*serve).await,
+        ConsoleCommand::Add(add) => crate::commands::alerts::console_add(*add).await,
     }
 }
 

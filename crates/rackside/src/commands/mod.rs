@@ -1,6 +1,7 @@
 //! One module per subcommand; [`run`] dispatches.
 
 pub mod account;
+pub mod alerts;
 mod bmc;
 pub mod boot;
 mod ca;
@@ -33,6 +34,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Nearby(args) => nearby::run(args).await,
         Command::Relay(args) => relay::run(args).await,
         Command::Console(args) => console::run(args).await,
+        Command::Alerts(args) => alerts::run(args).await,
         Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
         Command::Ca(args) => ca::run(&args.client, args.command),
         Command::Vault(args) => vault::run(args).await,

@@ -163,6 +163,34 @@ impl Backend {
         Ok(())
     }
 
+    pub(super) fn setting(&mut self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(match self {
+            Backend::Direct(vault) => vault.setting(key)?,
+            Backend::Agent(client) => {
+                match client.request(&agent::Request::Setting { key: key.into() })? {
+                    agent::Response::Setting { value } => value,
+                    _ => {
+                        anyhow::bail!("the vault agent sent an unexpected reply to a setting read")
+                    }
+                }
+            }
+        })
+    }
+
+    pub(super) fn put_setting(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        match self {
+            Backend::Direct(vault) => vault.put_setting(key, value)?,
+            Backend::Agent(client) => match client.request(&agent::Request::PutSetting {
+                key: key.into(),
+                value: value.into(),
+            })? {
+                agent::Response::Done => {}
+                _ => anyhow::bail!("the vault agent sent an unexpected reply to a setting write"),
+            },
+        }
+        Ok(())
+    }
+
     pub(super) fn cache(&mut self, kind: &str, server: &str) -> anyhow::Result<Option<CacheEntry>> {
         Ok(match self {
             Backend::Direct(vault) => vault.cache(kind, server)?,

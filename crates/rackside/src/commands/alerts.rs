@@ -1,0 +1,337 @@
+//! `rackside console add`, `rackside alerts` and `rackside alerts ack`: read a console's
+//! alerts over its REST API with a login session.
+//!
+//! The console is trusted as BMCs are: its certificate is judged by the same rules and pinned
+//! when added, and every later connection must present the pinned key.
+
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use rackside_redfish::Secret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::cli::ClientOptions;
+use crate::connect::Context;
+use crate::failure::{ExitKind, Failure};
+use crate::output::{outln, Table};
+use crate::store::{check_name, parse_url, ConsoleEntry, ServerEntry, Store};
+
+/// User that logs in to a console when `--user` is absent.
+const DEFAULT_CONSOLE_USER: &str = "admin";
+
+/// `rackside console add NAME URL`
+#[derive(Debug, Args)]
+pub struct ConsoleAddArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
+    /// Name for the console in this client
+    pub name: String,
+
+    /// HTTPS URL of the console, such as https://console.example:8445/
+    pub url: String,
+
+    /// User that logs in to the console's API
+    #[arg(long, default_value = DEFAULT_CONSOLE_USER)]
+    pub user: String,
+}
+
+/// `rackside alerts [--console NAME] [--unread] [--json]` and `rackside alerts ack ID`
+#[derive(Debug, Args)]
+pub struct AlertsArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
+    /// Console to read [default: the first console added]
+    #[arg(long, global = true, value_name = "NAME")]
+    pub console: Option<String>,
+
+    /// Show only alerts nobody acknowledged yet
+    #[arg(long)]
+    pub unread: bool,
+
+    /// Print the alerts as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Option<AlertsCommand>,
+}
+
+/// The subcommands of `rackside alerts`.
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Acknowledge one alert on the console
+    Ack {
+        /// The alert's id, as `rackside alerts` lists it
+        id: i64,
+    },
+}
+
+/// One alert as the console's API lists it.
+#[derive(Debug, Deserialize, serde::Serialize)]
+struct Alert {
+    id: i64,
+    bmc: String,
+    severity: String,
+    message: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+    received: i64,
+    acknowledged: bool,
+}
+
+/// The body of `GET /api/alerts`.
+#[derive(Debug, Deserialize)]
+struct AlertList {
+    alerts: Vec<Alert>,
+}
+
+/// Adds a console: judges and pins its certificate, checks the login and stores the entry
+/// and the password in the vault.
+pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
+    let context = Context::new(&args.client)?;
+    let name = args.name;
+    check_name(&name)?;
+    if context.store.console(&name)?.is_some() {
+        return Err(Failure::usage(format!(
+            "console {name:?} already exists; pick another name"
+        ))
+        .into());
+    }
+    let url = parse_url(&args.url)?;
+
+    // 1. Trust: the same judgement and pin as `server add`.
+    let probe = ServerEntry {
+        url: url.clone(),
+        user: args.user.clone(),
+        pin: None,
+        groups: Vec::new(),
+    };
+    let pin = context.decide_trust(&name, &probe, false).await?;
+    let entry = ConsoleEntry {
+        url,
+        user: args.user,
+        pin,
+        subscribed: false,
+    };
+
+    // 2. The password must log in before anything is stored.
+    let password = match context.given_password()? {
+        Some(password) => password,
+        None => context
+            .password_to_store(&name, &entry.user, true)?
+            .ok_or_else(|| Failure::usage(format!("no password for {} on {name}", entry.user)))?,
+    };
+    let session = Session::open(&context, &name, &entry, &password).await?;
+    session.close().await;
+
+    context.store.put_console(&name, &entry)?;
+    context
+        .store
+        .put_credential(&Store::console_credential_key(&name), &password)?;
+    eprintln!("added console {name}; try `rackside alerts --console {name}`");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists a console's alerts, or acknowledges one.
+pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
+    let context = Context::new(&args.client)?;
+    let name = match args.console {
+        Some(name) => name,
+        None => context.store.default_console()?,
+    };
+    let entry = context.store.console(&name)?.ok_or_else(|| {
+        Failure::usage(format!(
+            "console {name:?} not found; add it with `rackside console add {name} URL`"
+        ))
+    })?;
+    let password = match context
+        .store
+        .credential(&Store::console_credential_key(&name))?
+    {
+        Some(password) => password,
+        None => context.given_password()?.ok_or_else(|| {
+            Failure::usage(format!(
+                "no password for {} on console {name}: pass it with --password-stdin or \
+                 RACKSIDE_PASSWORD",
+                entry.user
+            ))
+        })?,
+    };
+    let session = Session::open(&context, &name, &entry, &password).await?;
+    let result = match args.command {
+        None => list(&session, args.unread, args.json).await,
+        Some(AlertsCommand::Ack { id }) => session.acknowledge(id).await,
+    };
+    session.close().await;
+    result.map(|()| ExitCode::SUCCESS)
+}
+
+async fn list(session: &Session, unread: bool, as_json: bool) -> anyhow::Result<()> {
+    let alerts = session.alerts(unread).await?;
+    if as_json {
+        outln!("{}", serde_json::to_string_pretty(&alerts)?);
+        return Ok(());
+    }
+    let mut table = Table::new(["ID", "TIME", "BMC", "SEVERITY", "MESSAGE", "ACKNOWLEDGED"]);
+    for alert in alerts {
+        let time = alert.timestamp.clone().unwrap_or_else(|| {
+            chrono::DateTime::from_timestamp(alert.received, 0).map_or_else(
+                || alert.received.to_string(),
+                |time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            )
+        });
+        table.row([
+            alert.id.to_string(),
+            time,
+            alert.bmc,
+            alert.severity,
+            alert.message,
+            if alert.acknowledged { "yes" } else { "no" }.to_owned(),
+        ]);
+    }
+    table.print();
+    Ok(())
+}
+
+/// A login session on one console's REST API, over a connection pinned to its certificate.
+struct Session {
+    name: String,
+    base: url::Url,
+    http: reqwest::Client,
+    token: Secret,
+}
+
+impl Session {
+    /// Logs in as `entry.user`; a rejected password gives [`ExitKind::AuthRejected`].
+    async fn open(
+        context: &Context,
+        name: &str,
+        entry: &ConsoleEntry,
+        password: &Secret,
+    ) -> anyhow::Result<Self> {
+        let tls = context.pinned_tls(&entry.url, entry.pin.clone())?;
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(30))
+            .build()?;
+        let url = entry.url.join("api/login")?;
+        let response = http
+            .post(url)
+            .json(&json!({"user": entry.user, "password": password.expose()}))
+            .send()
+            .await
+            .map_err(|error| unreachable(name, &entry.url, &error))?;
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(Failure::new(
+                ExitKind::AuthRejected,
+                format!(
+                    "console {name} rejected the login of {}; check the password",
+                    entry.user
+                ),
+            )
+            .into());
+        }
+        let body: serde_json::Value = checked(name, response).await?.json().await?;
+        let token = body
+            .get("token")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| bad_response(name, "the login response has no token"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            base: entry.url.clone(),
+            http,
+            token: Secret::new(token.to_owned()),
+        })
+    }
+
+    async fn alerts(&self, unread: bool) -> anyhow::Result<Vec<Alert>> {
+        let mut url = self.base.join("api/alerts")?;
+        if unread {
+            url.set_query(Some("unacknowledged=true"));
+        }
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|error| unreachable(&self.name, &self.base, &error))?;
+        let list: AlertList = checked(&self.name, response)
+            .await?
+            .json()
+            .await
+            .map_err(|error| bad_response(&self.name, &format!("invalid alert list: {error}")))?;
+        Ok(list.alerts)
+    }
+
+    async fn acknowledge(&self, id: i64) -> anyhow::Result<()> {
+        let url = self.base.join(&format!("api/alerts/{id}/ack"))?;
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|error| unreachable(&self.name, &self.base, &error))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(Failure::usage(format!(
+                "alert {id} not found on console {}; list them with `rackside alerts`",
+                self.name
+            ))
+            .into());
+        }
+        checked(&self.name, response).await?;
+        eprintln!("acknowledged alert {id} on console {}", self.name);
+        Ok(())
+    }
+
+    /// Ends the session; a failure only costs the console a session until it expires.
+    async fn close(self) {
+        let Ok(url) = self.base.join("api/logout") else {
+            return;
+        };
+        if let Err(error) = self
+            .http
+            .post(url)
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+        {
+            tracing::debug!(console = %self.name, error = %error.without_url(), "logout failed");
+        }
+    }
+}
+
+async fn checked(name: &str, response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let kind = if matches!(status.as_u16(), 401 | 403) {
+        ExitKind::AuthRejected
+    } else {
+        ExitKind::BadResponse
+    };
+    Err(Failure::new(kind, format!("console {name} returned {status}")).into())
+}
+
+fn unreachable(name: &str, url: &url::Url, error: &reqwest::Error) -> anyhow::Error {
+    let mut detail = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        detail = format!("{detail}: {inner}");
+        source = inner.source();
+    }
+    Failure::new(
+        ExitKind::Unreachable,
+        format!("failed to reach console {name} at {url}: {detail}; check the URL and that the console runs"),
+    )
+    .into()
+}
+
+fn bad_response(name: &str, detail: &str) -> anyhow::Error {
+    Failure::new(ExitKind::BadResponse, format!("console {name}: {detail}")).into()
+}
