@@ -90,6 +90,9 @@ pub fn describe(error: &anyhow::Error) -> (ExitKind, String) {
     if let Some(vault) = error.downcast_ref::<VaultError>() {
         return (vault_kind(vault), one_line(error));
     }
+    if let Some(link) = error.downcast_ref::<rackside_link::Error>() {
+        return (crate::via::link_kind(link), one_line(error));
+    }
     (ExitKind::Failure, one_line(error))
 }
 

@@ -156,7 +156,12 @@ pub async fn login_link(
 /// A locked link exits with [`ExitKind::AuthRejected`] (5), like a rejected password. A busy,
 /// silent or closed link exits with [`ExitKind::Unreachable`] (6).
 pub fn link_failure(name: &str, error: &rackside_link::Error) -> Failure {
-    let kind = match error {
+    Failure::new(link_kind(error), format!("link to {name}: {error}"))
+}
+
+/// Maps a link error to its exit code, as [`link_failure`] describes.
+pub fn link_kind(error: &rackside_link::Error) -> ExitKind {
+    match error {
         rackside_link::Error::LockedOut | rackside_link::Error::LoginRejected { .. } => {
             ExitKind::AuthRejected
         }
@@ -164,8 +169,7 @@ pub fn link_failure(name: &str, error: &rackside_link::Error) -> Failure {
             ExitKind::Usage
         }
         _ => ExitKind::Unreachable,
-    };
-    Failure::new(kind, format!("link to {name}: {error}"))
+    }
 }
 
 /// The Redfish transport of a connection: HTTPS to the BMC's URL, or the at-the-server link.

@@ -205,3 +205,37 @@ async fn button_command_activates_the_link() {
     );
     assert_success(&linked.run_via_link(&cli, &["health", "r1"], PASSWORD).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nearby_connect_exit_codes_match_table() {
+    let cli = Cli::new();
+    let linked = linked_bmc(&cli).await;
+    linked.link.press_button().await.unwrap();
+    let socket = linked.socket.to_str().unwrap();
+    let fingerprint = linked.bmc.fingerprint();
+    let connect = [
+        "nearby", "connect", "RKS1U01", "--socket", socket, "--user", USER,
+    ];
+
+    let unpinned = cli
+        .run_with(&connect, &[("RACKSIDE_LINK_PASSWORD", PASSWORD)])
+        .await;
+    let mut pinned = connect.to_vec();
+    pinned.extend(["--pin", fingerprint.as_str()]);
+    let wrong_password = cli
+        .run_with(&pinned, &[("RACKSIDE_LINK_PASSWORD", "not-the-password")])
+        .await;
+
+    assert_code(&unpinned, 3);
+    assert!(
+        stderr(&unpinned).contains("certificate not accepted"),
+        "{}",
+        stderr(&unpinned)
+    );
+    assert_code(&wrong_password, 5);
+    assert!(
+        stderr(&wrong_password).contains("login rejected"),
+        "{}",
+        stderr(&wrong_password)
+    );
+}

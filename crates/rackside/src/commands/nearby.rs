@@ -15,6 +15,7 @@ use rackside_redfish::{AuthMode, Client, Credentials, Indicator, RetryPolicy, Se
 use rackside_trust::{classify, Color, Fingerprint, ServerName, TrustAnchors, UnixTime};
 use tokio::io::AsyncReadExt;
 
+use crate::failure::{ExitKind, Failure};
 use crate::output::outln;
 
 /// Time to wait for each reply from the BMC over the link.
@@ -178,14 +179,23 @@ async fn connect(args: ConnectArgs) -> anyhow::Result<ExitCode> {
     if !accepted {
         session.close().await;
         if verdict.color == Color::Red {
-            bail!(
-                "certificate rejected ({}); do not log in to this BMC",
-                verdict.why
-            );
+            return Err(Failure::new(
+                ExitKind::CertificateBlocked,
+                format!(
+                    "certificate rejected ({}); do not log in to this BMC",
+                    verdict.why
+                ),
+            )
+            .into());
         }
-        bail!(
-            "certificate not accepted: compare its SHA-256 with the server's screen, then pass --pin {fingerprint}"
-        );
+        return Err(Failure::new(
+            ExitKind::NotTrusted,
+            format!(
+                "certificate not accepted: compare its SHA-256 with the server's screen, then \
+                 pass --pin {fingerprint}"
+            ),
+        )
+        .into());
     }
     session.accept_certificate()?;
     outln!("certificate accepted");
@@ -315,7 +325,7 @@ pub fn bmc_link_settings(args: &crate::cli::BmcArgs) -> anyhow::Result<Option<Bm
         return Ok(None);
     };
     let mac = rackside_link::parse_mac(&args.link_mac)
-        .map_err(|error| crate::failure::Failure::usage(format!("--link-mac: {error}")))?;
+        .map_err(|error| Failure::usage(format!("--link-mac: {error}")))?;
     Ok(Some(BmcLinkSettings {
         socket,
         profile: args.link_profile,
