@@ -577,8 +577,9 @@ pub struct ConsoleEntry {
     pub user: String,
     /// The certificate the user accepted.
     pub pin: Pin,
-    /// Whether this device is subscribed to the console's pushes. Alerts pushed by a console
-    /// with this flag off are discarded.
+    /// Whether this device is subscribed to the console's pushes.
+    // NOTE: nothing sets this yet, because `rackside subscribe` and the push receiver that
+    // should drop alerts of unsubscribed consoles are not written.
     #[serde(default)]
     pub subscribed: bool,
 }

@@ -47,7 +47,7 @@ pub struct AlertsArgs {
     #[arg(long, global = true, value_name = "NAME")]
     pub console: Option<String>,
 
-    /// Show only alerts nobody acknowledged yet
+    /// Show only alerts not yet acknowledged
     #[arg(long)]
     pub unread: bool,
 
@@ -223,7 +223,7 @@ impl Session {
             .json(&json!({"user": entry.user, "password": password.expose()}))
             .send()
             .await
-            .map_err(|error| unreachable(name, &entry.url, &error))?;
+            .map_err(|error| unreachable_error(name, &entry.url, &error))?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             return Err(Failure::new(
                 ExitKind::AuthRejected,
@@ -258,7 +258,7 @@ impl Session {
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .map_err(|error| unreachable(&self.name, &self.base, &error))?;
+            .map_err(|error| unreachable_error(&self.name, &self.base, &error))?;
         let list: AlertList = checked(&self.name, response)
             .await?
             .json()
@@ -275,7 +275,7 @@ impl Session {
             .bearer_auth(self.token.expose())
             .send()
             .await
-            .map_err(|error| unreachable(&self.name, &self.base, &error))?;
+            .map_err(|error| unreachable_error(&self.name, &self.base, &error))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Err(Failure::usage(format!(
                 "alert {id} not found on console {}; list them with `rackside alerts`",
@@ -318,7 +318,7 @@ async fn checked(name: &str, response: reqwest::Response) -> anyhow::Result<reqw
     Err(Failure::new(kind, format!("console {name} returned {status}")).into())
 }
 
-fn unreachable(name: &str, url: &url::Url, error: &reqwest::Error) -> anyhow::Error {
+fn unreachable_error(name: &str, url: &url::Url, error: &reqwest::Error) -> anyhow::Error {
     let mut detail = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(inner) = source {
