@@ -5,15 +5,16 @@
 //! [`EVENT_SECRET_HEADER`]. The full description is served at `/openapi.json`.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore;
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 
 use crate::events::parse_event_payload;
 use crate::forward::RelayLink;
+use crate::login::{LoginCheck, LoginGuard};
 use crate::store::{AlertFilter, Store};
 use crate::trust::{check_identity, Decision};
 
@@ -65,6 +67,8 @@ pub struct AppState {
     pub sessions: Arc<Mutex<HashMap<[u8; 32], Instant>>>,
     /// The URL BMCs deliver events to, ending in `/events/`.
     pub listener_base: String,
+    /// Password checks and the failed-login limit.
+    pub login: Arc<LoginGuard>,
 }
 
 /// Builds the router.
@@ -93,6 +97,7 @@ enum ApiError {
     BadRequest(String),
     Confirm(serde_json::Value),
     Rejected(String),
+    TooManyLogins,
     Internal,
 }
 
@@ -113,6 +118,13 @@ impl IntoResponse for ApiError {
                 return (StatusCode::CONFLICT, Json(body)).into_response();
             }
             Self::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, reason),
+            Self::TooManyLogins => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed logins from this address: wait {} s and retry",
+                    crate::login::FAILURE_WINDOW.as_secs()
+                ),
+            ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal error".to_owned(),
@@ -135,22 +147,25 @@ struct LoginRequest {
 
 async fn login(
     State(state): State<AppState>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    use argon2::password_hash::{PasswordHash, PasswordVerifier};
-    let user = state.users.iter().find(|u| u.name == request.user);
-    let verified = user.is_some_and(|user| {
-        PasswordHash::new(&user.password_hash)
-            .map(|hash| {
-                argon2::Argon2::default()
-                    .verify_password(request.password.as_bytes(), &hash)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    });
-    if !verified {
-        tracing::info!(user = %request.user.chars().take(64).collect::<String>(), "login failed");
-        return Err(ApiError::Unauthorized);
+    let client = client.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let shown_user = request.user.chars().take(64).collect::<String>();
+    match state
+        .login
+        .check(&state.users, client, &request.user, request.password)
+        .await
+    {
+        LoginCheck::Verified => {}
+        LoginCheck::Rejected => {
+            tracing::info!(user = %shown_user, ?client, "login failed");
+            return Err(ApiError::Unauthorized);
+        }
+        LoginCheck::Limited => {
+            tracing::warn!(user = %shown_user, ?client, "login rejected: too many failures");
+            return Err(ApiError::TooManyLogins);
+        }
     }
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);

@@ -28,6 +28,7 @@ mod error;
 pub mod events;
 pub mod forward;
 pub mod inbox;
+pub mod login;
 pub mod store;
 pub mod trust;
 
@@ -174,6 +175,7 @@ pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError
         users: Arc::new(users),
         sessions: Arc::new(Mutex::new(HashMap::new())),
         listener_base: format!("https://{}:{}/events/", config.public_host, addr.port()),
+        login: Arc::new(login::LoginGuard::new()?),
     };
     let (shutdown, receiver) = watch::channel(false);
     let mut tasks = vec![tokio::spawn(rackside_relay::tls::accept_loop(

@@ -147,8 +147,15 @@ async fn serve_connection(
             return;
         }
     };
+    // Handlers that rate-limit by client address read it as `ConnectInfo`.
     let service = TowerToHyperService::new(router.map_request(
-        |request: axum::extract::Request<hyper::body::Incoming>| request.map(axum::body::Body::new),
+        move |request: axum::extract::Request<hyper::body::Incoming>| {
+            let mut request = request.map(axum::body::Body::new);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            request
+        },
     ));
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     builder
