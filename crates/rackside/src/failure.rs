@@ -99,7 +99,8 @@ pub fn describe(error: &anyhow::Error) -> (ExitKind, String) {
 /// Maps a Redfish client error to its exit code.
 pub fn redfish_kind(error: &RedfishError) -> ExitKind {
     match error {
-        RedfishError::InvalidUrl { .. } => ExitKind::Usage,
+        // A value the BMC does not offer is rejected before anything is sent.
+        RedfishError::InvalidUrl { .. } | RedfishError::NotOffered { .. } => ExitKind::Usage,
         RedfishError::Connect { .. } | RedfishError::Tls { .. } | RedfishError::Timeout { .. } => {
             ExitKind::Unreachable
         }

@@ -58,7 +58,7 @@ async fn power_off_without_yes_or_terminal_exits_2() {
 async fn power_restart_not_offered_names_allowed_types() {
     let (cli, _bmc) = setup(&[Fault::StrictResetTypes]).await;
     let output = cli.run(&["power", "r1", "restart", "--yes"]).await;
-    assert_code(&output, 1);
+    assert_code(&output, 2);
     let text = stderr(&output);
     assert!(text.contains("not applied"), "{text}");
     assert!(text.contains("ForceRestart"), "{text}");
@@ -180,7 +180,7 @@ async fn boot_once_reverts_after_reset() {
 async fn boot_unknown_target_lists_allowed_values() {
     let (cli, _bmc) = setup(&[]).await;
     let output = cli.run(&["boot", "r1", "set", "Floppy9"]).await;
-    assert!(!output.status.success());
+    assert_code(&output, 2);
     let text = stderr(&output);
     assert!(text.contains("Floppy9"), "{text}");
     assert!(text.contains("Pxe"), "{text}");
@@ -458,7 +458,7 @@ async fn account_role_change_and_unknown_role() {
     assert!(stdout(&role).contains("Operator"), "{}", stdout(&role));
 
     let unknown = cli.run(&["account", "r1", "role", "viewer1", "Root"]).await;
-    assert!(!unknown.status.success());
+    assert_code(&unknown, 2);
     let text = stderr(&unknown);
     assert!(text.contains("Administrator"), "{text}");
     assert!(text.contains("not applied"), "{text}");

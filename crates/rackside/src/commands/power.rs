@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::cli::{ClientOptions, Target};
 use crate::connect::{Connection, Context};
+use crate::failure::Failure;
 use crate::fleet::{
     self, confirm, describe_servers, parse_duration, write_failed, Done, RunOptions,
 };
@@ -175,10 +176,12 @@ async fn apply(connection: &Connection, args: &PowerArgs) -> anyhow::Result<Done
         (Some(graceful), _) => graceful,
         (None, Some(forced)) if args.force => forced,
         (None, Some(forced)) => {
-            return Err(anyhow::anyhow!(
-                "not applied: {system} offers no graceful reset for power {} (offered: {allowed}); rerun with --force to use {forced}",
+            return Err(Failure::usage(format!(
+                "not applied: {system} offers no graceful reset for power {} (offered: \
+                 {allowed}); rerun with --force to use {forced}",
                 args.action.name()
-            ));
+            ))
+            .into());
         }
         (None, None) => {
             return Err(write_failed(RedfishError::NotOffered {
