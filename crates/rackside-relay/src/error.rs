@@ -63,6 +63,9 @@ pub enum RelayError {
     /// A cryptographic primitive failed (random source, signing).
     #[error("cryptographic operation failed: {0}")]
     Crypto(&'static str),
+    /// The registration table reached one of its limits.
+    #[error("registration limit of {0} reached; remove unused registrations and retry")]
+    RegistryFull(usize),
     /// The relay's configuration is unusable.
     #[error("invalid relay configuration: {0}")]
     Config(String),

@@ -64,11 +64,14 @@ pub struct RelayConfig {
     pub max_ttl: Duration,
     /// Provider endpoints and credentials.
     pub providers: providers::ProviderConfig,
+    /// Caps on registrations, per console and in total.
+    pub registry_limits: registry::RegistryLimits,
 }
 
 impl RelayConfig {
     /// Creates a configuration with the defaults: loopback port 8443, 10 000 queued alerts, 64
-    /// requests in flight, one hour default and one day maximum time to live.
+    /// requests in flight, one hour default and one day maximum time to live, and the
+    /// registration limits of [`registry::RegistryLimits::default`].
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
@@ -80,6 +83,7 @@ impl RelayConfig {
             default_ttl: Duration::from_secs(3600),
             max_ttl: Duration::from_secs(24 * 3600),
             providers: providers::ProviderConfig::default(),
+            registry_limits: registry::RegistryLimits::default(),
         }
     }
 }
@@ -118,7 +122,8 @@ pub async fn start(config: RelayConfig) -> Result<RunningRelay, RelayError> {
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| io_error("create", &config.state_dir, e))?;
     let keys = Arc::new(apikeys::ApiKeyStore::open(&config.state_dir));
-    let registry = Arc::new(registry::Registry::open(&config.state_dir)?);
+    let registry =
+        Arc::new(registry::Registry::open(&config.state_dir)?.with_limits(config.registry_limits));
     let vapid_der = load_or_generate_vapid(&config.state_dir)?;
     let providers = Arc::new(providers::Providers::new(config.providers, &vapid_der)?);
     let (tls, cert_pem) = tls::load_or_generate(&config.state_dir)?;

@@ -24,6 +24,8 @@ pub const REGISTRATIONS_FILE: &str = "registrations.json";
 const TOKEN_PREFIX: &str = "rrt_";
 const MAX_DEVICE_ID: usize = 128;
 const MAX_PROVIDER_TOKEN: usize = 4096;
+/// Longest Web Push endpoint URL accepted, in bytes.
+pub const MAX_ENDPOINT: usize = 1024;
 
 /// Delivery target of one device: its provider and address there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,12 @@ impl Target {
     pub fn validate(&self) -> Result<(), RelayError> {
         match self {
             Self::Webpush { endpoint } => {
+                if endpoint.len() > MAX_ENDPOINT {
+                    return Err(RelayError::Config(format!(
+                        "invalid Web Push endpoint: {} bytes is longer than {MAX_ENDPOINT}",
+                        endpoint.len()
+                    )));
+                }
                 let url = url::Url::parse(endpoint)
                     .map_err(|e| RelayError::Config(format!("invalid Web Push endpoint: {e}")))?;
                 if url.scheme() != "https" || url.host_str().is_none() {
@@ -112,6 +120,16 @@ impl RegistrationToken {
         Self(Zeroizing::new(token))
     }
 
+    /// Generates a random token.
+    pub fn generate() -> Self {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(raw.as_mut());
+        Self::new(format!(
+            "{TOKEN_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(raw.as_ref())
+        ))
+    }
+
     /// Returns the token text.
     pub fn expose(&self) -> &str {
         &self.0
@@ -144,11 +162,33 @@ struct Table {
     registrations: HashMap<String, Registration>,
 }
 
+/// Caps on the number of registrations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegistryLimits {
+    /// Maximum number of registrations of one console.
+    pub per_console: usize,
+    /// Maximum number of registrations in the table.
+    pub total: usize,
+}
+
+impl Default for RegistryLimits {
+    fn default() -> Self {
+        Self {
+            per_console: 10_000,
+            total: 100_000,
+        }
+    }
+}
+
 /// The registration table, in memory and mirrored to `registrations.json`.
+///
+/// NOTE: every change rewrites the whole file, so a change costs time linear in the table
+/// size; [`RegistryLimits`] bounds that cost.
 #[derive(Debug)]
 pub struct Registry {
     path: PathBuf,
     entries: RwLock<HashMap<[u8; 32], Registration>>,
+    limits: RegistryLimits,
 }
 
 impl Registry {
@@ -179,20 +219,33 @@ impl Registry {
         Ok(Self {
             path,
             entries: RwLock::new(entries),
+            limits: RegistryLimits::default(),
         })
     }
 
+    /// Replaces the default caps on the number of registrations.
+    #[must_use]
+    pub fn with_limits(mut self, limits: RegistryLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Registers `device` for `console` and returns a new token. An earlier registration of
-    /// the same pair is replaced, so each pair has exactly one token.
+    /// the same pair is replaced only when `current` is its token, so each pair has exactly
+    /// one token and nobody else can cancel it. Returns `None` when the pair exists and
+    /// `current` is missing or wrong.
     ///
     /// # Errors
-    /// [`RelayError::Config`] for a malformed target or device id; I/O errors.
+    /// [`RelayError::Config`] for a malformed target or device id,
+    /// [`RelayError::RegistryFull`] when a limit is reached, and I/O errors.
     pub fn register(
         &self,
         console: ConsoleName,
         device: String,
         target: Target,
-    ) -> Result<RegistrationToken, RelayError> {
+        current: Option<&RegistrationToken>,
+    ) -> Result<Option<RegistrationToken>, RelayError> {
+        // 1. Check the input.
         target.validate()?;
         if device.is_empty() || device.len() > MAX_DEVICE_ID || device.chars().any(char::is_control)
         {
@@ -200,18 +253,36 @@ impl Registry {
                 "invalid device id: use 1 to 128 characters without control characters".to_owned(),
             ));
         }
-        let mut raw = Zeroizing::new([0u8; 32]);
-        OsRng.fill_bytes(raw.as_mut());
-        let token = RegistrationToken::new(format!(
-            "{TOKEN_PREFIX}{}",
-            URL_SAFE_NO_PAD.encode(raw.as_ref())
-        ));
 
+        // 2. An existing pair needs its current token; a new one needs room.
         let mut entries = self
             .entries
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.retain(|_, r| !(r.console == console && r.device == device));
+        let existing = entries
+            .iter()
+            .find(|(_, r)| r.console == console && r.device == device)
+            .map(|(key, _)| *key);
+        match existing {
+            Some(key) => {
+                if current.map(RegistrationToken::hash) != Some(key) {
+                    return Ok(None);
+                }
+                entries.remove(&key);
+            }
+            None => {
+                if entries.len() >= self.limits.total {
+                    return Err(RelayError::RegistryFull(self.limits.total));
+                }
+                let of_console = entries.values().filter(|r| r.console == console).count();
+                if of_console >= self.limits.per_console {
+                    return Err(RelayError::RegistryFull(self.limits.per_console));
+                }
+            }
+        }
+
+        // 3. Store the new token's hash.
+        let token = RegistrationToken::generate();
         entries.insert(
             token.hash(),
             Registration {
@@ -221,7 +292,7 @@ impl Registry {
             },
         );
         self.save(&entries)?;
-        Ok(token)
+        Ok(Some(token))
     }
 
     /// Returns the registration behind `token`, if any.
@@ -312,7 +383,8 @@ mod tests {
         let console = ConsoleName::parse("ome-1").unwrap();
         let token = Registry::open(dir.path())
             .unwrap()
-            .register(console.clone(), "phone".into(), webpush())
+            .register(console.clone(), "phone".into(), webpush(), None)
+            .unwrap()
             .unwrap();
         let text = fs::read_to_string(dir.path().join(REGISTRATIONS_FILE)).unwrap();
         assert!(!text.contains(token.expose()));
@@ -321,19 +393,60 @@ mod tests {
     }
 
     #[test]
-    fn reregistering_pair_replaces_token() {
+    fn reregistering_pair_needs_current_token() {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path()).unwrap();
         let console = ConsoleName::parse("ome-1").unwrap();
         let first = registry
-            .register(console.clone(), "phone".into(), webpush())
+            .register(console.clone(), "phone".into(), webpush(), None)
+            .unwrap()
             .unwrap();
+
+        let stranger = RegistrationToken::generate();
+        for current in [None, Some(&stranger)] {
+            let replaced = registry
+                .register(console.clone(), "phone".into(), webpush(), current)
+                .unwrap();
+            assert!(replaced.is_none());
+            assert!(registry.lookup(&first).is_some());
+        }
+
         let second = registry
-            .register(console, "phone".into(), webpush())
+            .register(console, "phone".into(), webpush(), Some(&first))
+            .unwrap()
             .unwrap();
         assert!(registry.lookup(&first).is_none());
         assert!(registry.lookup(&second).is_some());
         assert_eq!(registry.len(), 1);
+    }
+
+    #[test]
+    fn registrations_past_limits_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = RegistryLimits {
+            per_console: 2,
+            total: 3,
+        };
+        let registry = Registry::open(dir.path()).unwrap().with_limits(limits);
+        let first = ConsoleName::parse("ome-1").unwrap();
+        let second = ConsoleName::parse("ome-2").unwrap();
+        for device in ["a", "b"] {
+            let token = registry.register(first.clone(), device.into(), webpush(), None);
+            assert!(token.unwrap().is_some());
+        }
+        let per_console = registry.register(first, "c".into(), webpush(), None);
+        assert!(matches!(per_console, Err(RelayError::RegistryFull(2))));
+
+        let third = registry.register(second.clone(), "a".into(), webpush(), None);
+        assert!(third.unwrap().is_some());
+        let total = registry.register(second, "b".into(), webpush(), None);
+        assert!(matches!(total, Err(RelayError::RegistryFull(3))));
+    }
+
+    #[test]
+    fn long_webpush_endpoint_is_rejected() {
+        let endpoint = format!("https://push.test/{}", "a".repeat(MAX_ENDPOINT));
+        assert!(Target::Webpush { endpoint }.validate().is_err());
     }
 
     #[test]
@@ -368,7 +481,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path()).unwrap();
         let token = registry
-            .register(ConsoleName::parse("c").unwrap(), "d".into(), webpush())
+            .register(
+                ConsoleName::parse("c").unwrap(),
+                "d".into(),
+                webpush(),
+                None,
+            )
+            .unwrap()
             .unwrap();
         assert!(registry.remove(&token).unwrap());
         assert!(!registry.remove(&token).unwrap());

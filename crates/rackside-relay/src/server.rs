@@ -2,7 +2,7 @@
 //!
 //! | method and path | who | what |
 //! |---|---|---|
-//! | `POST /v1/registrations` | device | register for one console; returns the registration token |
+//! | `POST /v1/registrations` | device | register for one console; returns the registration token (replacing a registration needs its current token as the bearer) |
 //! | `DELETE /v1/registrations` | device | remove the registration whose token is the bearer |
 //! | `POST /v1/push` | console (API key) | queue one encrypted alert for one registration |
 //! | `GET /v1/gone` | console (API key) | collect registrations removed as dead |
@@ -72,6 +72,7 @@ enum ApiError {
     BadRequest(String),
     PayloadTooLarge(usize),
     QueueFull,
+    RegistryFull,
     Internal,
 }
 
@@ -95,6 +96,10 @@ impl IntoResponse for ApiError {
             Self::QueueFull => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue full; retry later".to_owned(),
+            ),
+            Self::RegistryFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "registration limit reached; retry later".to_owned(),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -134,27 +139,59 @@ pub struct RegisterResponse {
 
 async fn register(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
-    let known = state.keys.list().map_err(internal)?;
-    if !known.iter().any(|k| k.console == request.console) {
-        return Err(ApiError::NotFound("console"));
-    }
+    // 1. Check the input before anything about consoles or pairs is revealed.
+    request
+        .target
+        .validate()
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if !state.providers.supports(&request.target) {
         return Err(ApiError::BadRequest(format!(
             "provider {} is not configured on this relay",
             request.target.provider()
         )));
     }
+
+    // 2. An unknown console, and a pair that exists without its current token in the
+    // bearer, get a token that is never stored. So neither can be probed, and no other
+    // client can cancel a device's registration.
+    // NOTE: a device that lost its token cannot replace its registration; it must register
+    // under a new device id.
+    let known = state.keys.list().map_err(internal)?;
     let provider = request.target.provider();
-    let token = state
-        .registry
-        .register(request.console.clone(), request.device, request.target)
-        .map_err(|e| match e {
-            crate::RelayError::Config(reason) => ApiError::BadRequest(reason),
-            other => internal(other),
-        })?;
-    tracing::info!(registration = %token.id(), console = %request.console, provider, "device registered");
+    let stored = if known.iter().any(|k| k.console == request.console) {
+        let current = bearer(&headers).map(|b| RegistrationToken::new(b.to_owned()));
+        state
+            .registry
+            .register(
+                request.console.clone(),
+                request.device,
+                request.target,
+                current.as_ref(),
+            )
+            .map_err(|e| match e {
+                crate::RelayError::Config(reason) => ApiError::BadRequest(reason),
+                crate::RelayError::RegistryFull(_) => {
+                    tracing::warn!(console = %request.console, %e, "registration rejected");
+                    ApiError::RegistryFull
+                }
+                other => internal(other),
+            })?
+    } else {
+        None
+    };
+    let token = match stored {
+        Some(token) => {
+            tracing::info!(registration = %token.id(), console = %request.console, provider, "device registered");
+            token
+        }
+        None => {
+            tracing::info!(console = %request.console, provider, "registration rejected: unknown console or pair without its token");
+            RegistrationToken::generate()
+        }
+    };
     Ok((
         StatusCode::CREATED,
         Json(RegisterResponse {

@@ -411,7 +411,7 @@ async fn push_to_other_consoles_token_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registration_for_unknown_console_is_rejected() {
+async fn registration_for_unknown_console_is_not_stored() {
     let harness = Harness::start(Options::default()).await;
     let response = harness
         .client
@@ -420,7 +420,66 @@ async fn registration_for_unknown_console_is_rejected() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(response.status(), 201, "same status as for a known console");
+    let stats: serde_json::Value = harness
+        .client
+        .get(harness.url("/v1/stats"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stats["registrations"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reregistration_needs_current_token() {
+    let harness = Harness::start(Options::default()).await;
+    let key = harness.add_key("ome-1");
+    let (token, keys) = harness
+        .register("ome-1", "phone", "fcm", Behaviour::Accept)
+        .await;
+    let body = json!({"console": "ome-1", "device": "phone", "target": {"provider": "fcm", "token": "fcm-phone"}});
+
+    // 1. Without the current token the answer looks the same, but nothing changes.
+    let stranger = harness
+        .client
+        .post(harness.url("/v1/registrations"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 201);
+    let stranger: serde_json::Value = stranger.json().await.unwrap();
+    let stranger_token = stranger["token"].as_str().unwrap().to_owned();
+    let pushed = harness
+        .push(key.expose(), &token, &keys, "still mine")
+        .await;
+    assert_eq!(pushed.status(), 202);
+    let pushed = harness
+        .push(key.expose(), &stranger_token, &keys, "not stored")
+        .await;
+    assert_eq!(pushed.status(), 404);
+
+    // 2. With the current token the pair gets a new token and the old one ends.
+    let renewed = harness
+        .client
+        .post(harness.url("/v1/registrations"))
+        .bearer_auth(&token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 201);
+    let renewed: serde_json::Value = renewed.json().await.unwrap();
+    let renewed_token = renewed["token"].as_str().unwrap().to_owned();
+    let pushed = harness.push(key.expose(), &token, &keys, "old token").await;
+    assert_eq!(pushed.status(), 404);
+    let pushed = harness
+        .push(key.expose(), &renewed_token, &keys, "new token")
+        .await;
+    assert_eq!(pushed.status(), 202);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
