@@ -178,7 +178,14 @@ impl Store {
     /// # Errors
     /// [`ConsoleError::Store`] when SQLite cannot open or migrate the file.
     pub fn open(state_dir: &Path) -> Result<Self, ConsoleError> {
+        // 1. Only the owner may read the state, whatever the umask. SQLite creates the
+        // -wal and -shm files with the mode of the database file.
+        set_mode(state_dir, 0o700)?;
         let path = state_dir.join(DATABASE_FILE);
+        create_private(&path)?;
+        set_mode(&path, 0o600)?;
+
+        // 2. The connection, in WAL mode.
         let connection = Connection::open(&path).map_err(|source| ConsoleError::Store {
             path: path.clone(),
             source,
@@ -191,6 +198,16 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+
+        // 3. Files left by an older version with a wider mode are narrowed.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            let side = PathBuf::from(side);
+            if side.exists() {
+                set_mode(&side, 0o600)?;
+            }
+        }
         Ok(Self {
             path,
             connection: Mutex::new(connection),
@@ -505,6 +522,37 @@ fn rank_severity(rank: i64) -> Severity {
     }
 }
 
+/// Sets the Unix permission bits of `path`.
+fn set_mode(path: &Path, mode: u32) -> Result<(), ConsoleError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|source| {
+        ConsoleError::Io {
+            action: "set permissions of",
+            path: path.to_owned(),
+            source,
+        }
+    })
+}
+
+/// Creates an empty file at `path` with mode 0600 unless it exists.
+fn create_private(path: &Path) -> Result<(), ConsoleError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(ConsoleError::Io {
+            action: "create",
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -581,5 +629,33 @@ mod tests {
                 .as_deref(),
             Some("device gone")
         );
+    }
+
+    #[test]
+    fn state_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("console");
+        std::fs::create_dir(&state).unwrap();
+        std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let store = Store::open(&state).unwrap();
+        assert!(store
+            .insert_alert(&alert("e1", Severity::Critical), 1)
+            .unwrap()
+            .is_some());
+
+        let mode = |name: &str| {
+            let path = if name.is_empty() {
+                state.clone()
+            } else {
+                state.join(name)
+            };
+            std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+        };
+        assert_eq!(mode(""), 0o700);
+        assert_eq!(mode(DATABASE_FILE), 0o600);
+        assert_eq!(mode(&format!("{DATABASE_FILE}-wal")), 0o600);
+        assert_eq!(mode(&format!("{DATABASE_FILE}-shm")), 0o600);
     }
 }
