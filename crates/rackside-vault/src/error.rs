@@ -168,6 +168,14 @@ pub enum Error {
         /// The file path.
         path: PathBuf,
     },
+    /// A file starts like a rackside export but is cut short, too large or contains values out of range.
+    #[error("export {path} is damaged: {detail}")]
+    ExportDamaged {
+        /// The file path.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
     /// A record read from the database or an import does not parse.
     #[error("record {what} is invalid: {detail}")]
     InvalidRecord {

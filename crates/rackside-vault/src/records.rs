@@ -21,6 +21,8 @@ use crate::vault::{db_error, CacheEntry, ServerRecord, Vault};
 pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 const EXPORT_MAGIC: &[u8; 8] = b"RSVEXP01";
+/// Maximum export file size, in bytes. The size is checked before the file is read.
+pub const MAX_EXPORT_SIZE: u64 = 256 * 1024 * 1024;
 
 pub(crate) fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(
@@ -366,12 +368,13 @@ impl Vault {
     /// replacing records of the same name, in one transaction.
     ///
     /// # Errors
-    /// `ExportFormat`, `ExportDecrypt`, `InvalidParameters`, database and
-    /// file errors.
+    /// `ExportFormat`, `ExportDamaged`, `ExportDecrypt`, `InvalidParameters`,
+    /// database and file errors.
     pub fn import(&mut self, path: &Path, passphrase: &Secret) -> Result<()> {
-        let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
-        let format = || Error::ExportFormat {
+        let bytes = read_export(path)?;
+        let format = || Error::ExportDamaged {
             path: path.to_path_buf(),
+            detail: "the salt or the sealed records do not parse".to_owned(),
         };
         let (meta, meta_end) = parse_export_header(&bytes, path)?;
         // NOTE: the export's own parameters are trusted up to Argon2's
@@ -559,31 +562,73 @@ fn open_sealed(key: &[u8; 32], sealed: &[u8], aad: &[u8]) -> Option<Zeroizing<Ve
 /// the passphrase, so that a wrong file is reported before anyone types one.
 ///
 /// # Errors
-/// `Io` when the file cannot be read, `ExportFormat` when it is not an export.
+/// `Io` when the file cannot be read, `ExportFormat` when it is not an export, and
+/// `ExportDamaged` when it is cut short, too large or has values out of range.
 pub fn check_export(path: &Path) -> Result<()> {
-    let bytes = fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    let bytes = read_export(path)?;
     parse_export_header(&bytes, path).map(|_| ())
+}
+
+/// Reads an export after checking its magic and its size, so that a large file of another
+/// kind is never read whole.
+fn read_export(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+
+    let mut file = fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+    let mut magic = [0u8; 8];
+    if file.read_exact(&mut magic).is_err() || &magic != EXPORT_MAGIC {
+        return Err(Error::ExportFormat {
+            path: path.to_path_buf(),
+        });
+    }
+    let size = file
+        .metadata()
+        .map_err(|e| Error::io("read", path, e))?
+        .len();
+    if size > MAX_EXPORT_SIZE {
+        return Err(Error::ExportDamaged {
+            path: path.to_path_buf(),
+            detail: format!("{size} bytes is more than the maximum of {MAX_EXPORT_SIZE}"),
+        });
+    }
+    let mut bytes = magic.to_vec();
+    // The cap also holds if the file grows after the size check.
+    file.take(MAX_EXPORT_SIZE)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io("read", path, e))?;
+    Ok(bytes)
 }
 
 /// Parses the magic and JSON metadata at the start of an export. Returns the metadata and
 /// the offset where the sealed records start.
 fn parse_export_header(bytes: &[u8], path: &Path) -> Result<(ExportMeta, usize)> {
-    let format = || Error::ExportFormat {
-        path: path.to_path_buf(),
-    };
     if bytes.get(..8) != Some(EXPORT_MAGIC.as_slice()) {
-        return Err(format());
+        return Err(Error::ExportFormat {
+            path: path.to_path_buf(),
+        });
     }
+    let damaged = |detail: &str| Error::ExportDamaged {
+        path: path.to_path_buf(),
+        detail: detail.to_owned(),
+    };
     let len = bytes
         .get(8..12)
         .and_then(|b| b.try_into().ok())
         .map(u32::from_be_bytes)
-        .ok_or_else(format)? as usize;
-    let meta_end = 12usize.checked_add(len).ok_or_else(format)?;
-    let meta_json = bytes.get(12..meta_end).ok_or_else(format)?;
-    let meta: ExportMeta = serde_json::from_slice(meta_json).map_err(|_| format())?;
-    if meta.version != 1 || !meta.kdf.at_least(&KdfParams::TEST) {
-        return Err(format());
+        .ok_or_else(|| damaged("the metadata length is cut short"))? as usize;
+    let meta_end = 12usize
+        .checked_add(len)
+        .ok_or_else(|| damaged("the metadata length is out of range"))?;
+    let meta_json = bytes
+        .get(12..meta_end)
+        .ok_or_else(|| damaged("the metadata is cut short"))?;
+    let meta: ExportMeta =
+        serde_json::from_slice(meta_json).map_err(|_| damaged("the metadata does not parse"))?;
+    if meta.version != 1 {
+        return Err(damaged("the format version is not 1"));
+    }
+    if !meta.kdf.at_least(&KdfParams::TEST) || meta.kdf.validate().is_err() {
+        return Err(damaged("the key derivation parameters are out of range"));
     }
     Ok((meta, meta_end))
 }
@@ -649,5 +694,59 @@ mod tests {
     fn unknown_schema_version_is_not_migrated() {
         let conn = Connection::open_in_memory().unwrap();
         assert!(!migrate_schema(&conn, 7).unwrap());
+    }
+
+    fn export_with(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    fn header_with(meta: &str) -> Vec<u8> {
+        let mut bytes = EXPORT_MAGIC.to_vec();
+        bytes.extend_from_slice(&u32::try_from(meta.len()).unwrap().to_be_bytes());
+        bytes.extend_from_slice(meta.as_bytes());
+        bytes
+    }
+
+    #[test]
+    fn damaged_export_is_named_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        let damaged = |path: &Path| matches!(check_export(path), Err(Error::ExportDamaged { .. }));
+
+        let other = export_with(dir.path(), "other", b"SQLite format 3\0");
+        assert!(matches!(
+            check_export(&other),
+            Err(Error::ExportFormat { .. })
+        ));
+
+        let cut = export_with(dir.path(), "cut", &EXPORT_MAGIC[..]);
+        assert!(damaged(&cut));
+
+        let mut short = header_with(r#"{"version":1}"#);
+        short.truncate(short.len() - 3);
+        let short = export_with(dir.path(), "short", &short);
+        assert!(damaged(&short));
+
+        let huge_kdf = header_with(
+            r#"{"version":1,"kdf":{"m_cost_kib":4000000000,"t_cost":1,"p_cost":1},"salt":"00"}"#,
+        );
+        let huge_kdf = export_with(dir.path(), "kdf", &huge_kdf);
+        assert!(damaged(&huge_kdf));
+    }
+
+    #[test]
+    fn oversized_export_is_rejected_before_reading() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = export_with(dir.path(), "big", &EXPORT_MAGIC[..]);
+        let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        // A sparse file, so the test itself needs no disk space.
+        file.set_len(MAX_EXPORT_SIZE + 1).unwrap();
+        let error = check_export(&path).unwrap_err();
+        assert!(matches!(error, Error::ExportDamaged { .. }), "{error}");
+        assert!(
+            error.to_string().contains("more than the maximum"),
+            "{error}"
+        );
     }
 }
