@@ -574,7 +574,16 @@ async fn connection(
                 false,
             ),
         };
-        let sent = write_json(&mut stream, &response).await;
+        let sent = match write_json(&mut stream, &response).await {
+            // The answer did not fit in one frame, so the client gets a reason instead.
+            Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
+                let message = format!(
+                    "answer too large for the agent ({error}); run `rackside lock` and retry"
+                );
+                write_json(&mut stream, &Response::Error { message }).await
+            }
+            other => other,
+        };
         if stopping {
             let _ = stop.send(true);
         }
@@ -618,7 +627,12 @@ impl Client {
         };
         write_json(&mut self.stream, request)
             .await
-            .map_err(|e| agent_err(format!("cannot send: {e}")))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::FileTooLarge => {
+                    agent_err(format!("request too large for the agent ({e})"))
+                }
+                _ => agent_err(format!("cannot send: {e}")),
+            })?;
         let frame = read_frame(&mut self.stream)
             .await
             .map_err(|e| agent_err(format!("cannot read the answer: {e}")))?
@@ -828,8 +842,8 @@ async fn write_json<T: Serialize>(stream: &mut UnixStream, value: &T) -> std::io
     );
     if body.len() > MAX_FRAME {
         return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "answer above the frame limit",
+            std::io::ErrorKind::FileTooLarge,
+            format!("{} bytes", body.len()),
         ));
     }
     let mut frame = Zeroizing::new(Vec::with_capacity(body.len() + 4));

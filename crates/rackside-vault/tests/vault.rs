@@ -654,6 +654,38 @@ fn late_request_finds_vault_locked() {
 }
 
 #[tokio::test]
+async fn oversized_agent_answer_names_the_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = Arc::new(MemoryKeyStore::new());
+    filled_vault(&dir, store.as_ref());
+    let vault = open_with_password(&dir, store.as_ref()).unwrap();
+    for n in 0..12 {
+        let mut record = server(100 + n);
+        record.url = format!("https://bmc-{n}.example/{}", "a".repeat(100_000));
+        vault.put_server(&record).unwrap();
+    }
+    vault.close().unwrap();
+
+    let clock = Arc::new(ManualClock::new());
+    let socket = tmp.path().join("run").join("agent.sock");
+    let _handle = agent::serve(agent_config(&dir, &socket, clock, store))
+        .await
+        .unwrap();
+    let mut client = agent::Client::connect(&socket).await.unwrap();
+    client
+        .unlock(Unlock::with_password(Secret::new(PASSWORD)))
+        .await
+        .unwrap();
+    let error = client.servers().await.unwrap_err().to_string();
+    assert!(error.contains("answer too large for the agent"), "{error}");
+    assert!(error.contains("rackside lock"), "{error}");
+
+    // The connection stays usable.
+    assert!(client.status().await.unwrap().0.is_some());
+}
+
+#[tokio::test]
 async fn agent_socket_serves_and_locks() {
     use std::os::unix::fs::PermissionsExt;
     let tmp = tempfile::tempdir().unwrap();
