@@ -21,6 +21,12 @@ pub enum Error {
         /// The vault folder.
         path: PathBuf,
     },
+    /// The header exists but the database it unlocks does not.
+    #[error("vault database {path} is missing while the header exists: restore it from a backup or import an export into a new vault")]
+    DatabaseMissing {
+        /// The database path.
+        path: PathBuf,
+    },
     /// The database exists but the header that contains its wrapped key does not.
     #[error("vault header {path} is missing while the database exists: restore the header from a backup or import an export into a new vault")]
     HeaderMissing {

@@ -271,7 +271,7 @@ impl Vault {
         // 5. Open the database and check every page's authentication.
         finish_create(dir)?;
         if !db_path.exists() {
-            return Err(Error::DatabaseCorrupted { path: db_path });
+            return Err(Error::DatabaseMissing { path: db_path });
         }
         let conn = open_database(&db_path, &data_key, false)?;
         verify_database(&conn, &db_path)?;
@@ -556,6 +556,10 @@ fn open_database(path: &Path, data_key: &[u8; 32], create: bool) -> Result<Conne
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    } else if !path.exists() {
+        return Err(Error::DatabaseMissing {
+            path: path.to_path_buf(),
+        });
     }
     let conn =
         Connection::open_with_flags(path, flags).map_err(|e| db_error(path, "opening", e))?;

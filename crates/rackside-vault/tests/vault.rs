@@ -653,6 +653,18 @@ fn late_request_finds_vault_locked() {
     ));
 }
 
+#[test]
+fn missing_database_is_named_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    fs::remove_file(dir.join("vault.db")).unwrap();
+    let error = open_with_password(&dir, &store).unwrap_err();
+    assert!(matches!(error, Error::DatabaseMissing { .. }), "{error}");
+    assert!(error.to_string().contains("is missing"), "{error}");
+}
+
 #[tokio::test]
 async fn oversized_agent_answer_names_the_size() {
     let tmp = tempfile::tempdir().unwrap();
