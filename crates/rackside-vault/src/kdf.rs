@@ -21,8 +21,13 @@ pub const MAX_STORED_MEMORY_KIB: u32 = 1024 * 1024;
 /// The maximum number of passes a stored or raised parameter set may ask for.
 pub const MAX_STORED_PASSES: u32 = 256;
 
-/// The minimum memory calibration settles for, in KiB (16 MiB).
-const MIN_CALIBRATED_MEMORY_KIB: u32 = 16 * 1024;
+/// The minimum memory calibration settles for, in KiB (19 MiB). OWASP's
+/// Password Storage Cheat Sheet gives Argon2id minimums of 19 MiB with two
+/// passes or 46 MiB with one pass.
+const MIN_CALIBRATED_MEMORY_KIB: u32 = 19 * 1024;
+
+/// Below this memory, in KiB (46 MiB), calibration uses at least two passes.
+const ONE_PASS_MEMORY_KIB: u32 = 46 * 1024;
 
 /// The shortest password the policy accepts, in characters.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -155,7 +160,12 @@ pub fn calibrate(target: Duration, max_memory_kib: u32) -> Result<KdfParams> {
             continue;
         }
         let passes = (target.as_secs_f64() / one_pass.as_secs_f64()).round();
-        params.t_cost = (passes as u32).clamp(1, 64);
+        let min_passes = if params.m_cost_kib >= ONE_PASS_MEMORY_KIB {
+            1
+        } else {
+            2
+        };
+        params.t_cost = (passes as u32).clamp(min_passes, 64);
         tracing::debug!(?params, ?one_pass, "calibrated argon2id");
         return Ok(params);
     }
@@ -255,6 +265,16 @@ pub fn check_password(password: &Secret) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibration_on_slow_machine_keeps_owasp_floor() {
+        // A target of 1 µs acts like a machine too slow for any setting.
+        let params = calibrate(Duration::from_micros(1), MAX_MEMORY_KIB).unwrap();
+        assert!(params.m_cost_kib >= MIN_CALIBRATED_MEMORY_KIB, "{params:?}");
+        if params.m_cost_kib < ONE_PASS_MEMORY_KIB {
+            assert!(params.t_cost >= 2, "{params:?}");
+        }
+    }
 
     #[test]
     fn short_password_is_refused_with_its_length() {
