@@ -160,7 +160,7 @@ pub enum Error {
     },
 
     /// The service does not offer a value, so the request was not sent.
-    #[error("{name} {value:?} is not offered by {path}; choose one of: {allowed}")]
+    #[error("{name} {:?} is not offered by {path}; choose one of: {allowed}", clip(.value))]
     NotOffered {
         /// The resource that lists the values.
         path: String,
@@ -173,7 +173,7 @@ pub enum Error {
     },
 
     /// A name given by the user is not one of the known values.
-    #[error("unknown {kind} {name:?}: expected one of {expected}")]
+    #[error("unknown {kind} {:?}: expected one of {expected}", clip(.name))]
     UnknownName {
         /// The kind of value, such as "reset type".
         kind: &'static str,
@@ -184,7 +184,7 @@ pub enum Error {
     },
 
     /// A value given by the user is malformed or out of range, so nothing was sent.
-    #[error("invalid {name} {value:?}: {detail}")]
+    #[error("invalid {name} {:?}: {detail}", clip(.value))]
     InvalidValue {
         /// What the value is for, such as "VLAN id".
         name: String,
@@ -295,5 +295,41 @@ fn id_suffix(message_id: &Option<String>) -> String {
     match message_id {
         Some(id) => format!(" {id}"),
         None => String::new(),
+    }
+}
+
+/// Longest user value repeated in an error message, in characters.
+const MAX_ECHOED_CHARS: usize = 80;
+
+/// Shortens a user value for an error message to [`MAX_ECHOED_CHARS`] characters, noting how
+/// long it was, so a huge argument does not flood the terminal.
+fn clip(value: &str) -> String {
+    let length = value.chars().count();
+    if length <= MAX_ECHOED_CHARS {
+        return value.to_owned();
+    }
+    let start: String = value.chars().take(MAX_ECHOED_CHARS).collect();
+    format!("{start}... ({length} characters)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_user_value_is_clipped_in_message() {
+        let error = Error::InvalidValue {
+            name: "boot target".into(),
+            value: "x".repeat(100_000),
+            detail: "use Pxe or Hdd".into(),
+        };
+        let message = error.to_string();
+        assert!(message.len() < 200, "{} bytes", message.len());
+        assert!(message.contains("(100000 characters)"), "{message}");
+    }
+
+    #[test]
+    fn short_user_value_is_kept_whole() {
+        assert_eq!(clip("Pxe"), "Pxe");
     }
 }
