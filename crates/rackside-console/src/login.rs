@@ -256,30 +256,29 @@ mod tests {
                 .unwrap()
         };
 
-        // 1. Eight wrong logins in flight at once.
-        let logins: Vec<_> = (0..8)
+        // 1. Four wrong logins in flight at once: fewer than the per-address limit, so each one
+        //    runs a password check instead of an immediate 429.
+        let logins: Vec<_> = (0..4)
             .map(|_| tokio::spawn(router.clone().oneshot(login_request())))
             .collect();
         tokio::time::sleep(Duration::from_millis(50)).await;
 
-        // 2. Another route still responds at once.
-        let started = Instant::now();
+        // 2. Another route answers before any password check has finished. Were the checks
+        //    run on the two async workers, the route could only be served once a worker had
+        //    finished a check (each takes hundreds of milliseconds).
         let openapi = axum::http::Request::get("/openapi.json")
             .body(axum::body::Body::empty())
             .unwrap();
         let response = router.clone().oneshot(openapi).await.unwrap();
-        let waited = started.elapsed();
         assert_eq!(response.status(), axum::http::StatusCode::OK);
-        assert!(waited < Duration::from_millis(500), "waited {waited:?}");
+        let finished = logins.iter().filter(|login| login.is_finished()).count();
+        assert_eq!(finished, 0, "logins finished before /openapi.json answered");
 
-        // 3. The logins fail, the last ones for the address limit.
+        // 3. Every login then fails on its password.
         let mut statuses = Vec::new();
         for login in logins {
             statuses.push(login.await.unwrap().unwrap().status().as_u16());
         }
-        assert!(
-            statuses.iter().all(|s| *s == 401 || *s == 429),
-            "{statuses:?}"
-        );
+        assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
     }
 }
