@@ -132,7 +132,8 @@ fn vault_kind(error: &VaultError) -> ExitKind {
         | VaultError::AlreadyExists { .. }
         | VaultError::NotFound { .. }
         | VaultError::ExportFormat { .. }
-        | VaultError::ExportDecrypt { .. } => ExitKind::Usage,
+        | VaultError::ExportDecrypt { .. }
+        | VaultError::ExportDamaged { .. } => ExitKind::Usage,
         _ => ExitKind::Failure,
     }
 }
