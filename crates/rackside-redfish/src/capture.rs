@@ -164,7 +164,7 @@ fn capture_path(link: &str) -> Option<String> {
     (under_root && plain && !path.ends_with("/$metadata")).then_some(path)
 }
 
-/// What [`scrub`] replaced.
+/// Summary of the values [`scrub`] replaced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ScrubReport {
     /// Secret values replaced with [`SCRUBBED`].
@@ -313,7 +313,7 @@ impl Scrubber {
                     let placeholder = format!("SCRUB{:04}", self.identifiers.len() + 1);
                     self.identifiers.insert(text.to_owned(), placeholder);
                     self.identifier_order.push(text.to_owned());
-                    // Longest first, so a value that contains another is replaced whole.
+                    // Sort by length, longest first, so a value that contains another is replaced whole.
                     self.identifier_order
                         .sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
                 }

@@ -186,11 +186,11 @@ pub enum Error {
     /// A value given by the user is malformed or out of range, so nothing was sent.
     #[error("invalid {name} {:?}: {detail}", clip(.value))]
     InvalidValue {
-        /// What the value is for, such as "VLAN id".
+        /// Purpose of the value, such as "VLAN id".
         name: String,
         /// The rejected value; `[hidden]` for a password.
         value: String,
-        /// What is wrong and what is allowed.
+        /// Reason the value is invalid, and the allowed values.
         detail: String,
     },
 
@@ -298,7 +298,7 @@ fn id_suffix(message_id: &Option<String>) -> String {
     }
 }
 
-/// Longest user value repeated in an error message, in characters.
+/// Maximum length, in characters, of a user value repeated in an error message.
 const MAX_ECHOED_CHARS: usize = 80;
 
 /// Shortens a user value for an error message to [`MAX_ECHOED_CHARS`] characters, noting how

@@ -310,7 +310,7 @@ async fn push(
     }
 }
 
-/// `GET /v1/gone` answer.
+/// Response body of `GET /v1/gone`.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct GoneResponse {
     /// Registrations removed since the last call.

@@ -575,7 +575,7 @@ async fn connection(
             ),
         };
         let sent = match write_json(&mut stream, &response).await {
-            // The answer did not fit in one frame, so the client gets a reason instead.
+            // The response did not fit in one frame, so the client gets a reason instead.
             Err(error) if error.kind() == std::io::ErrorKind::FileTooLarge => {
                 let message = format!(
                     "answer too large for the agent ({error}); run `rackside lock` and retry"

@@ -179,7 +179,7 @@ pub enum Error {
     ExportDamaged {
         /// The file path.
         path: PathBuf,
-        /// What is wrong.
+        /// Reason the export is damaged.
         detail: String,
     },
     /// A record read from the database or an import does not parse.

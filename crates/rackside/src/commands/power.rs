@@ -19,7 +19,7 @@ use crate::fleet::{
 };
 use crate::via::BmcTransport;
 
-/// Maximum number of times one reset type is sent when the BMC answers 503.
+/// Maximum number of times one reset type is sent when the BMC responds with 503.
 const RESET_ATTEMPTS: u32 = 3;
 
 /// Wait before sending a reset again after a 503, multiplied by the attempt number.
@@ -248,7 +248,7 @@ async fn reset_with_retry(
     }
 }
 
-/// Returns whether a status and MessageId say the BMC did not process the request.
+/// Returns whether a status and MessageId mean the BMC did not process the request.
 fn not_taken(status: u16, message_id: Option<&str>) -> bool {
     status == 503 || (status == 500 && message_id.is_some_and(|id| id.ends_with("SYS518")))
 }
