@@ -146,12 +146,12 @@ impl Accounts {
         Some(self.slots.remove(index))
     }
 
-    /// The account with `Id` `id`.
+    /// Returns the account with `Id` `id`.
     pub(crate) fn get(&self, id: u32) -> Option<&Slot> {
         self.slots.iter().find(|s| s.id == id)
     }
 
-    /// The account with `Id` `id`, to change it.
+    /// Returns the account with `Id` `id` for a change.
     pub(crate) fn get_mut(&mut self, id: u32) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.id == id)
     }
@@ -171,7 +171,7 @@ impl Accounts {
             .count()
     }
 
-    /// Every served account, in `Id` order.
+    /// Returns every served account, in `Id` order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
         self.slots.iter()
     }

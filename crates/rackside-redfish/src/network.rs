@@ -171,7 +171,7 @@ impl StaticIpv4 {
     }
 }
 
-/// How the interface gets its IPv4 address.
+/// Source of the interface's IPv4 address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum Ipv4Setting {
     /// From a DHCP server.

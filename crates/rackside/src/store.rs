@@ -492,7 +492,7 @@ fn load_servers(backend: &mut Backend) -> anyhow::Result<BTreeMap<String, Server
     Ok(servers)
 }
 
-/// The vault record of `entry`.
+/// Converts `entry` into its vault record.
 fn to_record(name: &str, entry: &ServerEntry) -> anyhow::Result<ServerRecord> {
     Ok(ServerRecord {
         name: name.to_owned(),
@@ -503,7 +503,8 @@ fn to_record(name: &str, entry: &ServerEntry) -> anyhow::Result<ServerRecord> {
     })
 }
 
-/// The entry of a vault record; a record that does not parse is named in the error.
+/// Converts a vault record back into a server entry. A record that does not parse is named
+/// in the error.
 fn from_record(record: ServerRecord) -> anyhow::Result<(String, ServerEntry)> {
     let invalid = |what: &str, error: String| {
         Failure::new(
@@ -638,7 +639,7 @@ impl Store {
 mod tests {
     use super::*;
 
-    /// A store in `dir` with its own file key store, so no test touches the user's keys.
+    /// Opens a store in `dir` with its own file key store, so no test touches the user's keys.
     fn open_test(dir: &Path) -> anyhow::Result<Store> {
         let keystore = rackside_vault::FileKeyStore::new(dir.join("keys"));
         let location = Location::resolve(Some(dir)).unwrap();
