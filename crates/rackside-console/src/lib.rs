@@ -9,8 +9,8 @@
 //! BMCs are added under the client's trust rules (see [`trust`]).
 //!
 //! When `POST /api/devices` carries a BMC account, the console creates the BMC's push
-//! subscription itself (see [`bmc_link`]); otherwise the caller points the BMC at the
-//! destination and header it returns.
+//! subscription itself (see [`bmc_link`]). Otherwise the caller points the BMC at the
+//! destination and header in the response.
 //!
 //! NOTE: BMC accounts are not stored, so the console does not yet poll BMC health and
 //! inventory, read SSE streams or poll logs of BMCs without an event service. The health

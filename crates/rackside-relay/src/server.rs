@@ -244,7 +244,7 @@ async fn push(
     // 1. The console, from its API key.
     let console = authenticate(&state, &headers)?;
 
-    // 2. The registration must exist and belong to this console; a token of another console
+    // 2. The registration must exist and belong to this console. A token of another console
     //    gets the same response as an unknown one, so tokens cannot be probed.
     let token = RegistrationToken::new(request.token);
     let registration = match state.registry.lookup(&token) {
