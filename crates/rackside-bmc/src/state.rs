@@ -279,20 +279,6 @@ impl Inner {
         });
     }
 
-    /// Writes an entry for a change made through the API, without the client address; prefer
-    /// [`Inner::log_change_from`]. Callers clip client-supplied values in `what` with [`clip`];
-    /// `user` is clipped here.
-    #[allow(dead_code)] // kept for modules that learn of a change without a client address
-    pub(crate) fn log_change(&mut self, user: &str, what: String) {
-        let user = clip(user);
-        self.log(LogMessage {
-            message_id: "Rackside.1.0.ConfigurationChanged".into(),
-            message: format!("{what} by {user}."),
-            args: vec![what, user],
-            severity: Severity::Ok,
-        });
-    }
-
     /// Writes an entry for a change the BMC made on its own, such as the end of a one-time
     /// boot override. `change` contains no client-supplied text longer than [`clip`] allows.
     pub(crate) fn log_system_change(&mut self, change: String) {
