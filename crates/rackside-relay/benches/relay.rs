@@ -14,15 +14,13 @@
     missing_docs
 )]
 
-#[path = "../tests/support/mod.rs"]
-mod support;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use rackside_pushtest::{self as support, Behaviour, Recorder};
 use rackside_relay::apikeys::{ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
 use rackside_relay::providers::ProviderConfig;
@@ -31,7 +29,6 @@ use rackside_relay::RelayConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
-use support::{Behaviour, Recorder};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

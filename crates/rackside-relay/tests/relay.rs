@@ -3,14 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use rackside_pushtest::{self as support, Behaviour, Recorder, TestServer};
 use rackside_relay::apikeys::{ApiKey, ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
 use rackside_relay::providers::{apns::ApnsConfig, fcm::FcmConfig, ProviderConfig};
@@ -19,7 +18,6 @@ use rackside_relay::{RelayConfig, RunningRelay};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde_json::json;
-use support::{Behaviour, Recorder, TestServer};
 
 const WAIT: Duration = Duration::from_secs(10);
 

@@ -3,6 +3,9 @@
 //!
 //! A request that breaks a protocol rule gets 400 and adds a line to `violations`; tests
 //! assert that list stays empty.
+//!
+//! These are the only stand-ins in the project, because Google's and Apple's services
+//! cannot run here. Only tests and benchmarks use this crate.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::panic, clippy::type_complexity)]
 
@@ -27,6 +30,9 @@ use rackside_relay::jwt::Signer;
 use ring::signature;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tower::ServiceExt as _;
+
+/// The RSA key of the test FCM service account, generated for these tests only.
+const FCM_TEST_KEY: &str = include_str!("../data/fcm-test-key.pem");
 
 /// Test server behaviour for pushes to one device.
 #[derive(Debug)]
@@ -350,11 +356,7 @@ struct FcmState {
 /// Starts an FCM service with its OAuth token endpoint at `/token`. The service-account JSON
 /// it returns names that endpoint, so the relay finds it from the JSON alone.
 pub async fn start_fcm(recorder: Arc<Recorder>, key_expired: bool) -> (TestServer, Arc<String>) {
-    let pem = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/data/fcm-test-key.pem"
-    ))
-    .unwrap();
+    let pem = FCM_TEST_KEY;
     let public_key = match Signer::from_pem("test", pem.as_bytes()).unwrap() {
         signer @ Signer::Rs256(_) => signer.public_key(),
         _ => panic!("the FCM test key is not RSA"),
