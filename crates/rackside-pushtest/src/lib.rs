@@ -27,6 +27,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use rackside_relay::ece::DeviceKeys;
 use rackside_relay::jwt::Signer;
+use rackside_relay::providers::apns::{ApnsConfig, DEFAULT_TOKEN_REFRESH};
+use rackside_relay::providers::fcm::FcmConfig;
+use rackside_relay::providers::ProviderConfig;
 use ring::signature;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tower::ServiceExt as _;
@@ -52,6 +55,8 @@ pub struct Received {
     pub provider: &'static str,
     /// The device the push was for.
     pub device: String,
+    /// The body as the device receives it, still encrypted.
+    pub ciphertext: Vec<u8>,
     /// The decrypted alert.
     pub plaintext: String,
     /// The clear-text count, where the protocol carries one.
@@ -327,6 +332,7 @@ async fn webpush_receive(
     recorder.received.lock().unwrap().push(Received {
         provider: "webpush",
         device: id,
+        ciphertext: body.to_vec(),
         plaintext: String::from_utf8_lossy(&plain).into_owned(),
         count: None,
         at: std::time::Instant::now(),
@@ -502,6 +508,7 @@ async fn fcm_send(
     recorder.received.lock().unwrap().push(Received {
         provider: "fcm",
         device,
+        ciphertext,
         plaintext: String::from_utf8_lossy(&plain).into_owned(),
         count: data
             .get("count")
@@ -656,9 +663,108 @@ async fn apns_receive(
     recorder.received.lock().unwrap().push(Received {
         provider: "apns",
         device,
+        ciphertext,
         plaintext: String::from_utf8_lossy(&plain).into_owned(),
         count: payload["aps"]["badge"].as_u64().map(|n| n as u32),
         at: std::time::Instant::now(),
     });
     StatusCode::OK.into_response()
+}
+
+// ---------------------------------------------------------------- all three at once
+
+/// The three test services, started together, with the relay configuration that uses them.
+pub struct Providers {
+    /// What every service received.
+    pub recorder: Arc<Recorder>,
+    /// The Web Push service.
+    pub webpush: TestServer,
+    /// The FCM service.
+    pub fcm: TestServer,
+    /// The APNs service.
+    pub apns: TestServer,
+    service_account: std::path::PathBuf,
+    apns_account: ApnsAccount,
+}
+
+impl Providers {
+    /// Starts the three services. The FCM service-account JSON and the APNs key are written
+    /// into `secrets_dir`; with `fcm_key_expired` the FCM token endpoint rejects the key.
+    pub async fn start(secrets_dir: &std::path::Path, fcm_key_expired: bool) -> Self {
+        let recorder = Arc::new(Recorder::default());
+        let webpush = start_webpush(recorder.clone()).await;
+        let (fcm, fcm_json) = start_fcm(recorder.clone(), fcm_key_expired).await;
+        std::fs::create_dir_all(secrets_dir).unwrap();
+        let service_account = secrets_dir.join("service-account.json");
+        std::fs::write(&service_account, fcm_json.as_bytes()).unwrap();
+        let apns_account = apns_account(secrets_dir);
+        let apns = start_apns(recorder.clone(), &apns_account).await;
+        Self {
+            recorder,
+            webpush,
+            fcm,
+            apns,
+            service_account,
+            apns_account,
+        }
+    }
+
+    /// Returns a relay provider configuration that sends to these services and trusts
+    /// their certificates.
+    pub fn config(&self) -> ProviderConfig {
+        ProviderConfig {
+            webpush_subject: Some("mailto:ops@rackside.test".into()),
+            fcm: Some(FcmConfig {
+                service_account: self.service_account.clone(),
+                base_url: self.fcm.base_url(),
+            }),
+            apns: Some(ApnsConfig {
+                key_file: self.apns_account.key_file.clone(),
+                key_id: self.apns_account.key_id.clone(),
+                team_id: self.apns_account.team_id.clone(),
+                topic: self.apns_account.topic.clone(),
+                base_url: self.apns.base_url(),
+                token_refresh: DEFAULT_TOKEN_REFRESH,
+            }),
+            extra_roots: vec![
+                self.webpush.cert.clone(),
+                self.fcm.cert.clone(),
+                self.apns.cert.clone(),
+            ],
+            request_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Makes `device` known to the `provider` service (`webpush`, `fcm` or `apns`) and
+    /// returns the relay registration target for it.
+    pub fn add_device(
+        &self,
+        provider: &str,
+        device: &str,
+        keys: Arc<DeviceKeys>,
+        behaviour: Behaviour,
+    ) -> serde_json::Value {
+        let (id, target) = match provider {
+            "webpush" => (
+                device.to_owned(),
+                serde_json::json!({"provider": "webpush",
+                    "endpoint": format!("{}push/{device}", self.webpush.base_url())}),
+            ),
+            "fcm" => (
+                format!("fcm-{device}"),
+                serde_json::json!({"provider": "fcm", "token": format!("fcm-{device}")}),
+            ),
+            "apns" => {
+                let hex: String = device.bytes().map(|b| format!("{b:02x}")).collect();
+                let token = format!("{hex:0>64}");
+                (
+                    token.clone(),
+                    serde_json::json!({"provider": "apns", "device_token": token}),
+                )
+            }
+            other => panic!("unknown provider {other}"),
+        };
+        self.recorder.add_device(&id, keys, behaviour);
+        target
+    }
 }

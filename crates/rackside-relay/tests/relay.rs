@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rackside_pushtest::{self as support, Behaviour, Recorder, TestServer};
+use rackside_pushtest::{Behaviour, Providers, Recorder};
 use rackside_relay::apikeys::{ApiKey, ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
-use rackside_relay::providers::{apns::ApnsConfig, fcm::FcmConfig, ProviderConfig};
 use rackside_relay::queue::RetryPolicy;
 use rackside_relay::{RelayConfig, RunningRelay};
 use rustls_pki_types::pem::PemObject;
@@ -84,11 +83,8 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 
 struct Harness {
     recorder: Arc<Recorder>,
-    webpush: TestServer,
-    _fcm: TestServer,
-    _apns: TestServer,
+    providers: Providers,
     state: tempfile::TempDir,
-    provider_config: Box<dyn Fn() -> ProviderConfig + Send + Sync>,
     relay: Option<RunningRelay>,
     client: reqwest::Client,
 }
@@ -116,44 +112,16 @@ impl Default for Options {
 impl Harness {
     async fn start(options: Options) -> Self {
         captured_logs();
-        let recorder = Arc::new(Recorder::default());
-        let webpush = support::start_webpush(recorder.clone()).await;
-        let (fcm, fcm_json) = support::start_fcm(recorder.clone(), options.fcm_key_expired).await;
         let state = tempfile::tempdir().unwrap();
-        let secrets = state.path().join("provider-secrets");
-        std::fs::create_dir_all(&secrets).unwrap();
-        let account_file = secrets.join("service-account.json");
-        std::fs::write(&account_file, fcm_json.as_bytes()).unwrap();
-        let apns_account = support::apns_account(&secrets);
-        let apns = support::start_apns(recorder.clone(), &apns_account).await;
-
-        let roots = vec![webpush.cert.clone(), fcm.cert.clone(), apns.cert.clone()];
-        let fcm_base = fcm.base_url();
-        let apns_base = apns.base_url();
-        let provider_config = Box::new(move || ProviderConfig {
-            webpush_subject: Some("mailto:ops@rackside.test".into()),
-            fcm: Some(FcmConfig {
-                service_account: account_file.clone(),
-                base_url: fcm_base.clone(),
-            }),
-            apns: Some(ApnsConfig {
-                key_file: apns_account.key_file.clone(),
-                key_id: apns_account.key_id.clone(),
-                team_id: apns_account.team_id.clone(),
-                topic: apns_account.topic.clone(),
-                base_url: apns_base.clone(),
-                token_refresh: rackside_relay::providers::apns::DEFAULT_TOKEN_REFRESH,
-            }),
-            extra_roots: roots.clone(),
-            request_timeout: Duration::from_secs(5),
-        });
+        let providers = Providers::start(
+            &state.path().join("provider-secrets"),
+            options.fcm_key_expired,
+        )
+        .await;
         let mut harness = Self {
-            recorder,
-            webpush,
-            _fcm: fcm,
-            _apns: apns,
+            recorder: providers.recorder.clone(),
+            providers,
             state,
-            provider_config,
             relay: None,
             client: reqwest::Client::new(),
         };
@@ -166,7 +134,7 @@ impl Harness {
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.retry = retry;
         config.queue_capacity = queue_capacity;
-        config.providers = (self.provider_config)();
+        config.providers = self.providers.config();
         let relay = rackside_relay::start(config).await.unwrap();
         self.client = client_trusting(&relay.cert_pem);
         self.relay = Some(relay);
@@ -202,25 +170,9 @@ impl Harness {
         behaviour: Behaviour,
     ) -> (String, Arc<DeviceKeys>) {
         let keys = Arc::new(DeviceKeys::generate());
-        let (id, target) = match provider {
-            "webpush" => (
-                device.to_owned(),
-                json!({"provider": "webpush", "endpoint": format!("{}push/{device}", self.webpush.base_url())}),
-            ),
-            "fcm" => (
-                format!("fcm-{device}"),
-                json!({"provider": "fcm", "token": format!("fcm-{device}")}),
-            ),
-            "apns" => {
-                let token = format!("{:0>64}", hex_of(device));
-                (
-                    token.clone(),
-                    json!({"provider": "apns", "device_token": token}),
-                )
-            }
-            other => panic!("unknown provider {other}"),
-        };
-        self.recorder.add_device(&id, keys.clone(), behaviour);
+        let target = self
+            .providers
+            .add_device(provider, device, keys.clone(), behaviour);
         let response = self
             .client
             .post(self.url("/v1/registrations"))
@@ -278,10 +230,6 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn hex_of(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 fn client_trusting(cert_pem: &str) -> reqwest::Client {
