@@ -675,7 +675,7 @@ async fn apns_receive(
 
 /// The three test services, started together, with the relay configuration that uses them.
 pub struct Providers {
-    /// What every service received.
+    /// The record of pushes and violations all three services share.
     pub recorder: Arc<Recorder>,
     /// The Web Push service.
     pub webpush: TestServer,
@@ -689,7 +689,7 @@ pub struct Providers {
 
 impl Providers {
     /// Starts the three services. The FCM service-account JSON and the APNs key are written
-    /// into `secrets_dir`; with `fcm_key_expired` the FCM token endpoint rejects the key.
+    /// into `secrets_dir`. With `fcm_key_expired` the FCM token endpoint rejects the key.
     pub async fn start(secrets_dir: &std::path::Path, fcm_key_expired: bool) -> Self {
         let recorder = Arc::new(Recorder::default());
         let webpush = start_webpush(recorder.clone()).await;
