@@ -39,14 +39,33 @@ pub enum Error {
         /// The header path.
         path: PathBuf,
     },
+    /// The header's generation is lower than the one the device key store
+    /// recorded: an older header file was put back in place.
+    #[error("vault header {path} is older than the one this device last wrote (generation {found}, expected {expected} or later): restore the newest vault.header from a backup, or `rackside vault import` an export into a new vault")]
+    HeaderRolledBack {
+        /// The header path.
+        path: PathBuf,
+        /// The generation in the header (0 for a format 1 header).
+        found: u64,
+        /// The lowest generation the key store entry accepts.
+        expected: u64,
+    },
+    /// The key store entry with the header generation does not parse.
+    #[error("header generation entry {entry} in {store} is invalid: delete that entry, so that the vault accepts its current header and records its generation again")]
+    InvalidGenerationEntry {
+        /// The entry name.
+        entry: String,
+        /// The key store that contains it.
+        store: String,
+    },
     /// The header was written by another format version.
-    #[error("vault header {path} has format version {version}, this build reads {supported}: use a matching rackside")]
+    #[error("vault header {path} has format version {version}, this build reads formats up to {supported}: use a matching rackside")]
     UnsupportedVersion {
         /// The header path.
         path: PathBuf,
         /// The version found.
         version: u32,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
     },
     /// A failed data key unwrap with a password: a wrong password, or another device's secret.

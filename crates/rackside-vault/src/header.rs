@@ -6,6 +6,10 @@
 //! from the data key, so the tag is checked right after the unwrap. The
 //! wrap's AEAD also binds the fields that the unwrap key depends on. A byte
 //! changed anywhere makes the parse, the unwrap or the tag fail.
+//!
+//! Format 2 adds the header generation (see `generation.rs`). Format 1
+//! headers have none; `Vault::open` still reads them and rewrites them as
+//! format 2.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -16,8 +20,17 @@ use zeroize::Zeroizing;
 
 use crate::kdf::{self, KdfParams};
 
-/// The header format this build writes and reads.
-pub(crate) const VERSION: u32 = 1;
+/// The header format this build writes.
+pub(crate) const VERSION: u32 = 2;
+
+/// The older header format this build still reads: no generation.
+pub(crate) const LEGACY_VERSION: u32 = 1;
+
+/// The format number inside the main wrap's associated data. It stays 1 in
+/// format 2, so rewriting a format 1 header as format 2 keeps its wrap and
+/// needs neither the password nor a new Argon2id run. The header tag covers
+/// the real format number.
+const WRAP_AAD_VERSION: u32 = 1;
 
 const MAGIC: &[u8; 8] = b"RSVHDR01";
 const MAC_LEN: usize = 32;
@@ -31,6 +44,10 @@ pub(crate) type DataKey = Zeroizing<[u8; 32]>;
 #[serde(deny_unknown_fields)]
 pub(crate) struct HeaderBody {
     pub version: u32,
+    /// The header generation: 1 at create and higher on every rewrite.
+    /// Absent in format 1 headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     pub vault_id: String,
     pub kdf: KdfParams,
     pub salt: String,
@@ -62,12 +79,23 @@ impl HeaderBody {
     }
 
     /// Whether the fields have the shapes this build writes: a 16-byte salt
-    /// and id, and Argon2id parameters within limits.
+    /// and id, Argon2id parameters within limits, and a generation exactly
+    /// when the format has one.
     pub fn is_well_formed(&self) -> bool {
         let hex_len = |text: &str| hex::decode(text).map(|b| b.len()).ok();
+        let generation_fits = match self.version {
+            LEGACY_VERSION => self.generation.is_none(),
+            _ => self.generation.is_some(),
+        };
         hex_len(&self.salt) == Some(16)
             && hex_len(&self.vault_id) == Some(16)
             && self.kdf.validate().is_ok()
+            && generation_fits
+    }
+
+    /// Returns the header generation, with a format 1 header counting as 0.
+    pub fn generation_or_zero(&self) -> u64 {
+        self.generation.unwrap_or(0)
     }
 
     /// The salt as bytes; an unparsable salt gives an empty one, which the
@@ -79,7 +107,7 @@ impl HeaderBody {
     /// Associated data for the main wrap: every field the unwrap key uses.
     pub fn main_aad(&self) -> Vec<u8> {
         let mut aad = b"rackside-vault/wrap/v1\0".to_vec();
-        aad.extend_from_slice(&self.version.to_be_bytes());
+        aad.extend_from_slice(&WRAP_AAD_VERSION.to_be_bytes());
         aad.extend_from_slice(self.vault_id.as_bytes());
         aad.push(0);
         aad.push(u8::from(self.password_set));
@@ -228,6 +256,7 @@ mod tests {
     fn body() -> HeaderBody {
         HeaderBody {
             version: VERSION,
+            generation: Some(1),
             vault_id: "00112233445566778899aabbccddeeff".into(),
             kdf: KdfParams::TEST,
             salt: hex::encode([7u8; 16]),
@@ -248,6 +277,20 @@ mod tests {
         assert_eq!(*unwrap(&kek, &blob, b"aad").unwrap(), dk);
         assert!(unwrap(&[2u8; 32], &blob, b"aad").is_none());
         assert!(unwrap(&kek, &blob, b"aae").is_none());
+    }
+
+    #[test]
+    fn format_1_and_2_share_the_wrap_aad() {
+        let current = body();
+        let legacy = HeaderBody {
+            version: LEGACY_VERSION,
+            generation: None,
+            ..body()
+        };
+        assert_eq!(current.main_aad(), legacy.main_aad());
+        assert!(current
+            .main_aad()
+            .starts_with(b"rackside-vault/wrap/v1\0\0\0\0\x01"));
     }
 
     #[test]

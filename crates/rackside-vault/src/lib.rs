@@ -2,6 +2,7 @@
 
 mod error;
 mod fsutil;
+mod generation;
 mod header;
 mod kdf;
 mod keystore;
@@ -12,6 +13,7 @@ mod vault;
 pub mod agent;
 
 pub use error::{Error, Result};
+pub use generation::generation_entry;
 pub use kdf::{
     calibrate, check_password, KdfChoice, KdfParams, MAX_MEMORY_KIB, MIN_PASSWORD_CHARS,
     MIN_PASSWORD_SCORE,

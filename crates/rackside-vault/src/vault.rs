@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::generation::{self, GenerationRecord};
 use crate::header::{self, DataKey, HeaderBody};
 use crate::kdf::{self, KdfChoice, KdfParams};
 use crate::keystore::{self, DeviceKeyStore};
@@ -81,6 +82,10 @@ pub struct VaultStatus {
     pub quick_unlock: bool,
     /// The stored Argon2id parameters.
     pub kdf: KdfParams,
+    /// The header generation, which grows on every header rewrite (0 for a
+    /// format 1 header that the next unlock rewrites).
+    #[serde(default)]
+    pub header_generation: u64,
     /// Where the device secret lives.
     pub keystore: String,
     /// How many servers the vault holds.
@@ -143,6 +148,7 @@ impl Vault {
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
         let mut body = HeaderBody {
             version: header::VERSION,
+            generation: Some(1),
             vault_id: hex::encode(id),
             kdf: params,
             salt: hex::encode(salt),
@@ -169,8 +175,10 @@ impl Vault {
         conn.close()
             .map_err(|(_, e)| db_error(&new_db_path, "closing", e))?;
 
-        // 3. The header, then the database under its real name. A crash in
-        // between is finished by the next `open`.
+        // 3. The key store entry with generation 1, the header, then the
+        // database under its real name. A crash before the header leaves an
+        // unused entry, and a crash after it is finished by the next `open`.
+        generation::save(keystore, &body.vault_id, GenerationRecord::at(1))?;
         fsutil::write_atomic(&header_path, &header::encode(&body, &data_key))?;
         finish_create(dir)?;
         let conn = open_database(&db_path, &data_key, false)?;
@@ -189,10 +197,15 @@ impl Vault {
     ///
     /// # Errors
     /// `NotFound`, `HeaderMissing`, `HeaderCorrupted`, `PlaintextDatabase`,
-    /// `DeviceSecretMissing`, `PasswordRequired`, `NoPasswordSet`,
+    /// `DeviceSecretMissing`, `HeaderRolledBack` (the header is older than
+    /// the key store entry allows), `InvalidGenerationEntry`,
+    /// `PasswordRequired`, `NoPasswordSet`,
     /// `QuickUnlockUnavailable`, `WrongPasswordOrDevice` (a password was part of the wrap),
     /// `HeaderOrDeviceMismatch` (no password was),
     /// `DatabaseCorrupted`, `DatabaseBusy`, and key store or file errors.
+    ///
+    /// A successful open also brings the key store entry up to this header,
+    /// and rewrites a format 1 header as format 2 with generation 1.
     pub fn open(dir: &Path, unlock: Unlock, keystore: &dyn DeviceKeyStore) -> Result<Vault> {
         let header_path = dir.join(HEADER_FILE);
         let db_path = dir.join(DATABASE_FILE);
@@ -217,20 +230,29 @@ impl Vault {
         let parsed = header::decode(&bytes).ok_or_else(|| Error::HeaderCorrupted {
             path: header_path.clone(),
         })?;
-        if !parsed.body.is_well_formed() {
-            return Err(Error::HeaderCorrupted { path: header_path });
-        }
-        if parsed.body.version != header::VERSION {
+        let version = parsed.body.version;
+        if version != header::VERSION && version != header::LEGACY_VERSION {
             return Err(Error::UnsupportedVersion {
                 path: header_path,
-                version: parsed.body.version,
+                version,
                 supported: header::VERSION,
             });
         }
+        if !parsed.body.is_well_formed() {
+            return Err(Error::HeaderCorrupted { path: header_path });
+        }
         let body = &parsed.body;
 
-        // 3. Unwrap the data key.
+        // 3. Reject a header older than the one this device last wrote. The
+        // check runs before the unwrap, so an old header gets this error with
+        // the old and the new password alike. The generation is not
+        // authenticated yet: a raised one fails the tag check in step 5, and a
+        // lowered one only makes a valid header fail here.
         let device_secret = keystore::device_secret(keystore, false)?;
+        let record = generation::load(keystore, &body.vault_id)?;
+        generation::check(record, body.generation_or_zero(), &header_path)?;
+
+        // 4. Unwrap the data key.
         let password_used = !unlock.quick && body.password_set;
         let data_key = if unlock.quick {
             let blob = body.quick.as_ref().ok_or(Error::QuickUnlockUnavailable)?;
@@ -263,27 +285,31 @@ impl Vault {
             }
         })?;
 
-        // 4. The whole header must carry a tag made with this data key.
+        // 5. The whole header must carry a tag made with this data key.
         if !parsed.verify(&data_key) {
             return Err(Error::HeaderCorrupted { path: header_path });
         }
 
-        // 5. Open the database and check every page's authentication.
+        // 6. Open the database and check every page's authentication.
         finish_create(dir)?;
         if !db_path.exists() {
             return Err(Error::DatabaseMissing { path: db_path });
         }
         let conn = open_database(&db_path, &data_key, false)?;
         verify_database(&conn, &db_path)?;
-        tracing::debug!(dir = %dir.display(), quick = unlock.quick, "opened vault");
-        Ok(Vault {
+        let mut vault = Vault {
             dir: dir.to_path_buf(),
             conn,
             data_key,
             device_secret,
             header: parsed.body,
             keystore: keystore.describe(),
-        })
+        };
+
+        // 7. Bring the key store entry up to this authenticated header.
+        vault.settle_generation(record, keystore)?;
+        tracing::debug!(dir = %dir.display(), quick = unlock.quick, "opened vault");
+        Ok(vault)
     }
 
     /// Reads what the header says without unlocking, for `rackside vault
@@ -318,6 +344,7 @@ impl Vault {
             password_set: parsed.body.password_set,
             quick_unlock: parsed.body.quick.is_some(),
             kdf: parsed.body.kdf,
+            header_generation: parsed.body.generation_or_zero(),
             keystore: keystore.describe(),
             servers: 0,
             database_bytes: fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0),
@@ -330,13 +357,17 @@ impl Vault {
     }
 
     /// Sets, changes or (with `new` as `None`) removes the app password. The
-    /// data key is rewrapped and the header replaced; the database file is
-    /// not touched. Quick unlock is dropped.
+    /// data key is rewrapped and the header replaced with a higher
+    /// generation, so the replaced header no longer opens. The database file
+    /// is not touched. Quick unlock is dropped.
     ///
     /// # Errors
     /// `PasswordRequired` or `WrongPasswordOrDevice` when `current` does not
     /// match; `NoPasswordSet` when `current` is given for a vault without
-    /// one; `WeakPassword` for `new`; key store and file errors.
+    /// one; `WeakPassword` for `new`; key store and file errors. An error
+    /// from the last key store write comes after the new header is in
+    /// place: the new password opens the vault, and that open finishes the
+    /// key store update.
     pub fn change_password(
         &mut self,
         current: Option<&Secret>,
@@ -350,7 +381,7 @@ impl Vault {
         self.disable_quick_unlock(keystore)?;
         let mut body = self.header.clone();
         body.password_set = new.is_some();
-        self.rewrap(body, new)?;
+        self.rewrap(body, new, keystore)?;
         tracing::debug!(password = new.is_some(), "changed vault password");
         Ok(())
     }
@@ -373,8 +404,13 @@ impl Vault {
     ///
     /// # Errors
     /// `InvalidParameters` when a cost would drop or is out of range; as for
-    /// [`Vault::change_password`] for `password`.
-    pub fn raise_parameters(&mut self, password: Option<&Secret>, params: KdfParams) -> Result<()> {
+    /// [`Vault::change_password`] for `password` and the writes.
+    pub fn raise_parameters(
+        &mut self,
+        password: Option<&Secret>,
+        params: KdfParams,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<()> {
         params.validate()?;
         if !params.at_least(&self.header.kdf) {
             return Err(Error::InvalidParameters {
@@ -384,7 +420,7 @@ impl Vault {
         self.check_current_password(password)?;
         let mut body = self.header.clone();
         body.kdf = params;
-        self.rewrap(body, password)
+        self.rewrap(body, password, keystore)
     }
 
     /// Enables quick unlock: a second wrap of the data key under a random
@@ -398,7 +434,7 @@ impl Vault {
         let kek = header::quick_wrap_key(self.device_secret.expose(), quick_key.expose());
         body.quick = Some(header::wrap(&kek, &self.data_key, &body.quick_aad()));
         keystore.set(&body.quick_entry(), &quick_key)?;
-        self.write_header(body)
+        self.write_header(body, keystore)
     }
 
     /// Disables quick unlock: drops the second wrap and its key.
@@ -411,7 +447,7 @@ impl Vault {
         }
         let mut body = self.header.clone();
         body.quick = None;
-        self.write_header(body)?;
+        self.write_header(body, keystore)?;
         keystore.delete(&self.header.quick_entry())
     }
 
@@ -430,6 +466,7 @@ impl Vault {
             password_set: self.header.password_set,
             quick_unlock: self.header.quick.is_some(),
             kdf: self.header.kdf,
+            header_generation: self.header.generation_or_zero(),
             keystore: self.keystore.clone(),
             servers: u64::try_from(servers).unwrap_or(0),
             database_bytes: fs::metadata(&db_path).map(|m| m.len()).unwrap_or(0),
@@ -486,20 +523,67 @@ impl Vault {
         }
     }
 
-    fn rewrap(&mut self, mut body: HeaderBody, password: Option<&Secret>) -> Result<()> {
+    fn rewrap(
+        &mut self,
+        mut body: HeaderBody,
+        password: Option<&Secret>,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<()> {
         let mut salt = [0u8; 16];
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
         body.salt = hex::encode(salt);
         let kek = body.main_wrap_key(self.device_secret.expose(), password.map(Secret::expose))?;
         body.wrap = header::wrap(&kek, &self.data_key, &body.main_aad());
-        self.write_header(body)
+        self.write_header(body, keystore)
     }
 
-    fn write_header(&mut self, body: HeaderBody) -> Result<()> {
+    /// Replaces the header with `body` at the next generation, in the write
+    /// order that `generation.rs` explains: reserve the generation in the key
+    /// store, replace the header file, then commit the generation.
+    fn write_header(&mut self, mut body: HeaderBody, keystore: &dyn DeviceKeyStore) -> Result<()> {
+        let vault_id = self.header.vault_id.clone();
+        let current = self.header.generation_or_zero();
+        let record = generation::load(keystore, &vault_id)?;
+        let (reserved, next) = generation::reserve_next(current, record);
+
+        // 1. Reserve the generation.
+        generation::save(keystore, &vault_id, reserved)?;
+
+        // 2. Replace the header.
+        body.version = header::VERSION;
+        body.generation = Some(next);
         let bytes = header::encode(&body, &self.data_key);
         fsutil::write_atomic(&self.dir.join(HEADER_FILE), &bytes)?;
         self.header = body;
+
+        // 3. Commit it, which rejects the replaced header from now on.
+        generation::save(keystore, &vault_id, GenerationRecord::at(next))?;
+        tracing::debug!(generation = next, "replaced the vault header");
         Ok(())
+    }
+
+    /// Brings the key store entry up to the header this vault opened with,
+    /// whose tag has been checked. It creates a missing entry and raises
+    /// `committed` after a crash between a header rewrite and its commit. A
+    /// format 1 header is rewritten at the next generation.
+    fn settle_generation(
+        &mut self,
+        record: Option<GenerationRecord>,
+        keystore: &dyn DeviceKeyStore,
+    ) -> Result<()> {
+        let Some(current) = self.header.generation else {
+            tracing::debug!("rewriting a format 1 vault header with a generation");
+            return self.write_header(self.header.clone(), keystore);
+        };
+        let settled = match record {
+            Some(record) if record.committed >= current => return Ok(()),
+            Some(record) => GenerationRecord {
+                committed: current,
+                reserved: record.reserved.max(current),
+            },
+            None => GenerationRecord::at(current),
+        };
+        generation::save(keystore, &self.header.vault_id, settled)
     }
 }
 
@@ -678,4 +762,113 @@ pub struct CacheEntry {
     pub body: serde_json::Value,
     /// When it was fetched.
     pub fetched_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::MemoryKeyStore;
+
+    const PASSWORD: &str = "copper kettle orbit 91 lantern";
+
+    fn create_with_password(dir: &Path, store: &dyn DeviceKeyStore) -> Vault {
+        let options = CreateOptions {
+            password: Some(Secret::new(PASSWORD)),
+            kdf: KdfChoice::Fixed(KdfParams::TEST),
+        };
+        Vault::create(dir, options, store).unwrap()
+    }
+
+    /// Rewrites the header of `vault` in format 1, as builds before the header generation
+    /// wrote it, and deletes the key store entry that those builds never made. Returns the
+    /// header bytes.
+    fn downgrade_to_format_1(vault: &Vault, store: &dyn DeviceKeyStore) -> Vec<u8> {
+        let mut body = vault.header.clone();
+        body.version = header::LEGACY_VERSION;
+        body.generation = None;
+        let bytes = header::encode(&body, &vault.data_key);
+        fs::write(vault.dir.join(HEADER_FILE), &bytes).unwrap();
+        store
+            .delete(&generation::generation_entry(&body.vault_id))
+            .unwrap();
+        bytes
+    }
+
+    #[test]
+    fn format_1_header_migrates_once() {
+        for quick in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = tmp.path().join("vault");
+            let header_path = dir.join(HEADER_FILE);
+            let store = MemoryKeyStore::new();
+            let mut vault = create_with_password(&dir, &store);
+            if quick {
+                vault.enable_quick_unlock(&store).unwrap();
+            }
+            let vault_id = vault.header.vault_id.clone();
+            let legacy = downgrade_to_format_1(&vault, &store);
+            vault.close().unwrap();
+            assert_eq!(Vault::inspect(&dir, &store).unwrap().header_generation, 0);
+            let unlock = || {
+                if quick {
+                    Unlock::quick()
+                } else {
+                    Unlock::with_password(Secret::new(PASSWORD))
+                }
+            };
+
+            let vault = Vault::open(&dir, unlock(), &store).unwrap();
+            assert_eq!(vault.header.version, header::VERSION, "quick {quick}");
+            assert_eq!(vault.header.generation, Some(1), "quick {quick}");
+            vault.close().unwrap();
+            assert_eq!(
+                generation::load(&store, &vault_id).unwrap(),
+                Some(GenerationRecord::at(1)),
+                "quick {quick}"
+            );
+            let migrated = fs::read(&header_path).unwrap();
+            Vault::open(&dir, unlock(), &store).unwrap();
+            assert_eq!(fs::read(&header_path).unwrap(), migrated, "quick {quick}");
+
+            fs::write(&header_path, &legacy).unwrap();
+            let err = Vault::open(&dir, unlock(), &store).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::HeaderRolledBack {
+                        found: 0,
+                        expected: 1,
+                        ..
+                    }
+                ),
+                "quick {quick}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn interrupted_migration_opens_and_finishes() {
+        // The migration stopped after reserving generation 1: the format 1 header still
+        // opens, and the next open finishes the rewrite at generation 2.
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vault");
+        let store = MemoryKeyStore::new();
+        let vault = create_with_password(&dir, &store);
+        let vault_id = vault.header.vault_id.clone();
+        downgrade_to_format_1(&vault, &store);
+        vault.close().unwrap();
+        let stalled = GenerationRecord {
+            committed: 0,
+            reserved: 1,
+        };
+        generation::save(&store, &vault_id, stalled).unwrap();
+
+        let vault = Vault::open(&dir, Unlock::with_password(Secret::new(PASSWORD)), &store);
+
+        assert_eq!(vault.unwrap().header.generation, Some(2));
+        assert_eq!(
+            generation::load(&store, &vault_id).unwrap(),
+            Some(GenerationRecord::at(2))
+        );
+    }
 }

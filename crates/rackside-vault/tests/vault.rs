@@ -211,7 +211,8 @@ fn assert_each_flip_rejected(dir: &Path, store: &dyn DeviceKeyStore, file: &str,
                     Error::HeaderCorrupted { .. }
                     | Error::DatabaseCorrupted { .. }
                     | Error::WrongPasswordOrDevice { .. }
-                    | Error::UnsupportedVersion { .. },
+                    | Error::UnsupportedVersion { .. }
+                    | Error::HeaderRolledBack { .. },
                 ) => {}
                 Err(other) => panic!("{file} byte {pos} mask {mask:#x}: unexpected error {other}"),
                 Ok(_) => panic!("{file} byte {pos} mask {mask:#x}: modified vault opened"),
@@ -356,11 +357,12 @@ fn password_change_keeps_database_bytes() {
                 m_cost_kib: 512,
                 t_cost: 1,
                 p_cost: 1
-            }
+            },
+            &store
         ),
         Err(Error::InvalidParameters { .. })
     ));
-    vault.raise_parameters(None, raised).unwrap();
+    vault.raise_parameters(None, raised, &store).unwrap();
     vault.close().unwrap();
     assert_eq!(fs::read(dir.join(DATABASE_FILE)).unwrap(), db_before);
     let vault = Vault::open(&dir, Unlock::without_password(), &store).unwrap();
@@ -451,6 +453,362 @@ fn export_moves_records_between_devices() {
     assert_eq!(moved.setting("theme").unwrap().as_deref(), Some("dark"));
 }
 
+const NEW_PASSWORD: &str = "violet harbor sextant 58 quill";
+const THIRD_PASSWORD: &str = "amber quarry lattice 27 falcon";
+
+fn unlock_with(password: &str) -> Unlock {
+    Unlock::with_password(Secret::new(password))
+}
+
+/// Reads the generation in the header file without unlocking.
+fn header_generation(dir: &Path, store: &dyn DeviceKeyStore) -> u64 {
+    Vault::inspect(dir, store).unwrap().header_generation
+}
+
+/// Reads the `vault_id` field of the header file.
+fn vault_id(dir: &Path) -> String {
+    let bytes = fs::read(dir.join(HEADER_FILE)).unwrap();
+    let len = u32::from_be_bytes(bytes[8..12].try_into().unwrap()) as usize;
+    let body: serde_json::Value = serde_json::from_slice(&bytes[12..12 + len]).unwrap();
+    body["vault_id"].as_str().unwrap().to_owned()
+}
+
+fn assert_rolled_back(result: rackside_vault::Result<Vault>) {
+    let err = result.unwrap_err();
+    assert!(matches!(err, Error::HeaderRolledBack { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("older than the one this device last wrote"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains('\n'), "{err}");
+}
+
+#[test]
+fn header_before_password_change_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let old_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    vault
+        .change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(NEW_PASSWORD)),
+            &store,
+        )
+        .unwrap();
+    vault.close().unwrap();
+    let new_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    assert_eq!(header_generation(&dir, &store), 2);
+
+    fs::write(dir.join(HEADER_FILE), &old_header).unwrap();
+
+    assert_rolled_back(open_with_password(&dir, &store));
+    assert_rolled_back(Vault::open(&dir, unlock_with(NEW_PASSWORD), &store));
+    assert_rolled_back(Vault::open(&dir, Unlock::without_password(), &store));
+    fs::write(dir.join(HEADER_FILE), &new_header).unwrap();
+    let vault = Vault::open(&dir, unlock_with(NEW_PASSWORD), &store).unwrap();
+    assert_eq!(vault.servers().unwrap().len(), 3);
+}
+
+#[test]
+fn password_header_after_removal_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let password_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    vault
+        .remove_password(&Secret::new(PASSWORD), &store)
+        .unwrap();
+    vault.close().unwrap();
+
+    fs::write(dir.join(HEADER_FILE), &password_header).unwrap();
+
+    assert_rolled_back(open_with_password(&dir, &store));
+    assert_rolled_back(Vault::open(&dir, Unlock::without_password(), &store));
+}
+
+#[test]
+fn passwordless_header_after_password_set_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    let mut vault = Vault::create(&dir, options(None), &store).unwrap();
+    vault.put_server(&server(0)).unwrap();
+    let open_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    vault
+        .change_password(None, Some(&Secret::new(PASSWORD)), &store)
+        .unwrap();
+    vault.close().unwrap();
+
+    fs::write(dir.join(HEADER_FILE), &open_header).unwrap();
+
+    assert_rolled_back(Vault::open(&dir, Unlock::without_password(), &store));
+    assert_rolled_back(open_with_password(&dir, &store));
+}
+
+/// Where a [`FaultyKeyStore`] stops a header generation write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The write fails and stores nothing, as if the process died just before it.
+    Before,
+    /// The write stores its value, then fails, as if the process died just after it.
+    After,
+}
+
+/// A memory key store that fails its `nth` write of a header generation entry (counted from
+/// 1) at `fault`, so a caller stops there as a crash would stop it.
+struct FaultyKeyStore {
+    inner: MemoryKeyStore,
+    armed: Mutex<Option<(usize, Fault)>>,
+    generation_writes: Mutex<usize>,
+}
+
+impl FaultyKeyStore {
+    fn new() -> Self {
+        FaultyKeyStore {
+            inner: MemoryKeyStore::new(),
+            armed: Mutex::new(None),
+            generation_writes: Mutex::new(0),
+        }
+    }
+
+    fn arm(&self, nth: usize, fault: Fault) {
+        *self.generation_writes.lock().unwrap() = 0;
+        *self.armed.lock().unwrap() = Some((nth, fault));
+    }
+
+    fn disarm(&self) {
+        *self.armed.lock().unwrap() = None;
+    }
+}
+
+impl DeviceKeyStore for FaultyKeyStore {
+    fn get(&self, name: &str) -> rackside_vault::Result<Option<Secret>> {
+        self.inner.get(name)
+    }
+
+    fn set(&self, name: &str, value: &Secret) -> rackside_vault::Result<()> {
+        let fault = if name.starts_with("header-generation-") {
+            let mut writes = self.generation_writes.lock().unwrap();
+            *writes += 1;
+            match *self.armed.lock().unwrap() {
+                Some((nth, fault)) if nth == *writes => Some(fault),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let crash = || Error::KeyStore {
+            store: self.describe(),
+            message: "simulated crash".into(),
+        };
+        match fault {
+            Some(Fault::Before) => Err(crash()),
+            Some(Fault::After) => {
+                self.inner.set(name, value)?;
+                Err(crash())
+            }
+            None => self.inner.set(name, value),
+        }
+    }
+
+    fn delete(&self, name: &str) -> rackside_vault::Result<()> {
+        self.inner.delete(name)
+    }
+
+    fn describe(&self) -> String {
+        "faulty test store".into()
+    }
+}
+
+#[test]
+fn crash_during_password_change_never_locks_out() {
+    // A password change writes the key store entry (reserve), the header, then the entry
+    // again (commit). Each case stops at one write: which password opens afterwards, and
+    // which generation the next change takes.
+    let cases = [
+        (1, Fault::Before, PASSWORD, 2),
+        (1, Fault::After, PASSWORD, 3),
+        (2, Fault::Before, NEW_PASSWORD, 3),
+        (2, Fault::After, NEW_PASSWORD, 3),
+    ];
+    for (nth, fault, survivor, next_generation) in cases {
+        let case = format!("write {nth}, {fault:?}");
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("vault");
+        let store = FaultyKeyStore::new();
+        filled_vault(&dir, &store);
+        let old_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+
+        let mut vault = open_with_password(&dir, &store).unwrap();
+        store.arm(nth, fault);
+        let crashed = vault.change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(NEW_PASSWORD)),
+            &store,
+        );
+        drop(vault);
+        store.disarm();
+        assert!(crashed.is_err(), "{case}: the change did not stop");
+        let crashed_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+
+        // Exactly one of the two passwords opens, and the other is a wrong password.
+        let (loser, winner) = if survivor == PASSWORD {
+            (NEW_PASSWORD, PASSWORD)
+        } else {
+            (PASSWORD, NEW_PASSWORD)
+        };
+        let err = Vault::open(&dir, unlock_with(loser), &store).unwrap_err();
+        assert!(
+            matches!(err, Error::WrongPasswordOrDevice { .. }),
+            "{case}: {err}"
+        );
+        let mut vault = Vault::open(&dir, unlock_with(winner), &store)
+            .unwrap_or_else(|err| panic!("{case}: locked out: {err}"));
+        assert_eq!(vault.servers().unwrap().len(), 3, "{case}");
+
+        // A later change finishes; every header before it is rejected.
+        vault
+            .change_password(
+                Some(&Secret::new(winner)),
+                Some(&Secret::new(THIRD_PASSWORD)),
+                &store,
+            )
+            .unwrap();
+        vault.close().unwrap();
+        assert_eq!(header_generation(&dir, &store), next_generation, "{case}");
+        let current_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+        for (label, stale) in [("old", &old_header), ("crashed", &crashed_header)] {
+            fs::write(dir.join(HEADER_FILE), stale).unwrap();
+            for password in [PASSWORD, NEW_PASSWORD, THIRD_PASSWORD] {
+                let err = Vault::open(&dir, unlock_with(password), &store).unwrap_err();
+                assert!(
+                    matches!(err, Error::HeaderRolledBack { .. }),
+                    "{case}: {label} header with {password:?}: {err}"
+                );
+            }
+        }
+        fs::write(dir.join(HEADER_FILE), &current_header).unwrap();
+        Vault::open(&dir, unlock_with(THIRD_PASSWORD), &store).unwrap();
+    }
+}
+
+#[test]
+fn open_after_header_written_commits_generation() {
+    // A change that stopped after the header rename, before its commit: the first open with
+    // the new password commits the generation, so the old header is rejected from then on.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = FaultyKeyStore::new();
+    filled_vault(&dir, &store);
+    let old_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    store.arm(2, Fault::Before);
+    vault
+        .change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(NEW_PASSWORD)),
+            &store,
+        )
+        .unwrap_err();
+    drop(vault);
+    store.disarm();
+    let new_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+
+    Vault::open(&dir, unlock_with(NEW_PASSWORD), &store).unwrap();
+    fs::write(dir.join(HEADER_FILE), &old_header).unwrap();
+
+    assert_rolled_back(open_with_password(&dir, &store));
+    fs::write(dir.join(HEADER_FILE), &new_header).unwrap();
+    Vault::open(&dir, unlock_with(NEW_PASSWORD), &store).unwrap();
+}
+
+#[test]
+fn lost_generation_entry_is_recreated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let old_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    vault
+        .change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(NEW_PASSWORD)),
+            &store,
+        )
+        .unwrap();
+    vault.close().unwrap();
+    let entry = rackside_vault::generation_entry(&vault_id(&dir));
+    assert!(store.get(&entry).unwrap().is_some());
+
+    // An entry that does not parse is named, with the fix.
+    store.set(&entry, &Secret::new("not a generation")).unwrap();
+    let err = Vault::open(&dir, unlock_with(NEW_PASSWORD), &store).unwrap_err();
+    assert!(matches!(err, Error::InvalidGenerationEntry { .. }), "{err}");
+    assert!(err.to_string().contains(&entry), "{err}");
+    assert!(err.to_string().contains("delete that entry"), "{err}");
+
+    // Without the entry, the header in place is trusted and its generation stored again.
+    store.delete(&entry).unwrap();
+    Vault::open(&dir, unlock_with(NEW_PASSWORD), &store).unwrap();
+    assert!(store.get(&entry).unwrap().is_some());
+    fs::write(dir.join(HEADER_FILE), &old_header).unwrap();
+    assert_rolled_back(open_with_password(&dir, &store));
+
+    // A cleared key store loses the device secret too, and the error reports that first.
+    let cleared = MemoryKeyStore::new();
+    let err = open_with_password(&dir, &cleared).unwrap_err();
+    assert!(matches!(err, Error::DeviceSecretMissing { .. }), "{err}");
+    assert!(err.to_string().contains("import an export"), "{err}");
+}
+
+#[test]
+fn import_on_new_device_starts_own_generation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let mut vault = open_with_password(&dir, &store).unwrap();
+    vault
+        .change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(NEW_PASSWORD)),
+            &store,
+        )
+        .unwrap();
+    let export = tmp.path().join("backup.rsv");
+    let passphrase = Secret::new("granite meadow pulley 73 ember");
+    vault.export(&export, &passphrase).unwrap();
+    vault.close().unwrap();
+
+    let other = MemoryKeyStore::new();
+    let moved_dir = tmp.path().join("moved");
+    let mut moved = Vault::create(&moved_dir, options(Some(PASSWORD)), &other).unwrap();
+    moved.import(&export, &passphrase).unwrap();
+    let moved_header = fs::read(moved_dir.join(HEADER_FILE)).unwrap();
+    moved
+        .change_password(
+            Some(&Secret::new(PASSWORD)),
+            Some(&Secret::new(THIRD_PASSWORD)),
+            &other,
+        )
+        .unwrap();
+    moved.close().unwrap();
+
+    assert_eq!(header_generation(&moved_dir, &other), 2);
+    let entry = rackside_vault::generation_entry(&vault_id(&moved_dir));
+    assert!(other.get(&entry).unwrap().is_some());
+    assert!(store.get(&entry).unwrap().is_none());
+    fs::write(moved_dir.join(HEADER_FILE), &moved_header).unwrap();
+    assert_rolled_back(open_with_password(&moved_dir, &other));
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -472,10 +830,11 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn write_loop_binary() -> PathBuf {
+/// Returns the path of example `name`, which `cargo test` builds beside the test binaries.
+fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let debug = exe.parent().and_then(Path::parent).unwrap();
-    let path = debug.join("examples").join("write_loop");
+    let path = debug.join("examples").join(name);
     assert!(
         path.exists(),
         "{} missing: run through `cargo test`, which builds examples",
@@ -491,7 +850,7 @@ fn sigkill_loses_no_committed_record() {
     let keys = tmp.path().join("keys");
     let child_tmp = tmp.path().join("tmp");
     fs::create_dir(&child_tmp).unwrap();
-    let binary = write_loop_binary();
+    let binary = example_binary("write_loop");
     let store = rackside_vault::FileKeyStore::new(&keys);
     let mut committed: Vec<u64> = Vec::new();
     let mut next = 0u64;
@@ -570,6 +929,140 @@ fn sigkill_loses_no_committed_record() {
         rounds_with_commits >= 10,
         "only {rounds_with_commits} rounds committed anything before the kill"
     );
+}
+
+/// Builds the password numbered `n`, as the `passwd_loop` example does.
+fn numbered_password(n: u64) -> Secret {
+    Secret::new(format!("copper kettle orbit {n} lantern"))
+}
+
+#[test]
+fn sigkill_during_password_changes_never_locks_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let keys = tmp.path().join("keys");
+    let store = rackside_vault::FileKeyStore::new(&keys);
+    let options = CreateOptions {
+        password: Some(numbered_password(0)),
+        kdf: KdfChoice::Fixed(KdfParams::TEST),
+    };
+    Vault::create(&dir, options, &store)
+        .unwrap()
+        .close()
+        .unwrap();
+    let binary = example_binary("passwd_loop");
+    let mut current = 0u64;
+    let mut snapshots: Vec<Vec<u8>> = Vec::new();
+    let mut rounds_with_changes = 0;
+    for round in 0..25 {
+        let mut child = Command::new(&binary)
+            .arg(&dir)
+            .arg(&keys)
+            .arg(current.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+                .filter_map(|line| line.strip_prefix("changed ")?.parse::<u64>().ok())
+                .last()
+        });
+        // Keep every header seen on disk; each one is older than the final one.
+        let wait = rand::random::<u64>() % 600 + 100;
+        let deadline = std::time::Instant::now() + Duration::from_millis(wait);
+        while std::time::Instant::now() < deadline {
+            snapshots.push(fs::read(dir.join(HEADER_FILE)).unwrap());
+            std::thread::sleep(Duration::from_millis(3));
+        }
+        child.kill().unwrap(); // SIGKILL on Unix
+        let status = child.wait().unwrap();
+        let reported = reader.join().unwrap();
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert!(
+            status.code().is_none(),
+            "round {round}: password loop exited by itself: {stderr}"
+        );
+        if let Some(changed) = reported {
+            assert!(changed > current, "round {round}: went back to {changed}");
+            current = changed;
+            rounds_with_changes += 1;
+        }
+
+        // The last reported password opens, or the one of a change that was under way.
+        let reported_password = Vault::open(
+            &dir,
+            Unlock::with_password(numbered_password(current)),
+            &store,
+        );
+        let next_password = Vault::open(
+            &dir,
+            Unlock::with_password(numbered_password(current + 1)),
+            &store,
+        );
+        match (reported_password, next_password) {
+            (Ok(vault), Err(Error::WrongPasswordOrDevice { .. })) => vault.close().unwrap(),
+            (Err(Error::WrongPasswordOrDevice { .. }), Ok(vault)) => {
+                vault.close().unwrap();
+                current += 1;
+            }
+            (reported, next) => panic!(
+                "round {round}: password {current}: {:?}, password {}: {:?}",
+                reported.map(|_| ()),
+                current + 1,
+                next.map(|_| ())
+            ),
+        }
+    }
+    assert!(
+        rounds_with_changes >= 10,
+        "only {rounds_with_changes} rounds changed the password before the kill"
+    );
+
+    // After one more finished change, every header seen before is rejected.
+    let mut vault = Vault::open(
+        &dir,
+        Unlock::with_password(numbered_password(current)),
+        &store,
+    )
+    .unwrap();
+    vault
+        .change_password(
+            Some(&numbered_password(current)),
+            Some(&numbered_password(current + 1)),
+            &store,
+        )
+        .unwrap();
+    vault.close().unwrap();
+    let final_header = fs::read(dir.join(HEADER_FILE)).unwrap();
+    snapshots.sort();
+    snapshots.dedup();
+    assert!(
+        snapshots.len() >= 10,
+        "only {} headers seen",
+        snapshots.len()
+    );
+    for (index, snapshot) in snapshots.iter().enumerate() {
+        fs::write(dir.join(HEADER_FILE), snapshot).unwrap();
+        let err =
+            Vault::open(&dir, Unlock::with_password(numbered_password(0)), &store).unwrap_err();
+        assert!(
+            matches!(err, Error::HeaderRolledBack { .. }),
+            "header {index} of {}: {err}",
+            snapshots.len()
+        );
+    }
+    fs::write(dir.join(HEADER_FILE), &final_header).unwrap();
+    Vault::open(
+        &dir,
+        Unlock::with_password(numbered_password(current + 1)),
+        &store,
+    )
+    .unwrap();
 }
 
 fn agent_config(

@@ -33,7 +33,8 @@ pub enum ExitKind {
     HealthThreshold = 10,
     /// 11: the vault is locked and no password was available (no agent, no terminal).
     VaultLocked = 11,
-    /// 12: the vault did not open: wrong vault password, or a vault from another device.
+    /// 12: the vault did not open: wrong vault password, a vault from another device, or an
+    /// older vault header put back.
     VaultRejected = 12,
 }
 
@@ -125,6 +126,7 @@ fn vault_kind(error: &VaultError) -> ExitKind {
         VaultError::Locked | VaultError::PasswordRequired => ExitKind::VaultLocked,
         VaultError::WrongPasswordOrDevice { .. }
         | VaultError::HeaderOrDeviceMismatch { .. }
+        | VaultError::HeaderRolledBack { .. }
         | VaultError::DeviceSecretMissing { .. }
         | VaultError::QuickUnlockUnavailable => ExitKind::VaultRejected,
         VaultError::WeakPassword { .. }

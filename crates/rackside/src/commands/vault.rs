@@ -342,7 +342,7 @@ fn passwd(
         // A vault made without a password stores the smallest parameters; calibrate now.
         let calibrated = KdfChoice::default().resolve()?;
         if calibrated.at_least(&status.kdf) && calibrated != status.kdf {
-            vault.raise_parameters(None, calibrated)?;
+            vault.raise_parameters(None, calibrated, keystore)?;
         }
     }
     vault.change_password(current.as_ref(), Some(&new), keystore)?;
