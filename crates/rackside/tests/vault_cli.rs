@@ -489,6 +489,62 @@ async fn wrong_vault_password_exits_12() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_vault_header_exits_12() {
+    let new_password = "marble sparrow kettle 6630 beacon";
+    let cli = Cli::bare();
+    let _guard = AgentGuard(&cli);
+    let init = run_input(
+        &cli,
+        &["vault", "init", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&init);
+    let header = cli.vault_dir().join("vault.header");
+    let old_header = std::fs::read(&header).unwrap();
+    let passwd = run_input(
+        &cli,
+        &["vault", "passwd", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n{new_password}\n"),
+        &[],
+    )
+    .await;
+    assert_success(&passwd);
+    std::fs::write(&header, &old_header).unwrap();
+
+    let old = run_input(
+        &cli,
+        &["unlock", "--password-stdin"],
+        &format!("{VAULT_PASSWORD}\n"),
+        &[],
+    )
+    .await;
+    let new = cli
+        .run_with(
+            &["server", "list"],
+            &[("RACKSIDE_VAULT_PASSWORD", new_password)],
+        )
+        .await;
+
+    for output in [&old, &new] {
+        assert_code(output, 12);
+        let message = stderr(output);
+        assert!(
+            message.contains("older than the one this device last wrote"),
+            "{message}"
+        );
+        assert!(message.contains("rackside vault import"), "{message}");
+        assert!(!message.contains("wrong password"), "{message}");
+        assert_eq!(message.trim().lines().count(), 1, "{message}");
+    }
+    assert!(
+        !cli.agent_socket().exists(),
+        "an agent started for an old header"
+    );
+}
+
 /// Changes one hex digit inside the header's wrapped data key, so the header still parses and
 /// only the unwrap fails.
 fn flip_wrapped_key(cli: &Cli) {
