@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/alerts/{id}/ack", post(acknowledge))
         .route("/api/subscriptions", get(subscriptions).post(subscribe))
         .route("/api/subscriptions/{id}", delete(unsubscribe))
+        .route("/api/relay", get(relay))
         .route("/events/{bmc}", post(receive_events))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -94,6 +95,7 @@ pub fn router(state: AppState) -> Router {
 enum ApiError {
     Unauthorized,
     NotFound(&'static str),
+    NoRelay,
     BadRequest(String),
     Confirm(serde_json::Value),
     Rejected(String),
@@ -109,6 +111,12 @@ impl IntoResponse for ApiError {
                 "log in first: missing or expired session".to_owned(),
             ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
+            Self::NoRelay => (
+                StatusCode::NOT_FOUND,
+                "no relay configured: this console forwards alerts to no relay; start it with \
+                 --relay-url"
+                    .to_owned(),
+            ),
             Self::BadRequest(reason) => (StatusCode::BAD_REQUEST, reason),
             Self::Confirm(summary) => {
                 let body = serde_json::json!({
@@ -447,6 +455,20 @@ async fn unsubscribe(
     }
 }
 
+/// Returns the relay this console forwards alerts to and the console's name there, which
+/// devices need to register with that relay.
+async fn relay(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let relay = state.relay.as_ref().ok_or(ApiError::NoRelay)?;
+    Ok(Json(serde_json::json!({
+        "url": relay.url.as_str(),
+        "console_name": relay.console_name,
+    })))
+}
+
 /// Receives one event delivery: checks the source's secret, stores new alerts and forwards
 /// them. Always 204 for a valid secret, so a BMC does not retry a payload it cannot fix.
 async fn receive_events(
@@ -503,4 +525,77 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    const SESSION: &str = "test-session-token";
+
+    fn state(dir: &std::path::Path, relay: Option<crate::forward::RelayLink>) -> AppState {
+        let hash: [u8; 32] = Sha256::digest(SESSION.as_bytes()).into();
+        let mut sessions = HashMap::new();
+        sessions.insert(hash, Instant::now());
+        AppState {
+            store: Arc::new(Store::open(dir).unwrap()),
+            relay: relay.map(Arc::new),
+            users: Arc::new(Vec::new()),
+            sessions: Arc::new(Mutex::new(sessions)),
+            listener_base: "https://127.0.0.1:1/events/".into(),
+            login: Arc::new(LoginGuard::new().unwrap()),
+        }
+    }
+
+    async fn get_relay(state: AppState, session: Option<&str>) -> (StatusCode, serde_json::Value) {
+        let mut request = axum::http::Request::get("/api/relay");
+        if let Some(token) = session {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = router(state)
+            .oneshot(request.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn relay_route_returns_url_and_console_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = crate::forward::RelayLink {
+            url: url::Url::parse("https://relay.test:8444/").unwrap(),
+            api_key: zeroize::Zeroizing::new("not used here".into()),
+            console_name: "ome-1".into(),
+            http: reqwest::Client::new(),
+        };
+        let (status, body) = get_relay(state(dir.path(), Some(link)), Some(SESSION)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["url"], "https://relay.test:8444/");
+        assert_eq!(body["console_name"], "ome-1");
+        assert!(body.get("api_key").is_none(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn relay_route_without_relay_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, body) = get_relay(state(dir.path(), None), Some(SESSION)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(
+            body["error"].as_str().unwrap().contains("--relay-url"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn relay_route_without_session_is_unauthorized() {
+        let dir = tempfile::tempdir().unwrap();
+        let (status, _) = get_relay(state(dir.path(), None), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
 }

@@ -18,10 +18,13 @@ use ring::signature;
 use tokio::sync::mpsc;
 
 use crate::ece::RECORD_SIZE;
+use crate::error::RelayError;
 use crate::jwt::unix_now;
 
 /// Pushes kept for a subscriber that is not reading; more get 429.
-const BACKLOG: usize = 256;
+pub const BACKLOG: usize = 256;
+/// Longest subscription id [`PushService::subscribe_with_id`] accepts.
+const MAX_ID_LEN: usize = 64;
 
 /// One push as the subscriber receives it: the subscription id and the encrypted body.
 #[derive(Debug)]
@@ -62,6 +65,38 @@ impl PushService {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id.clone(), Subscription { vapid_key, sender });
         (id, receiver)
+    }
+
+    /// Restores a subscription under a known `id`, restricted to `vapid_key`, so that a
+    /// receiver that restarts keeps the endpoint it registered with the relay. Pushes go to
+    /// `sender`, which several subscriptions may share; [`Delivered::subscription`] tells
+    /// them apart. A subscription with the same id is replaced.
+    ///
+    /// # Errors
+    /// [`RelayError::Config`] when `id` is not 1 to 64 base64url characters, because it
+    /// becomes a path segment of the endpoint URL.
+    pub fn subscribe_with_id(
+        &self,
+        id: &str,
+        vapid_key: Vec<u8>,
+        sender: mpsc::Sender<Delivered>,
+    ) -> Result<(), RelayError> {
+        let valid = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !valid {
+            return Err(RelayError::Config(format!(
+                "invalid push subscription id {:?}: use 1 to {MAX_ID_LEN} base64url characters",
+                id.chars().take(80).collect::<String>()
+            )));
+        }
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id.to_owned(), Subscription { vapid_key, sender });
+        Ok(())
     }
 
     /// Deletes a subscription; later pushes to it get 410, as from a real push service.
@@ -201,6 +236,51 @@ mod tests {
             &vapid_headers(&signer, unix_now() + 600),
             &signer.public_key()
         ));
+    }
+
+    #[tokio::test]
+    async fn restored_subscription_receives_and_checks_its_key() {
+        use tower::ServiceExt as _;
+
+        let (signer, _) = Signer::generate_es256().unwrap();
+        let (other, _) = Signer::generate_es256().unwrap();
+        let service = PushService::default();
+        let (sender, mut receiver) = mpsc::channel(4);
+        service
+            .subscribe_with_id("known-id_1", signer.public_key(), sender)
+            .unwrap();
+        let push = |signer: &Signer| {
+            let mut request = axum::http::Request::post("/push/known-id_1")
+                .header("content-encoding", "aes128gcm")
+                .header("ttl", "60");
+            for (name, value) in &vapid_headers(signer, unix_now() + 600) {
+                request = request.header(name, value);
+            }
+            request.body(axum::body::Body::from("body")).unwrap()
+        };
+
+        let accepted = service.router().oneshot(push(&signer)).await.unwrap();
+        assert_eq!(accepted.status(), StatusCode::CREATED);
+        let delivered = receiver.recv().await.unwrap();
+        assert_eq!(delivered.subscription, "known-id_1");
+        assert_eq!(delivered.body, b"body");
+
+        let foreign = service.router().oneshot(push(&other)).await.unwrap();
+        assert_eq!(foreign.status(), StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
+    fn restored_subscription_id_must_be_base64url() {
+        let service = PushService::default();
+        let (sender, _receiver) = mpsc::channel(1);
+        for id in ["", "../x", "a b", &"a".repeat(65)] {
+            assert!(
+                service
+                    .subscribe_with_id(id, vec![4; 65], sender.clone())
+                    .is_err(),
+                "{id:?}"
+            );
+        }
     }
 
     #[test]

@@ -114,8 +114,14 @@ pub enum Command {
     /// Run the fleet console
     Console(crate::commands::console::ConsoleArgs),
 
-    /// List a console's alerts, or acknowledge one
+    /// List a console's alerts, acknowledge one, or watch for pushed alerts
     Alerts(crate::commands::alerts::AlertsArgs),
+
+    /// Receive a console's alerts on this machine, pushed through the console's relay
+    Subscribe(crate::commands::subscribe::SubscribeArgs),
+
+    /// Stop receiving a console's alerts and remove this device's registrations
+    Unsubscribe(crate::commands::subscribe::UnsubscribeArgs),
 
     /// Start an embedded BMC on loopback and walk through trust, health, inventory and logs
     Demo,
@@ -438,6 +444,11 @@ pub struct BmcArgs {
     /// from RACKSIDE_BMC_PASSWORD or a prompt (there is no built-in default password)
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+
+    /// Extra CA certificate (PEM) trusted for event destinations, such as a console with a
+    /// self-signed certificate; repeatable
+    #[arg(long = "event-ca", value_name = "FILE")]
+    pub event_cas: Vec<PathBuf>,
 
     /// Reject HTTP Basic authentication; sessions only
     #[arg(long)]

@@ -7,6 +7,7 @@
 //! first time the store opens.
 
 mod backend;
+mod device;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -28,6 +29,7 @@ pub use backend::{
     agent_for, create_vault, keystore, open_direct, same_folder, Location, PasswordSource,
     VAULT_PASSWORD_ENV,
 };
+pub use device::{ConsoleSubscription, DeviceIdentity};
 
 const CA_FOLDER: &str = "ca";
 
@@ -568,6 +570,17 @@ fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
 const CONSOLE_KEY_PREFIX: &str = "console/";
 /// Vault setting key naming the console that `--console` defaults to.
 const DEFAULT_CONSOLE_KEY: &str = "console-default";
+/// Vault setting key of the JSON list of console names, because settings cannot be listed.
+const CONSOLE_NAMES_KEY: &str = "console-names";
+
+fn read_console_names(backend: &mut Backend) -> anyhow::Result<Vec<String>> {
+    match backend.setting(CONSOLE_NAMES_KEY)? {
+        Some(text) => serde_json::from_str(&text).with_context(|| {
+            format!("invalid setting {CONSOLE_NAMES_KEY:?} in the vault; add the consoles again")
+        }),
+        None => Ok(Vec::new()),
+    }
+}
 
 /// A console that this client reads alerts from.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -578,11 +591,14 @@ pub struct ConsoleEntry {
     pub user: String,
     /// The certificate the user accepted.
     pub pin: Pin,
-    /// Whether this device is subscribed to the console's pushes.
-    // NOTE: nothing sets this yet, because `rackside subscribe` and the push receiver that
-    // should drop alerts of unsubscribed consoles are not written.
+    /// Whether this device accepts the console's pushes. `rackside unsubscribe` clears it
+    /// before any cleanup, and `rackside alerts watch` reads it for every push.
     #[serde(default)]
     pub subscribed: bool,
+    /// The relay registration and console subscription behind `subscribed`. It outlives
+    /// `subscribed` while their removal is pending, so `unsubscribe` can retry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<ConsoleSubscription>,
 }
 
 impl Store {
@@ -614,7 +630,22 @@ impl Store {
         if backend.setting(DEFAULT_CONSOLE_KEY)?.is_none() {
             backend.put_setting(DEFAULT_CONSOLE_KEY, name)?;
         }
+        let mut names = read_console_names(&mut backend)?;
+        if !names.iter().any(|known| known == name) {
+            names.push(name.to_owned());
+            backend.put_setting(CONSOLE_NAMES_KEY, &serde_json::to_string(&names)?)?;
+        }
         Ok(())
+    }
+
+    /// Lists the consoles stored since this client began keeping the list, in the order they
+    /// were added. `subscribe` stores its console again, so every subscribed console is listed.
+    ///
+    /// # Errors
+    /// Vault errors; a stored list that is not valid JSON.
+    pub fn console_names(&self) -> anyhow::Result<Vec<String>> {
+        let mut backend = self.backend()?;
+        read_console_names(&mut backend)
     }
 
     /// Returns the console that commands use without `--console`.

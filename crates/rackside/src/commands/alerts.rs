@@ -1,5 +1,5 @@
 //! `rackside console add`, `rackside alerts` and `rackside alerts ack`: read a console's
-//! alerts over its REST API with a login session.
+//! alerts over its REST API with a login session. `rackside alerts watch` is in [`super::watch`].
 //!
 //! The console is trusted as BMCs are: its certificate is judged by the same rules and pinned
 //! when added, and every later connection must present the pinned key.
@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use rackside_redfish::Secret;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::ClientOptions;
@@ -67,6 +67,9 @@ pub enum AlertsCommand {
         /// The alert's id, as `rackside alerts` lists it
         id: i64,
     },
+    /// Receive pushed alerts of every subscribed console on this machine and print each one,
+    /// then a notification line with the unread count, until interrupted
+    Watch(super::watch::WatchArgs),
 }
 
 /// One alert as the console's API lists it.
@@ -115,6 +118,7 @@ pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
         user: args.user,
         pin,
         subscribed: false,
+        subscription: None,
     };
 
     // 2. The password must log in before anything is stored.
@@ -135,38 +139,71 @@ pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Lists a console's alerts, or acknowledges one.
+/// Lists a console's alerts, acknowledges one, or watches for pushed alerts.
 pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     let context = Context::new(&args.client)?;
+    if let Some(AlertsCommand::Watch(watch)) = args.command {
+        if args.console.is_some() {
+            return Err(Failure::usage(
+                "`alerts watch` receives from every subscribed console; drop --console, or \
+                 run `rackside unsubscribe NAME` for consoles to leave out",
+            )
+            .into());
+        }
+        return super::watch::run(context, watch).await;
+    }
     let name = match args.console {
         Some(name) => name,
         None => context.store.default_console()?,
     };
-    let entry = context.store.console(&name)?.ok_or_else(|| {
-        Failure::usage(format!(
-            "console {name:?} not found; add it with `rackside console add {name} URL`"
-        ))
-    })?;
-    let password = match context
-        .store
-        .credential(&Store::console_credential_key(&name))?
-    {
-        Some(password) => password,
-        None => context.given_password()?.ok_or_else(|| {
-            Failure::usage(format!(
-                "no password for {} on console {name}: pass it with --password-stdin or \
-                 RACKSIDE_PASSWORD",
-                entry.user
-            ))
-        })?,
-    };
-    let session = Session::open(&context, &name, &entry, &password).await?;
+    let entry = console_entry(&context, &name)?;
+    let session = Session::open(
+        &context,
+        &name,
+        &entry,
+        &console_password(&context, &name, &entry)?,
+    )
+    .await?;
     let result = match args.command {
         None => list(&session, args.unread, args.json).await,
         Some(AlertsCommand::Ack { id }) => session.acknowledge(id).await,
+        Some(AlertsCommand::Watch(_)) => Ok(()),
     };
     session.close().await;
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// Reads console `name`'s entry, or a usage failure that says how to add it.
+pub(crate) fn console_entry(context: &Context, name: &str) -> anyhow::Result<ConsoleEntry> {
+    context.store.console(name)?.ok_or_else(|| {
+        Failure::usage(format!(
+            "console {name:?} not found; add it with `rackside console add {name} URL`"
+        ))
+        .into()
+    })
+}
+
+/// Reads the login password of console `name`: from the vault, else from `--password-stdin`
+/// or RACKSIDE_PASSWORD.
+pub(crate) fn console_password(
+    context: &Context,
+    name: &str,
+    entry: &ConsoleEntry,
+) -> anyhow::Result<Secret> {
+    if let Some(password) = context
+        .store
+        .credential(&Store::console_credential_key(name))?
+    {
+        return Ok(password);
+    }
+    context.given_password()?.ok_or_else(|| {
+        Failure::usage(format!(
+            "no password for {} on console {name}: pass it with --password-stdin or \
+             RACKSIDE_PASSWORD",
+            entry.user
+        ))
+        .into()
+    })
 }
 
 async fn list(session: &Session, unread: bool, as_json: bool) -> anyhow::Result<()> {
@@ -197,7 +234,7 @@ async fn list(session: &Session, unread: bool, as_json: bool) -> anyhow::Result<
 }
 
 /// A login session on one console's REST API, over a connection pinned to its certificate.
-struct Session {
+pub(crate) struct Session {
     name: String,
     base: url::Url,
     http: reqwest::Client,
@@ -206,7 +243,7 @@ struct Session {
 
 impl Session {
     /// Logs in as `entry.user`; a rejected password gives [`ExitKind::AuthRejected`].
-    async fn open(
+    pub(crate) async fn open(
         context: &Context,
         name: &str,
         entry: &ConsoleEntry,
@@ -288,8 +325,73 @@ impl Session {
         Ok(())
     }
 
+    /// Reads the relay the console forwards alerts to: its URL and the console's name there.
+    pub(crate) async fn relay(&self) -> anyhow::Result<ConsoleRelay> {
+        let response = self
+            .send(self.http.get(self.base.join("api/relay")?))
+            .await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Err(Failure::usage(format!(
+                "console {} forwards alerts to no relay, so devices cannot subscribe to it; \
+                 start it with --relay-url",
+                self.name
+            ))
+            .into());
+        }
+        checked(&self.name, response)
+            .await?
+            .json()
+            .await
+            .map_err(|error| bad_response(&self.name, &format!("invalid relay answer: {error}")))
+    }
+
+    /// Subscribes this device to the console's pushes and returns the subscription id.
+    pub(crate) async fn subscribe(&self, request: &SubscribeRequest<'_>) -> anyhow::Result<i64> {
+        let url = self.base.join("api/subscriptions")?;
+        let response = self.send(self.http.post(url).json(request)).await?;
+        if response.status() == reqwest::StatusCode::BAD_REQUEST {
+            let reason = error_text(response).await;
+            return Err(bad_response(
+                &self.name,
+                &format!("the console rejected the subscription: {reason}"),
+            ));
+        }
+        let body: serde_json::Value = checked(&self.name, response).await?.json().await?;
+        body.get("id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or_else(|| bad_response(&self.name, "the subscription answer has no id"))
+    }
+
+    /// Removes subscription `id` from the console. Returns false when it was already gone.
+    pub(crate) async fn unsubscribe(&self, id: i64) -> anyhow::Result<bool> {
+        let url = self.base.join(&format!("api/subscriptions/{id}"))?;
+        let response = self.send(self.http.delete(url)).await?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(false);
+        }
+        checked(&self.name, response).await?;
+        Ok(true)
+    }
+
+    /// Reads the console's number of unacknowledged alerts.
+    pub(crate) async fn unread_count(&self) -> anyhow::Result<u32> {
+        rackside_console::inbox::unread_count(&self.http, &self.base, self.token.expose())
+            .await
+            .map_err(|error| bad_response(&self.name, &error.to_string()))
+    }
+
+    /// Sends `request` with the session token; a connection failure gives
+    /// [`ExitKind::Unreachable`].
+    async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        request
+            .bearer_auth(self.token.expose())
+            .send()
+            .await
+            .map_err(|error| unreachable_error(&self.name, &self.base, &error))
+    }
+
     /// Ends the session; a failure only costs the console a session until it expires.
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let Ok(url) = self.base.join("api/logout") else {
             return;
         };
@@ -302,6 +404,54 @@ impl Session {
         {
             tracing::debug!(console = %self.name, error = %error.without_url(), "logout failed");
         }
+    }
+}
+
+/// The body of `GET /api/relay`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ConsoleRelay {
+    /// The relay's base URL, spelled as the console expects it back.
+    pub url: String,
+    /// The console's name at the relay.
+    pub console_name: String,
+}
+
+/// The body of `POST /api/subscriptions`.
+#[derive(Serialize)]
+pub(crate) struct SubscribeRequest<'a> {
+    /// This device's id.
+    pub device: &'a str,
+    /// The relay, exactly as `GET /api/relay` returned it.
+    pub relay_url: &'a str,
+    /// The relay registration token the console pushes to.
+    pub token: &'a str,
+    /// The device's public key, base64url.
+    pub p256dh: &'a str,
+    /// The device's authentication secret, base64url.
+    pub auth: &'a str,
+}
+
+impl std::fmt::Debug for SubscribeRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SubscribeRequest")
+            .field("device", &self.device)
+            .field("relay_url", &self.relay_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads the `error` field of a JSON error body, clipped, or the status alone.
+pub(crate) async fn error_text(response: reqwest::Response) -> String {
+    let status = response.status();
+    let body: Option<serde_json::Value> = response.json().await.ok();
+    let reason = body
+        .as_ref()
+        .and_then(|body| body.get("error"))
+        .and_then(serde_json::Value::as_str)
+        .map(|text| text.chars().take(200).collect::<String>());
+    match reason {
+        Some(reason) => format!("{status}: {reason}"),
+        None => status.to_string(),
     }
 }
 

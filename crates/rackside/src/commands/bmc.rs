@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use rackside_bmc::{BmcConfig, DataSource, Fault, Faults, TlsSource};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 
 use crate::cli::{BmcAction, BmcArgs};
@@ -118,7 +120,15 @@ fn config_from_args(args: BmcArgs) -> anyhow::Result<BmcConfig> {
         }
         None => DataSource::Embedded,
     };
+    let mut event_roots = Vec::new();
+    for path in &args.event_cas {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| Failure::usage(format!("invalid --event-ca {}: {e}", path.display())))?;
+        event_roots.extend(certs);
+    }
     let mut config = BmcConfig::new(state_dir);
+    config.events.extra_roots = event_roots;
     config.listen = args.listen;
     config.tls = tls;
     config.data = data;

@@ -19,7 +19,9 @@ pub mod network;
 pub mod power;
 pub mod relay;
 mod server;
+pub mod subscribe;
 pub mod vault;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -35,6 +37,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Relay(args) => relay::run(args).await,
         Command::Console(args) => console::run(args).await,
         Command::Alerts(args) => alerts::run(args).await,
+        Command::Subscribe(args) => subscribe::subscribe(args).await,
+        Command::Unsubscribe(args) => subscribe::unsubscribe(args).await,
         Command::Server(args) => server::run(Context::new(&args.client)?, args.command).await,
         Command::Ca(args) => ca::run(&args.client, args.command),
         Command::Vault(args) => vault::run(args).await,
