@@ -1,4 +1,5 @@
-//! The console's HTTP API, built in [`router`] so tests can call it without a socket.
+//! The console's HTTP API, built in [`router`] so tests can call it without a socket. The
+//! device, health and event delivery routes also need the [`Fleet`], which [`service`] adds.
 //!
 //! Clients log in (`POST /api/login`) and send the session token as a bearer token. BMCs
 //! deliver events to `POST /events/{bmc}` with the per-source secret in
@@ -22,9 +23,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::bmc_link::BmcLogin;
 use crate::events::parse_event_payload;
 use crate::forward::RelayLink;
+use crate::intake::Intake;
 use crate::login::{LoginCheck, LoginGuard};
+use crate::poll::Fleet;
 use crate::store::{AlertFilter, Store};
 use crate::trust::{check_identity, Decision};
 
@@ -77,7 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
         .route("/api/devices", get(devices).post(add_source))
+        .route("/api/devices/{name}", delete(remove_source))
         .route("/api/health", get(health))
+        .route("/api/events", get(event_log))
         .route("/api/alerts", get(alerts))
         .route("/api/alerts/count", get(count))
         .route("/api/alerts/{id}/ack", post(acknowledge))
@@ -88,6 +94,11 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// Builds the router with the fleet that the device, health and event delivery routes use.
+pub fn service(state: AppState, fleet: Arc<Fleet>) -> Router {
+    router(state).layer(Extension(fleet))
 }
 
 /// Handler failures, each mapped to a status in one place.
@@ -229,16 +240,33 @@ fn require_session(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError
     }
 }
 
+/// Lists the devices with their intake, the state of an SSE stream, and the latest poll:
+/// health, failing components, inventory summary, time and error.
 async fn devices(
     State(state): State<AppState>,
+    Extension(fleet): Extension<Arc<Fleet>>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_session(&state, &headers)?;
-    let sources = state.store.sources().map_err(internal)?;
-    let list: Vec<_> = sources
-        .into_iter()
-        .map(|(bmc, url)| serde_json::json!({ "name": bmc, "url": url }))
-        .collect();
+    let sources = state.store.source_list().map_err(internal)?;
+    let mut list = Vec::new();
+    for source in sources {
+        let status = state.store.status(&source.bmc).map_err(internal)?;
+        let polled = fleet.accounts.get(&source.bmc).map_err(internal)?.is_some();
+        list.push(serde_json::json!({
+            "name": source.bmc,
+            "url": source.url,
+            "intake": source.intake,
+            "stream": fleet.stream_state(&source.bmc),
+            "subscription": source.subscription,
+            "polled": polled,
+            "health": status.as_ref().and_then(|s| s.health),
+            "problems": status.as_ref().map(|s| s.problems.clone()),
+            "inventory": status.as_ref().map(|s| s.inventory.clone()),
+            "last_polled": status.as_ref().map(|s| s.last_polled),
+            "poll_error": status.as_ref().and_then(|s| s.poll_error.clone()),
+        }));
+    }
     Ok(Json(serde_json::json!({ "devices": list })))
 }
 
@@ -253,19 +281,26 @@ struct AddSource {
     /// When given, the console creates the BMC's push subscription itself.
     #[serde(default)]
     user: Option<String>,
-    /// The password of `user`; used for this request only and not stored.
+    /// The password of `user`, kept in the encrypted account vault for polling.
     #[serde(default)]
     password: Option<zeroize::Zeroizing<String>>,
+    /// `push`, `sse` or `log-poll` to override the intake chosen from the BMC's
+    /// EventService; `sse` and `log-poll` need an account.
+    #[serde(default)]
+    intake: Option<String>,
 }
 
 /// Adds a BMC as an event source once its certificate passes the client's trust rules, and
 /// returns the destination and secret header for the BMC's event subscription. A yellow
-/// certificate gets 409 with its summary until the request confirms its fingerprint.
+/// certificate gets 409 with its summary until the request confirms its fingerprint. With an
+/// account, the console keeps it for polling and sets up the intake itself.
 async fn add_source(
     State(state): State<AppState>,
+    Extension(fleet): Extension<Arc<Fleet>>,
     headers: HeaderMap,
     Json(request): Json<AddSource>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    // 1. The request on its own.
     require_session(&state, &headers)?;
     let valid_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
     if request.name.is_empty() || request.name.len() > 64 || !request.name.chars().all(valid_name) {
@@ -279,6 +314,28 @@ async fn add_source(
             "invalid BMC URL: use https".to_owned(),
         ));
     }
+    let forced = request
+        .intake
+        .as_deref()
+        .map(Intake::parse)
+        .transpose()
+        .map_err(ApiError::BadRequest)?;
+    let login = match (request.user, request.password) {
+        (Some(user), Some(password)) => Some(BmcLogin { user, password }),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::BadRequest(
+                "give both user and password, or neither".to_owned(),
+            ))
+        }
+    };
+    if login.is_none() && forced.is_some_and(|i| i != Intake::Push) {
+        return Err(ApiError::BadRequest(
+            "intake sse and log-poll need the BMC account: add user and password".to_owned(),
+        ));
+    }
+
+    // 2. The BMC's identity.
     let confirmed = request.accept_certificate_sha256.as_deref();
     let pin = match check_identity(&request.url, confirmed).await {
         Decision::Accept(pin) => pin,
@@ -288,6 +345,16 @@ async fn add_source(
             return Err(ApiError::Rejected(reason));
         }
     };
+
+    // 3. The source, replacing one of the same name.
+    if state
+        .store
+        .source(&request.name)
+        .map_err(internal)?
+        .is_some()
+    {
+        forget_source(&state, &fleet, &request.name).await?;
+    }
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let secret = URL_SAFE_NO_PAD.encode(raw);
@@ -296,34 +363,40 @@ async fn add_source(
         .store
         .put_source(&request.name, request.url.as_str(), &hash, &pin, unix_now())
         .map_err(internal)?;
-    tracing::info!(bmc = %request.name, "event source added");
     let destination = format!("{}{}", state.listener_base, request.name);
 
-    // With an account, the console subscribes itself; without, the caller points the BMC at
-    // the returned destination and header.
+    // 4. With an account, the console keeps it and sets up the intake; without, the caller
+    //    points the BMC at the returned destination and header.
+    let mut intake = Intake::Push;
     let mut subscription = None;
-    if let (Some(user), Some(password)) = (request.user, request.password) {
-        let login = crate::bmc_link::BmcLogin { user, password };
-        let created = crate::bmc_link::create_subscription(
+    if let Some(login) = login {
+        let set_up = set_up_intake(
+            &fleet,
+            &request.name,
             &request.url,
             &pin,
             &login,
-            &destination,
-            &request.name,
-            &secret,
+            forced,
+            (&destination, &secret),
         )
         .await;
-        match created {
-            Ok(uri) => {
-                tracing::info!(bmc = %request.name, subscription = %uri, "event subscription created on the BMC");
-                subscription = Some(uri);
+        match set_up {
+            Ok((chosen, uri)) => {
+                intake = chosen;
+                subscription = uri;
             }
             Err(reason) => {
-                tracing::warn!(bmc = %request.name, %reason, "failed to create the event subscription");
+                tracing::warn!(bmc = %request.name, %reason, "failed to set up the event intake");
+                if let Err(error) = fleet.accounts.remove(&request.name) {
+                    tracing::error!(bmc = %request.name, %error, "failed to remove the BMC account");
+                }
+                state.store.remove_source(&request.name).map_err(internal)?;
                 return Err(ApiError::Rejected(reason));
             }
         }
+        fleet.wake();
     }
+    tracing::info!(bmc = %request.name, intake = intake.as_str(), "event source added");
     Ok((
         StatusCode::CREATED,
         Json(serde_json::json!({
@@ -331,24 +404,147 @@ async fn add_source(
             "destination": destination,
             "http_headers": { "X-Rackside-Event-Secret": secret },
             "subscription": subscription,
+            "intake": intake.as_str(),
         })),
     ))
 }
 
+/// Stores the account, chooses the intake (unless `forced`) from the BMC's EventService and
+/// starts it: the push subscription to `destination` with `secret`, or the SSE stream.
+/// Returns the intake and the subscription's URI.
+async fn set_up_intake(
+    fleet: &Arc<Fleet>,
+    name: &str,
+    url: &url::Url,
+    pin: &rackside_trust::Pin,
+    login: &BmcLogin,
+    forced: Option<Intake>,
+    (destination, secret): (&str, &str),
+) -> Result<(Intake, Option<String>), String> {
+    let store = &fleet.sink.store;
+    fleet
+        .accounts
+        .put(name, url, pin, login)
+        .map_err(|e| e.to_string())?;
+    let intake = match forced {
+        Some(intake) => intake,
+        None => {
+            let service = crate::bmc_link::read_event_service(url, pin, login).await?;
+            Intake::choose(service.as_ref())
+        }
+    };
+    let subscription = match intake {
+        Intake::Push => {
+            let uri = crate::bmc_link::create_subscription(
+                url,
+                pin,
+                login,
+                destination,
+                name,
+                secret,
+                &fleet.settings.registry_prefixes,
+            )
+            .await?;
+            tracing::info!(bmc = %name, subscription = %uri, "event subscription created on the BMC");
+            Some(uri)
+        }
+        Intake::Sse | Intake::LogPoll => None,
+    };
+    store
+        .set_intake(name, intake.as_str(), subscription.as_deref())
+        .map_err(|e| e.to_string())?;
+    if intake == Intake::Sse {
+        fleet.start_stream(name);
+    }
+    Ok((intake, subscription))
+}
+
+/// Removes a device: its SSE stream, its push subscription on the BMC (best effort), its
+/// account and its source. Its alerts stay.
+async fn remove_source(
+    State(state): State<AppState>,
+    Extension(fleet): Extension<Arc<Fleet>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_session(&state, &headers)?;
+    if state.store.source(&name).map_err(internal)?.is_none() {
+        return Err(ApiError::NotFound("device"));
+    }
+    forget_source(&state, &fleet, &name).await?;
+    tracing::info!(bmc = %name, "event source removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Stops the intake of `name`, deletes its push subscription on the BMC when the console
+/// has the account (a failure is logged, not returned), and removes the account and the
+/// source.
+async fn forget_source(state: &AppState, fleet: &Arc<Fleet>, name: &str) -> Result<(), ApiError> {
+    fleet.stop_stream(name);
+    let source = state.store.source(name).map_err(internal)?;
+    let account = fleet.accounts.get(name).map_err(internal)?;
+    if let (Some(account), Some(uri)) = (account, source.and_then(|s| s.subscription)) {
+        let deleted =
+            crate::bmc_link::delete_subscription(&account.url, &account.pin, &account.login, &uri)
+                .await;
+        match deleted {
+            Ok(()) => {
+                tracing::info!(bmc = %name, subscription = %uri, "event subscription deleted on the BMC")
+            }
+            Err(reason) => {
+                tracing::warn!(bmc = %name, subscription = %uri, %reason, "failed to delete the event subscription on the BMC");
+            }
+        }
+    }
+    fleet.accounts.remove(name).map_err(internal)?;
+    state.store.remove_source(name).map_err(internal)?;
+    Ok(())
+}
+
+/// Rolls up each device's polled health with its open alerts, the worst winning, and the
+/// fleet's worst over all devices.
 async fn health(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     require_session(&state, &headers)?;
     let rollup = state.store.rollup().map_err(internal)?;
-    let worst = rollup.iter().map(|(_, severity, _)| *severity).max();
+    let worst = rollup.iter().map(|device| device.health).max();
     let devices: Vec<_> = rollup
         .into_iter()
-        .map(|(bmc, severity, open)| serde_json::json!({ "name": bmc, "health": severity, "open_alerts": open }))
+        .map(|device| {
+            serde_json::json!({
+                "name": device.bmc,
+                "health": device.health,
+                "polled_health": device.polled_health,
+                "open_alerts": device.open_alerts,
+            })
+        })
         .collect();
     Ok(Json(
         serde_json::json!({ "health": worst, "devices": devices }),
     ))
+}
+
+#[derive(Deserialize)]
+struct EventQuery {
+    bmc: Option<String>,
+    limit: Option<u32>,
+}
+
+/// Lists the event log: events below the alert severity, newest first.
+async fn event_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<EventQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    require_session(&state, &headers)?;
+    let limit = query.limit.unwrap_or(crate::store::MAX_EVENT_PAGE);
+    let list = state
+        .store
+        .events(query.bmc.as_deref(), limit)
+        .map_err(internal)?;
+    Ok(Json(serde_json::json!({ "events": list })))
 }
 
 async fn alerts(
@@ -473,6 +669,7 @@ async fn relay(
 /// them. Always 204 for a valid secret, so a BMC does not retry a payload it cannot fix.
 async fn receive_events(
     State(state): State<AppState>,
+    Extension(fleet): Extension<Arc<Fleet>>,
     Path(bmc): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -490,7 +687,7 @@ async fn receive_events(
         return Err(ApiError::Unauthorized);
     }
 
-    // 2. Parse, store, forward what is new.
+    // 2. Parse, then store and forward what is new and severe enough.
     let parsed = match parse_event_payload(&bmc, &body) {
         Ok(parsed) => parsed,
         Err(error) => {
@@ -498,22 +695,7 @@ async fn receive_events(
             return Ok(StatusCode::NO_CONTENT);
         }
     };
-    let now = unix_now();
-    let mut fresh = Vec::new();
-    for alert in parsed {
-        if let Some(stored) = state.store.insert_alert(&alert, now).map_err(internal)? {
-            tracing::info!(bmc = %stored.bmc, alert = stored.id, severity = ?stored.severity, message_id = %stored.message_id, "alert stored");
-            fresh.push(stored);
-        }
-    }
-    if let Some(relay) = state.relay.clone() {
-        let store = state.store.clone();
-        tokio::spawn(async move {
-            for alert in fresh {
-                relay.forward(&store, &alert).await;
-            }
-        });
-    }
+    fleet.sink.accept(parsed, unix_now()).map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

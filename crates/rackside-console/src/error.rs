@@ -42,6 +42,14 @@ pub enum ConsoleError {
         /// Status or transport error.
         reason: String,
     },
+    /// The encrypted store of BMC accounts failed.
+    #[error("BMC account vault {path} failed: {reason}")]
+    Accounts {
+        /// The vault folder.
+        path: PathBuf,
+        /// The vault's error, which names the fix.
+        reason: String,
+    },
     /// TLS or relay library set-up failed.
     #[error(transparent)]
     RelayLib(#[from] rackside_relay::RelayError),

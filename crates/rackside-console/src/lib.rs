@@ -8,13 +8,15 @@
 //!
 //! BMCs are added under the client's trust rules (see [`trust`]).
 //!
-//! When `POST /api/devices` carries a BMC account, the console creates the BMC's push
-//! subscription itself (see [`bmc_link`]). Otherwise the caller points the BMC at the
-//! destination and header in the response.
+//! When `POST /api/devices` carries a BMC account, the console keeps it encrypted (see
+//! [`accounts`]) and chooses the BMC's event [`intake`] from its EventService: it creates a
+//! push subscription itself (see [`bmc_link`]), reads the SSE stream (see [`sse`]), or polls
+//! the logs. It also polls health and a short inventory on a schedule (see [`poll`]).
+//! Without an account, the caller points the BMC at the destination and header in the
+//! response, and the BMC is not polled.
 //!
-//! NOTE: BMC accounts are not stored, so the console does not yet poll BMC health and
-//! inventory, read SSE streams or poll logs of BMCs without an event service. The health
-//! roll-up is built from open alerts.
+//! Events below [`ConsoleConfig::min_severity`] (Warning by default), such as logins, go to
+//! the event log only: they are neither alerts nor forwarded.
 
 #![deny(clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 #![cfg_attr(
@@ -22,13 +24,17 @@
     allow(clippy::expect_used, clippy::indexing_slicing, clippy::panic)
 )]
 
+pub mod accounts;
 pub mod api;
 pub mod bmc_link;
 mod error;
 pub mod events;
 pub mod forward;
 pub mod inbox;
+pub mod intake;
 pub mod login;
+pub mod poll;
+pub mod sse;
 pub mod store;
 pub mod trust;
 
@@ -44,6 +50,8 @@ use tokio::sync::watch;
 use zeroize::Zeroizing;
 
 pub use error::ConsoleError;
+pub use poll::{PollOutcome, PollSettings};
+pub use store::Severity;
 
 use crate::error::invalid;
 
@@ -85,10 +93,15 @@ pub struct ConsoleConfig {
     pub relay: Option<RelayConfig>,
     /// The host name BMCs use to reach the listener; `localhost` by default.
     pub public_host: String,
+    /// Polling and event intake settings.
+    pub poll: PollSettings,
+    /// Events of this severity and above become alerts; Warning by default.
+    pub min_severity: Severity,
 }
 
 impl ConsoleConfig {
-    /// Creates a configuration with the defaults: loopback port 8445, no users, no relay.
+    /// Creates a configuration with the defaults: loopback port 8445, no users, no relay,
+    /// the [`PollSettings`] defaults, alerts from Warning up.
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8445)),
@@ -96,6 +109,8 @@ impl ConsoleConfig {
             users: Vec::new(),
             relay: None,
             public_host: "localhost".to_owned(),
+            poll: PollSettings::default(),
+            min_severity: Severity::Warning,
         }
     }
 }
@@ -109,6 +124,8 @@ pub struct RunningConsole {
     pub cert_pem: String,
     /// Handler state, for tests.
     pub state: api::AppState,
+    /// Accounts, polling and SSE streams.
+    pub fleet: Arc<poll::Fleet>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -120,6 +137,15 @@ impl RunningConsole {
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+
+    /// Polls every BMC with an account now, after any round in progress, and returns the
+    /// outcomes in the order the polls finished.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] when the list of BMCs cannot be read.
+    pub async fn poll_now(&self) -> Result<Vec<PollOutcome>, ConsoleError> {
+        self.fleet.poll_round().await
     }
 
     /// Requests the relay's removed registrations once and disables their subscriptions.
@@ -146,6 +172,7 @@ pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError
         source,
     })?;
     let store = Arc::new(store::Store::open(&config.state_dir)?);
+    let accounts = Arc::new(accounts::AccountStore::open(&config.state_dir)?);
     let (tls, cert_pem) = rackside_relay::tls::load_or_generate(&config.state_dir)?;
     let users = config
         .users
@@ -178,15 +205,35 @@ pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError
         login: Arc::new(login::LoginGuard::new()?),
     };
     let (shutdown, receiver) = watch::channel(false);
+    let sink = intake::Sink {
+        store: state.store.clone(),
+        relay: state.relay.clone(),
+        min_severity: config.min_severity,
+    };
+    let fleet = Arc::new(poll::Fleet::new(
+        sink,
+        accounts,
+        config.poll,
+        receiver.clone(),
+    ));
     let mut tasks = vec![tokio::spawn(rackside_relay::tls::accept_loop(
         listener,
         tls,
-        api::router(state.clone()),
+        api::service(state.clone(), fleet.clone()),
         1024,
         receiver.clone(),
     ))];
 
-    // 3. The periodic check for devices the relay reports gone.
+    // 3. Polling, first right away, and the SSE streams of the BMCs that use them.
+    tasks.push(tokio::spawn(fleet.clone().run_schedule()));
+    fleet.wake();
+    for source in state.store.source_list()? {
+        if source.intake == intake::Intake::Sse.as_str() {
+            fleet.start_stream(&source.bmc);
+        }
+    }
+
+    // 4. The periodic check for devices the relay reports gone.
     if let Some(relay) = state.relay.clone() {
         let store = state.store.clone();
         let mut stop = receiver;
@@ -209,6 +256,7 @@ pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError
         addr,
         cert_pem,
         state,
+        fleet,
         shutdown,
         tasks,
     })

@@ -1,5 +1,7 @@
-//! The console's SQLite store: alerts (de-duplicated by BMC and event identity), mobile
-//! subscriptions and the BMC event sources with the hash of each one's delivery secret.
+//! The console's SQLite store: alerts (de-duplicated by BMC and event identity), events below
+//! the alert severity, mobile subscriptions, the BMC event sources with the hash of each
+//! one's delivery secret and their event intake, and the latest poll result of each BMC.
+//! BMC accounts are not here but in the encrypted vault of [`crate::accounts`].
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -47,7 +49,44 @@ CREATE TABLE IF NOT EXISTS sources (
     public_key_sha256 BLOB NOT NULL,
     added INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    bmc TEXT NOT NULL,
+    dedup_key TEXT NOT NULL UNIQUE,
+    message_id TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    message TEXT NOT NULL,
+    origin TEXT,
+    timestamp TEXT,
+    received INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS device_status (
+    bmc TEXT PRIMARY KEY,
+    health TEXT,
+    problems TEXT NOT NULL,
+    inventory TEXT NOT NULL,
+    last_polled INTEGER NOT NULL,
+    poll_error TEXT
+);
+CREATE TABLE IF NOT EXISTS log_marks (
+    bmc TEXT NOT NULL,
+    log TEXT NOT NULL,
+    last_path TEXT NOT NULL,
+    last_created TEXT,
+    PRIMARY KEY (bmc, log)
+);
 ";
+
+/// Columns added to `sources` after its first version, with their definitions; a database
+/// from an older version gets them at open.
+const SOURCE_COLUMNS: [(&str, &str); 3] = [
+    ("intake", "TEXT NOT NULL DEFAULT 'push'"),
+    ("subscription", "TEXT"),
+    ("sse_last_event_id", "TEXT"),
+];
+
+/// Most events one list request returns; older ones stay stored.
+pub const MAX_EVENT_PAGE: u32 = 500;
 
 /// Severity as Redfish events carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -71,7 +110,8 @@ impl Severity {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    /// Returns the Redfish spelling.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::OK => "OK",
             Self::Warning => "Warning",
@@ -165,6 +205,58 @@ pub struct Subscription {
     pub disabled_reason: Option<String>,
 }
 
+/// The health of one BMC in the roll-up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HealthRollup {
+    /// The BMC's name.
+    pub bmc: String,
+    /// The worst of the polled health and the open alerts.
+    pub health: Severity,
+    /// Number of unacknowledged alerts.
+    pub open_alerts: u32,
+    /// Health from the latest successful poll, if any.
+    pub polled_health: Option<Severity>,
+}
+
+/// A BMC the console receives events from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// The console's name for it.
+    pub bmc: String,
+    /// The BMC's base URL.
+    pub url: String,
+    /// How its events reach the console: `push`, `sse` or `log-poll`.
+    pub intake: String,
+    /// URI of the push subscription the console created on the BMC, if any.
+    pub subscription: Option<String>,
+    /// `id` of the last Server-Sent Event read, sent as `Last-Event-ID` on reconnect.
+    pub sse_last_event_id: Option<String>,
+}
+
+/// The latest poll result of one BMC.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceStatus {
+    /// The worst health over its systems, `None` when the poll failed before reading it.
+    pub health: Option<Severity>,
+    /// Components whose health is Warning or Critical, as `rackside-redfish` reports them.
+    pub problems: serde_json::Value,
+    /// Model, service tag, serial number, BIOS and BMC firmware versions, power state.
+    pub inventory: serde_json::Value,
+    /// When the poll ended, Unix seconds.
+    pub last_polled: i64,
+    /// Why the poll failed, as one line.
+    pub poll_error: Option<String>,
+}
+
+/// The newest entry the console has read from one BMC log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogMark {
+    /// The entry's resource path.
+    pub last_path: String,
+    /// The entry's `Created` as the BMC sent it.
+    pub last_created: Option<String>,
+}
+
 /// The store. Calls hold a lock for one short statement at a time.
 #[derive(Debug)]
 pub struct Store {
@@ -194,6 +286,7 @@ impl Store {
             .execute_batch(&format!(
                 "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; {SCHEMA}"
             ))
+            .and_then(|()| add_missing_columns(&connection))
             .map_err(|source| ConsoleError::Store {
                 path: path.clone(),
                 source,
@@ -323,22 +416,34 @@ impl Store {
         })
     }
 
-    /// Returns per BMC the worst severity among unacknowledged alerts and their count.
+    /// Returns per BMC the worst severity among its unacknowledged alerts and its polled
+    /// health, with the number of those alerts.
     ///
     /// # Errors
     /// [`ConsoleError::Store`] on database failure.
-    pub fn rollup(&self) -> Result<Vec<(String, Severity, u32)>, ConsoleError> {
+    pub fn rollup(&self) -> Result<Vec<HealthRollup>, ConsoleError> {
         self.with(|c| {
             let mut statement = c.prepare(
                 "SELECT s.bmc,
                         COALESCE(MAX(CASE a.severity WHEN 'Critical' THEN 2 WHEN 'Warning' THEN 1 ELSE 0 END), 0),
-                        COUNT(a.id)
-                 FROM sources s LEFT JOIN alerts a ON a.bmc = s.bmc AND a.acknowledged = 0
+                        COUNT(a.id),
+                        d.health
+                 FROM sources s
+                 LEFT JOIN alerts a ON a.bmc = s.bmc AND a.acknowledged = 0
+                 LEFT JOIN device_status d ON d.bmc = s.bmc
                  GROUP BY s.bmc ORDER BY s.bmc",
             )?;
             let rows = statement.query_map([], |r| {
                 let rank: i64 = r.get(1)?;
-                Ok((r.get(0)?, rank_severity(rank), r.get(2)?))
+                let polled: Option<String> = r.get(3)?;
+                let polled = polled.as_deref().map(Severity::parse_lenient);
+                let from_alerts = rank_severity(rank);
+                Ok(HealthRollup {
+                    bmc: r.get(0)?,
+                    health: polled.map_or(from_alerts, |p| p.max(from_alerts)),
+                    open_alerts: r.get(2)?,
+                    polled_health: polled,
+                })
             })?;
             rows.collect()
         })
@@ -484,11 +589,269 @@ impl Store {
         })
         .map(|rows| rows == 1)
     }
+
+    /// Stores an event below the alert severity in the event log unless it is stored
+    /// already; returns whether it was new.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn insert_event(&self, event: &NewAlert, now: i64) -> Result<bool, ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO events
+                 (bmc, dedup_key, message_id, severity, message, origin, timestamp, received)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    event.bmc,
+                    event.dedup_key,
+                    event.message_id,
+                    event.severity.as_str(),
+                    event.message,
+                    event.origin,
+                    event.timestamp,
+                    now
+                ],
+            )
+        })
+        .map(|rows| rows == 1)
+    }
+
+    /// Lists the event log newest first, of one BMC when `bmc` is given, at most `limit`
+    /// entries (capped at [`MAX_EVENT_PAGE`]).
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn events(&self, bmc: Option<&str>, limit: u32) -> Result<Vec<Alert>, ConsoleError> {
+        self.with(|c| {
+            let mut statement = c.prepare(
+                "SELECT id, bmc, NULL, message_id, severity, message, origin, timestamp, received, 1
+                 FROM events WHERE (?1 IS NULL OR bmc = ?1) ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows =
+                statement.query_map(params![bmc, limit.min(MAX_EVENT_PAGE)], row_to_alert)?;
+            rows.collect()
+        })
+    }
+
+    /// Returns whether the BMC has an unacknowledged alert of at least `severity` received
+    /// at or after `since` (Unix seconds).
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn has_alert_since(
+        &self,
+        bmc: &str,
+        severity: Severity,
+        since: i64,
+    ) -> Result<bool, ConsoleError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM alerts WHERE bmc = ?1 AND acknowledged = 0
+                   AND (CASE severity WHEN 'Critical' THEN 2 WHEN 'Warning' THEN 1 ELSE 0 END) >= ?2
+                   AND received >= ?3)",
+                params![bmc, severity_rank(severity), since],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Returns one event source.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn source(&self, bmc: &str) -> Result<Option<Source>, ConsoleError> {
+        self.with(|c| {
+            c.query_row(
+                &format!("{SELECT_SOURCE} WHERE bmc = ?1"),
+                [bmc],
+                row_to_source,
+            )
+            .optional()
+        })
+    }
+
+    /// Lists every event source by name, with its intake and subscription.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn source_list(&self) -> Result<Vec<Source>, ConsoleError> {
+        self.with(|c| {
+            let mut statement = c.prepare(&format!("{SELECT_SOURCE} ORDER BY bmc"))?;
+            let rows = statement.query_map([], row_to_source)?;
+            rows.collect()
+        })
+    }
+
+    /// Records how a source's events arrive and the URI of its push subscription.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn set_intake(
+        &self,
+        bmc: &str,
+        intake: &str,
+        subscription: Option<&str>,
+    ) -> Result<(), ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sources SET intake = ?2, subscription = ?3 WHERE bmc = ?1",
+                params![bmc, intake, subscription],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Records the `id` of the last Server-Sent Event read from a source.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn set_sse_last_event_id(&self, bmc: &str, id: &str) -> Result<(), ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE sources SET sse_last_event_id = ?2 WHERE bmc = ?1",
+                params![bmc, id],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Deletes a source with its poll status and log marks; its alerts and events stay.
+    /// Returns whether it existed.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn remove_source(&self, bmc: &str) -> Result<bool, ConsoleError> {
+        self.with(|c| {
+            c.execute("DELETE FROM device_status WHERE bmc = ?1", [bmc])?;
+            c.execute("DELETE FROM log_marks WHERE bmc = ?1", [bmc])?;
+            c.execute("DELETE FROM sources WHERE bmc = ?1", [bmc])
+        })
+        .map(|rows| rows == 1)
+    }
+
+    /// Replaces the poll status of a BMC.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn put_status(&self, bmc: &str, status: &DeviceStatus) -> Result<(), ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO device_status
+                 (bmc, health, problems, inventory, last_polled, poll_error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    bmc,
+                    status.health.map(Severity::as_str),
+                    status.problems.to_string(),
+                    status.inventory.to_string(),
+                    status.last_polled,
+                    status.poll_error
+                ],
+            )
+        })
+        .map(|_| ())
+    }
+
+    /// Returns the poll status of a BMC, `None` before its first poll.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn status(&self, bmc: &str) -> Result<Option<DeviceStatus>, ConsoleError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT health, problems, inventory, last_polled, poll_error
+                 FROM device_status WHERE bmc = ?1",
+                [bmc],
+                |r| {
+                    let health: Option<String> = r.get(0)?;
+                    let problems: String = r.get(1)?;
+                    let inventory: String = r.get(2)?;
+                    Ok(DeviceStatus {
+                        health: health.as_deref().map(Severity::parse_lenient),
+                        problems: serde_json::from_str(&problems)
+                            .unwrap_or(serde_json::Value::Null),
+                        inventory: serde_json::from_str(&inventory)
+                            .unwrap_or(serde_json::Value::Null),
+                        last_polled: r.get(3)?,
+                        poll_error: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    /// Returns the newest entry read from each log of a BMC, by log collection path.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn log_marks(
+        &self,
+        bmc: &str,
+    ) -> Result<std::collections::HashMap<String, LogMark>, ConsoleError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare("SELECT log, last_path, last_created FROM log_marks WHERE bmc = ?1")?;
+            let rows = statement.query_map([bmc], |r| {
+                Ok((
+                    r.get(0)?,
+                    LogMark {
+                        last_path: r.get(1)?,
+                        last_created: r.get(2)?,
+                    },
+                ))
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Records the newest entry read from one log of a BMC.
+    ///
+    /// # Errors
+    /// [`ConsoleError::Store`] on database failure.
+    pub fn put_log_mark(&self, bmc: &str, log: &str, mark: &LogMark) -> Result<(), ConsoleError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR REPLACE INTO log_marks (bmc, log, last_path, last_created)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![bmc, log, mark.last_path, mark.last_created],
+            )
+        })
+        .map(|_| ())
+    }
 }
 
 const SELECT_ALERT: &str =
     "SELECT id, bmc, event_id, message_id, severity, message, origin, timestamp,
     received, acknowledged FROM alerts";
+
+const SELECT_SOURCE: &str = "SELECT bmc, url, intake, subscription, sse_last_event_id FROM sources";
+
+fn row_to_source(row: &rusqlite::Row<'_>) -> rusqlite::Result<Source> {
+    Ok(Source {
+        bmc: row.get(0)?,
+        url: row.get(1)?,
+        intake: row.get(2)?,
+        subscription: row.get(3)?,
+        sse_last_event_id: row.get(4)?,
+    })
+}
+
+/// Adds the [`SOURCE_COLUMNS`] that a database from an older version lacks.
+fn add_missing_columns(connection: &Connection) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare("SELECT name FROM pragma_table_info('sources')")?;
+    let present = statement
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (name, definition) in SOURCE_COLUMNS {
+        if !present.iter().any(|p| p == name) {
+            connection.execute_batch(&format!(
+                "ALTER TABLE sources ADD COLUMN {name} {definition}"
+            ))?;
+        }
+    }
+    Ok(())
+}
 
 fn row_to_alert(row: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
     let severity: String = row.get(4)?;

@@ -14,7 +14,7 @@ use axum::routing::post;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use rackside_console::{ConsoleConfig, RelayConfig, RunningConsole};
+use rackside_console::{ConsoleConfig, PollSettings, RelayConfig, RunningConsole};
 use rackside_relay::apikeys::{ApiKeyStore, ConsoleName};
 use rackside_relay::ece::DeviceKeys;
 use rackside_relay::providers::ProviderConfig;
@@ -133,13 +133,51 @@ struct Chain {
     push_port: u16,
     push_cert: CertificateDer<'static>,
     relay: Option<RunningRelay>,
-    console: RunningConsole,
+    console: Option<RunningConsole>,
+    console_config: ConsoleSettings,
     client: reqwest::Client,
     session: String,
 }
 
+/// What a console of the chain is started with, kept for restarts.
+#[derive(Clone)]
+struct ConsoleSettings {
+    state_dir: std::path::PathBuf,
+    relay: RelayConfig,
+    poll: PollSettings,
+}
+
+impl ConsoleSettings {
+    fn config(&self) -> ConsoleConfig {
+        let mut config = ConsoleConfig::new(self.state_dir.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.users = vec![("admin".into(), zeroize::Zeroizing::new(PASSWORD.into()))];
+        config.relay = Some(self.relay.clone());
+        config.poll = self.poll.clone();
+        config
+    }
+}
+
+/// Poll settings for tests: no scheduled round within a test, so each test polls with
+/// `poll_now`, and short timeouts and SSE back-off.
+fn test_poll_settings() -> PollSettings {
+    PollSettings {
+        interval: Duration::from_secs(3600),
+        request_timeout: Duration::from_secs(10),
+        device_timeout: Duration::from_secs(20),
+        sse_retry_min: Duration::from_millis(50),
+        sse_retry_max: Duration::from_millis(400),
+        ..PollSettings::default()
+    }
+}
+
 impl Chain {
     async fn start() -> Self {
+        Self::start_with(test_poll_settings()).await
+    }
+
+    async fn start_with(poll: PollSettings) -> Self {
+        capture_logs();
         let dir = tempfile::tempdir().unwrap();
         let push = Arc::new(PushService::default());
         let (push_port, push_cert) = start_push_service(push.clone()).await;
@@ -150,16 +188,19 @@ impl Chain {
             .unwrap();
         let relay = start_relay(&relay_dir, &push_cert, 0).await;
 
-        let mut config = ConsoleConfig::new(dir.path().join("console"));
-        config.listen = "127.0.0.1:0".parse().unwrap();
-        config.users = vec![("admin".into(), zeroize::Zeroizing::new(PASSWORD.into()))];
-        config.relay = Some(RelayConfig {
-            url: url::Url::parse(&format!("https://localhost:{}/", relay.addr.port())).unwrap(),
-            console_name: "ome-1".into(),
-            api_key: zeroize::Zeroizing::new(api_key.expose().to_owned()),
-            ca_pem: Some(relay.cert_pem.clone()),
-        });
-        let console = rackside_console::start(config).await.unwrap();
+        let console_config = ConsoleSettings {
+            state_dir: dir.path().join("console"),
+            relay: RelayConfig {
+                url: url::Url::parse(&format!("https://localhost:{}/", relay.addr.port())).unwrap(),
+                console_name: "ome-1".into(),
+                api_key: zeroize::Zeroizing::new(api_key.expose().to_owned()),
+                ca_pem: Some(relay.cert_pem.clone()),
+            },
+            poll,
+        };
+        let console = rackside_console::start(console_config.config())
+            .await
+            .unwrap();
         let client = client_trusting(&[&console.cert_pem, &relay.cert_pem]);
         let mut bmc_config = rackside_bmc::BmcConfig::new(dir.path().join("bmc"));
         bmc_config.listen = "127.0.0.1:0".parse().unwrap();
@@ -172,13 +213,19 @@ impl Chain {
             push_port,
             push_cert,
             relay: Some(relay),
-            console,
+            console: Some(console),
+            console_config,
             client,
             session: String::new(),
         };
-        let login: Value = chain
+        chain.log_in().await;
+        chain
+    }
+
+    async fn log_in(&mut self) {
+        let login: Value = self
             .client
-            .post(chain.console_url("/api/login"))
+            .post(self.console_url("/api/login"))
             .json(&json!({"user": "admin", "password": PASSWORD}))
             .send()
             .await
@@ -186,12 +233,25 @@ impl Chain {
             .json()
             .await
             .unwrap();
-        chain.session = login["token"].as_str().unwrap().to_owned();
-        chain
+        self.session = login["token"].as_str().unwrap().to_owned();
+    }
+
+    fn console(&self) -> &RunningConsole {
+        self.console.as_ref().unwrap()
+    }
+
+    /// Stops the console and starts it again on the same state folder.
+    async fn restart_console(&mut self) {
+        self.console.take().unwrap().shutdown().await;
+        let console = rackside_console::start(self.console_config.config())
+            .await
+            .unwrap();
+        self.console = Some(console);
+        self.log_in().await;
     }
 
     fn console_url(&self, path: &str) -> String {
-        format!("https://localhost:{}{path}", self.console.addr.port())
+        format!("https://localhost:{}{path}", self.console().addr.port())
     }
 
     fn relay_url(&self, path: &str) -> String {
@@ -484,7 +544,9 @@ async fn api_requires_login_and_acknowledge_updates_count() {
     let (_, count) = chain
         .api(reqwest::Method::GET, "/api/alerts/count", None)
         .await;
-    assert_eq!(count["unread"], 2);
+    assert_eq!(count["unread"], 1, "the OK event is no alert");
+    let (_, events) = chain.api(reqwest::Method::GET, "/api/events", None).await;
+    assert_eq!(events["events"][0]["message_id"], "Power.1.0.On");
     let (_, critical) = chain
         .api(
             reqwest::Method::GET,
@@ -506,7 +568,7 @@ async fn api_requires_login_and_acknowledge_updates_count() {
     let (_, count) = chain
         .api(reqwest::Method::GET, "/api/alerts/count", None)
         .await;
-    assert_eq!(count["unread"], 1);
+    assert_eq!(count["unread"], 0);
     let (_, health) = chain.api(reqwest::Method::GET, "/api/health", None).await;
     assert_eq!(health["devices"][0]["health"], "OK");
     let (status, _) = chain
@@ -551,7 +613,7 @@ async fn dead_device_disables_subscription() {
     let mut disabled = 0;
     while disabled == 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        disabled = chain.console.sync_gone().await.unwrap();
+        disabled = chain.console().sync_gone().await.unwrap();
     }
     assert_eq!(disabled, 1);
     let (_, subscriptions) = chain
@@ -615,6 +677,9 @@ async fn openapi_lists_every_route() {
         "/api/subscriptions",
         "/events/{bmc}",
         "/api/health",
+        "/api/devices",
+        "/api/devices/{name}",
+        "/api/events",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path}");
     }
@@ -629,7 +694,7 @@ async fn simulated_bmc_fault_reaches_device() {
     let chain = Chain::start().await;
     let (_, secret) = chain.add_source("bmc-7").await;
     chain.subscribe("phone").await;
-    let console_cert = CertificateDer::pem_slice_iter(chain.console.cert_pem.as_bytes())
+    let console_cert = CertificateDer::pem_slice_iter(chain.console().cert_pem.as_bytes())
         .next()
         .unwrap()
         .unwrap();
@@ -878,7 +943,7 @@ async fn bmc_identity_follows_trust_rules() {
 async fn added_bmc_fan_fault_becomes_alert() {
     // 1. A simulated BMC that trusts the console's certificate for event deliveries.
     let chain = Chain::start().await;
-    let console_cert = CertificateDer::pem_slice_iter(chain.console.cert_pem.as_bytes())
+    let console_cert = CertificateDer::pem_slice_iter(chain.console().cert_pem.as_bytes())
         .next()
         .unwrap()
         .unwrap();
@@ -952,4 +1017,645 @@ fn bmc_tls(cert: &CertificateDer<'static>) -> rustls::ClientConfig {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth()
+}
+
+// ---- Polling, intake, accounts at rest ----
+
+const BMC_USER: &str = "root";
+const BMC_PASSWORD: &str = "calvin-calvin";
+
+/// Log lines of every test in this binary, so a test can check what the console logged.
+static LOGS: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+
+#[derive(Clone)]
+struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends the trace output of the console-side crates to [`LOGS`], once per test binary.
+fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let writer = LogBuffer(buffer.clone());
+        let filter = tracing_subscriber::EnvFilter::new(
+            "rackside_console=trace,rackside_redfish=trace,rackside_vault=trace,rackside_trust=trace",
+        );
+        let installed = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        if let Err(error) = installed {
+            eprintln!("log capture not installed: {error}");
+        }
+        buffer
+    });
+}
+
+fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().unwrap().lock().unwrap()).into_owned()
+}
+
+/// Starts a simulated BMC; with `console_pem` it trusts that console for event deliveries.
+async fn start_bmc(dir: &std::path::Path, console_pem: Option<&str>) -> rackside_bmc::RunningBmc {
+    let mut config = rackside_bmc::BmcConfig::new(dir.to_path_buf());
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.first_user = Some((BMC_USER.to_owned(), BMC_PASSWORD.to_owned().into()));
+    if let Some(pem) = console_pem {
+        config.events.extra_roots = vec![CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap()];
+    }
+    rackside_bmc::start(config).await.unwrap()
+}
+
+fn bmc_url(port: u16) -> String {
+    format!("https://127.0.0.1:{port}/")
+}
+
+/// Switches a fault of the BMC on, as its administrator would.
+async fn enable_fault(bmc: &rackside_bmc::RunningBmc, fault: &str) {
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(bmc_tls(&bmc.certificate_der()))
+        .build()
+        .unwrap();
+    let reply = http
+        .post(format!(
+            "{}rackside/faults",
+            bmc_url(bmc.local_addr().port())
+        ))
+        .basic_auth(BMC_USER, Some(BMC_PASSWORD))
+        .json(&json!({"enable": [fault]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "fault {fault} not enabled");
+}
+
+impl Chain {
+    /// Adds the BMC at `url` as a device, confirming its certificate, with the fields of
+    /// `extra` (account, intake); returns the response body.
+    async fn add_device(&self, name: &str, url: &str, extra: Value) -> Value {
+        let mut request = json!({"name": name, "url": url});
+        for (key, value) in extra.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        let (status, body) = self
+            .api(reqwest::Method::POST, "/api/devices", Some(request.clone()))
+            .await;
+        assert_eq!(status, 409, "{body}");
+        request["accept_certificate_sha256"] = body["certificate"]["certificate_sha256"].clone();
+        let (status, body) = self
+            .api(reqwest::Method::POST, "/api/devices", Some(request))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body
+    }
+
+    async fn device(&self, name: &str) -> Value {
+        let (_, devices) = self.api(reqwest::Method::GET, "/api/devices", None).await;
+        devices["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["name"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    async fn alerts_of(&self, bmc: &str) -> Vec<Value> {
+        let (_, listed) = self
+            .api(
+                reqwest::Method::GET,
+                &format!("/api/alerts?bmc={bmc}"),
+                None,
+            )
+            .await;
+        listed["alerts"].as_array().unwrap().clone()
+    }
+
+    /// Waits until `check` holds for the device, returning it; panics after [`WAIT`].
+    async fn wait_device(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let device = self.device(name).await;
+            if check(&device) {
+                return device;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "device {name} never {what}: {device}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits until the device has an alert whose message id ends with `text` or whose
+    /// message is `text`.
+    async fn wait_alert(&self, bmc: &str, text: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let found = self
+                .alerts_of(bmc)
+                .await
+                .into_iter()
+                .find(|a| alert_matches(a, text));
+            if let Some(alert) = found {
+                return alert;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no alert with {text} for {bmc}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Whether the alert's message id ends with `text` or its message is `text`.
+fn alert_matches(alert: &Value, text: &str) -> bool {
+    alert["message_id"].as_str().unwrap_or("").ends_with(text) || alert["message"] == text
+}
+
+fn count_alerts(alerts: &[Value], text: &str) -> usize {
+    alerts.iter().filter(|a| alert_matches(a, text)).count()
+}
+
+/// What a [`Proxy`] does with connections.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ProxyMode {
+    /// Forwards bytes both ways to the target.
+    Forward,
+    /// Closes each new connection at once.
+    Refuse,
+    /// Accepts connections and never answers.
+    Blackhole,
+}
+
+/// A TCP proxy on loopback in front of a BMC; TLS passes through it unchanged, so the
+/// console still sees the BMC's pinned certificate.
+struct Proxy {
+    port: u16,
+    mode: Arc<Mutex<ProxyMode>>,
+    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mode = Arc::new(Mutex::new(ProxyMode::Forward));
+        let connections = Arc::new(Mutex::new(Vec::new()));
+        let (shared_mode, shared_connections) = (mode.clone(), connections.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    continue;
+                };
+                let mode = *shared_mode.lock().unwrap();
+                let task = match mode {
+                    ProxyMode::Refuse => continue,
+                    ProxyMode::Blackhole => tokio::spawn(async move {
+                        let _held = inbound;
+                        std::future::pending::<()>().await;
+                    }),
+                    ProxyMode::Forward => tokio::spawn(async move {
+                        let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else {
+                            return;
+                        };
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }),
+                };
+                shared_connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self {
+            port,
+            mode,
+            connections,
+        }
+    }
+
+    fn set_mode(&self, mode: ProxyMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    /// Closes every open connection.
+    fn cut(&self) {
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_reads_health_and_alerts_once_per_transition() {
+    // 1. Two devices with accounts: one direct, one behind a proxy that will stop answering.
+    let chain = Chain::start().await;
+    let port = chain.bmc.local_addr().port();
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD});
+    let added = chain
+        .add_device("good", &bmc_url(port), account.clone())
+        .await;
+    assert_eq!(
+        added["intake"], "push",
+        "the simulator offers push: {added}"
+    );
+    let proxy = Proxy::start(chain.bmc.local_addr()).await;
+    chain
+        .add_device("down", &bmc_url(proxy.port), account)
+        .await;
+    chain.console().poll_now().await.unwrap();
+
+    // 2. Health and inventory arrive without any event. The simulated server starts with
+    //    a failed fan and a drive predicted to fail, so the first poll finds it Critical
+    //    and raises one alert for that.
+    let good = chain.device("good").await;
+    assert_eq!(good["health"], "Critical", "{good}");
+    assert_eq!(good["poll_error"], Value::Null, "{good}");
+    assert!(good["last_polled"].as_i64().unwrap() > 0, "{good}");
+    let identity = [
+        good["inventory"]["service_tag"].as_str(),
+        good["inventory"]["serial_number"].as_str(),
+    ];
+    assert!(
+        identity.contains(&Some(chain.bmc.service_tag().as_str())),
+        "{good}"
+    );
+    assert!(good["inventory"]["model"].is_string(), "{good}");
+    assert!(good["inventory"]["power_state"].is_string(), "{good}");
+    assert!(good["inventory"]["bmc_firmware"].is_string(), "{good}");
+    let problems = good["problems"].as_array().unwrap().len();
+    assert!(problems > 0, "{good}");
+    let alerts = chain.alerts_of("good").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["message_id"], "Rackside.1.0.HealthChanged");
+    assert_eq!(alerts[0]["severity"], "Critical");
+
+    // 3. Another fan fails and the proxied BMC stops answering. The next round stores the
+    //    new problem of the good device while the other poll still hangs, and that one
+    //    ends with a one-line error.
+    enable_fault(&chain.bmc, "fan-failure").await;
+    proxy.set_mode(ProxyMode::Blackhole);
+    proxy.cut();
+    let fleet = chain.console().fleet.clone();
+    let round = tokio::spawn(async move { fleet.poll_round().await.unwrap() });
+    chain
+        .wait_device("good", "reported the new fault", |d| {
+            d["problems"].as_array().map_or(0, Vec::len) > problems
+        })
+        .await;
+    assert!(
+        !round.is_finished(),
+        "the good device's result is stored before the hanging poll ends"
+    );
+    let outcomes = round.await.unwrap();
+    let order: Vec<&str> = outcomes.iter().map(|o| o.bmc.as_str()).collect();
+    assert_eq!(order, ["good", "down"]);
+    assert_eq!(outcomes[0].error, None);
+    let error = outcomes[1].error.clone().unwrap();
+    assert!(!error.contains('\n'), "{error}");
+    let down = chain.device("down").await;
+    assert_eq!(down["poll_error"].as_str(), Some(error.as_str()));
+
+    // 4. Removing a device deletes its subscription on the BMC.
+    proxy.set_mode(ProxyMode::Forward);
+    let subscriptions = chain.bmc.state().events().subscription_ids().len();
+    let (status, _) = chain
+        .api(reqwest::Method::DELETE, "/api/devices/down", None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        chain.bmc.state().events().subscription_ids().len(),
+        subscriptions - 1
+    );
+    assert_eq!(chain.device("down").await, Value::Null);
+
+    // 5. One more poll raises no second alert: health stayed Critical, and the BMC cannot
+    //    push its fan event to this console.
+    chain.console().poll_now().await.unwrap();
+    let good = chain.device("good").await;
+    assert_eq!(good["health"], "Critical", "{good}");
+    let alerts = chain.alerts_of("good").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    let (_, health) = chain.api(reqwest::Method::GET, "/api/health", None).await;
+    assert_eq!(health["health"], "Critical", "{health}");
+    assert_eq!(
+        health["devices"][0]["polled_health"], "Critical",
+        "{health}"
+    );
+}
+
+fn critical_event(message: &str) -> rackside_bmc::events::NewEvent {
+    rackside_bmc::events::NewEvent {
+        message_id: "Rackside.1.0.TestFault".into(),
+        severity: "Critical".into(),
+        message: message.into(),
+        message_args: vec![],
+        origin: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_intake_resumes_with_last_event_id() {
+    // 1. A device forced to SSE, reached through a proxy the test can cut.
+    let chain = Chain::start().await;
+    let proxy = Proxy::start(chain.bmc.local_addr()).await;
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD, "intake": "sse"});
+    let added = chain
+        .add_device("streamed", &bmc_url(proxy.port), account)
+        .await;
+    assert_eq!(added["intake"], "sse");
+    assert_eq!(added["subscription"], Value::Null);
+    chain
+        .wait_device("streamed", "connected", |d| d["stream"] == "connected")
+        .await;
+
+    // 2. A fan fault arrives over the stream as an alert.
+    enable_fault(&chain.bmc, "fan-failure").await;
+    chain.wait_alert("streamed", "FAN0002").await;
+
+    // 3. The stream drops; an event raised meanwhile arrives after the reconnect, which
+    //    only a replay after Last-Event-ID provides.
+    proxy.set_mode(ProxyMode::Refuse);
+    proxy.cut();
+    chain
+        .wait_device("streamed", "lost its stream", |d| {
+            d["stream"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("reconnecting")
+        })
+        .await;
+    chain
+        .bmc
+        .state()
+        .events()
+        .raise(critical_event("Raised while the stream was down"));
+    proxy.set_mode(ProxyMode::Forward);
+    chain
+        .wait_alert("streamed", "Raised while the stream was down")
+        .await;
+
+    // 4. Nothing arrived twice.
+    let alerts = chain.alerts_of("streamed").await;
+    assert_eq!(count_alerts(&alerts, "FAN0002"), 1, "{alerts:?}");
+    assert_eq!(
+        count_alerts(&alerts, "Raised while the stream was down"),
+        1,
+        "{alerts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_poll_intake_alerts_once_across_restart() {
+    // 1. A device forced to log polling; its first read only sets the marks.
+    let mut chain = Chain::start().await;
+    let port = chain.bmc.local_addr().port();
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD, "intake": "log-poll"});
+    let added = chain.add_device("logged", &bmc_url(port), account).await;
+    assert_eq!(added["intake"], "log-poll");
+    assert_eq!(added["subscription"], Value::Null);
+    // The old Critical entries of the simulated log raise nothing; the first poll's
+    // health alert is the only one.
+    chain.console().poll_now().await.unwrap();
+    let alerts = chain.alerts_of("logged").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["message_id"], "Rackside.1.0.HealthChanged");
+
+    // 2. A new Critical log entry becomes one alert.
+    enable_fault(&chain.bmc, "fan-failure").await;
+    chain.console().poll_now().await.unwrap();
+    let alerts = chain.alerts_of("logged").await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(count_alerts(&alerts, "FAN0002"), 1, "{alerts:?}");
+
+    // 3. After a console restart, the same entry raises nothing new.
+    chain.restart_console().await;
+    chain.console().poll_now().await.unwrap();
+    let device = chain.device("logged").await;
+    assert_eq!(device["poll_error"], Value::Null, "{device}");
+    assert_eq!(device["intake"], "log-poll");
+    let alerts = chain.alerts_of("logged").await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert_eq!(count_alerts(&alerts, "FAN0002"), 1, "{alerts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bmc_password_is_in_no_file_or_log() {
+    // 1. A device with an account, polled, then the console restarted: the account was
+    //    read back from the vault.
+    let mut chain = Chain::start().await;
+    let port = chain.bmc.local_addr().port();
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD});
+    chain.add_device("kept", &bmc_url(port), account).await;
+    chain.restart_console().await;
+    let outcomes = chain.console().poll_now().await.unwrap();
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(outcomes[0].error, None, "the account survives a restart");
+
+    // 2. No file under the state folder and no log line contains the password.
+    let state_dir = chain.dir.path().join("console");
+    let mut pending = vec![state_dir.clone()];
+    let mut files = 0;
+    while let Some(path) = pending.pop() {
+        if path.is_dir() {
+            pending.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        files += 1;
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes
+                .windows(BMC_PASSWORD.len())
+                .any(|w| w == BMC_PASSWORD.as_bytes()),
+            "{} contains the BMC password",
+            path.display()
+        );
+    }
+    assert!(files >= 4, "database, vault, header and key file expected");
+    assert!(state_dir.join("accounts").join("vault.db").exists());
+    let logs = captured_logs();
+    assert!(logs.contains("kept"), "log capture works");
+    assert!(
+        !logs.contains(BMC_PASSWORD),
+        "a log line contains the BMC password"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bmc_login_is_neither_alert_nor_push() {
+    // 1. A BMC that can push to the console, added with an account, and a subscribed phone.
+    let chain = Chain::start().await;
+    let bmc = start_bmc(
+        &chain.dir.path().join("bmc-pushing"),
+        Some(&chain.console().cert_pem),
+    )
+    .await;
+    let url = bmc_url(bmc.local_addr().port());
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD});
+    chain.add_device("pushing", &url, account).await;
+    chain.subscribe("phone").await;
+
+    // 2. A session login on the BMC reaches the console as an event, not as an alert.
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(bmc_tls(&bmc.certificate_der()))
+        .build()
+        .unwrap();
+    let login = http
+        .post(format!("{url}redfish/v1/SessionService/Sessions"))
+        .json(&json!({"UserName": BMC_USER, "Password": BMC_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 201);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (_, events) = chain
+            .api(reqwest::Method::GET, "/api/events?bmc=pushing", None)
+            .await;
+        let logged = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["message_id"].as_str().unwrap_or("").ends_with("USR0030"));
+        if logged {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "login event never reached the console: {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // 3. A fan fault after it is pushed; the login never was.
+    enable_fault(&bmc, "fan-failure").await;
+    let fan = chain.wait_alert("pushing", "FAN0002").await;
+    assert!(chain.wait_push_of(fan["message"].as_str().unwrap()).await);
+    let pushes = chain.push.received.lock().unwrap().clone();
+    assert!(
+        pushes
+            .iter()
+            .all(|(_, p)| !p["message_id"].as_str().unwrap_or("").ends_with("USR0030")),
+        "{pushes:?}"
+    );
+    let alerts = chain.alerts_of("pushing").await;
+    assert_eq!(count_alerts(&alerts, "USR0030"), 0, "{alerts:?}");
+}
+
+/// Requests in flight at a BMC: now and the most at any moment.
+#[derive(Default)]
+struct InFlight {
+    now: std::sync::atomic::AtomicUsize,
+    max: std::sync::atomic::AtomicUsize,
+    total: std::sync::atomic::AtomicUsize,
+}
+
+/// Serves the simulated BMC's service on a second HTTPS port, counting requests in flight.
+async fn start_counting_bmc(
+    bmc: &rackside_bmc::RunningBmc,
+    counter: Arc<InFlight>,
+) -> std::net::SocketAddr {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = rackside_bmc::router(bmc.state());
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, router, counter) = (acceptor.clone(), router.clone(), counter.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    move |request: axum::extract::Request<hyper::body::Incoming>| {
+                        let (router, counter) = (router.clone(), counter.clone());
+                        async move {
+                            let now = counter.now.fetch_add(1, SeqCst) + 1;
+                            counter.max.fetch_max(now, SeqCst);
+                            counter.total.fetch_add(1, SeqCst);
+                            let response = router.oneshot(request.map(axum::body::Body::new)).await;
+                            counter.now.fetch_sub(1, SeqCst);
+                            response
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_keeps_requests_in_flight_bounded() {
+    use std::sync::atomic::Ordering::SeqCst;
+
+    // 1. Twenty devices on one counting BMC, polled four at a time.
+    let chain = Chain::start_with(PollSettings {
+        concurrency: 4,
+        ..test_poll_settings()
+    })
+    .await;
+    let counter = Arc::new(InFlight::default());
+    let addr = start_counting_bmc(&chain.bmc, counter.clone()).await;
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD, "intake": "log-poll"});
+    for index in 0..20 {
+        chain
+            .add_device(
+                &format!("node-{index:02}"),
+                &bmc_url(addr.port()),
+                account.clone(),
+            )
+            .await;
+    }
+
+    // 2. Adding sends requests outside the poll limit, so counting starts after the
+    //    rounds that adding woke have ended.
+    chain.console().poll_now().await.unwrap();
+    counter.max.store(0, SeqCst);
+    let before = counter.total.load(SeqCst);
+    let outcomes = chain.console().poll_now().await.unwrap();
+
+    // 3. Every device was polled, never more than four requests at once.
+    assert_eq!(outcomes.len(), 20);
+    assert!(outcomes.iter().all(|o| o.error.is_none()), "{outcomes:?}");
+    assert!(counter.total.load(SeqCst) - before >= 20 * 3);
+    let max = counter.max.load(SeqCst);
+    assert!(max <= 4, "{max} requests in flight at once");
+    assert!(max >= 1);
 }

@@ -540,6 +540,10 @@ impl Vault {
     /// Replaces the header with `body` at the next generation, in the write
     /// order that `generation.rs` explains: reserve the generation in the key
     /// store, replace the header file, then commit the generation.
+    ///
+    /// NOTE: two processes that rewrite the header of one vault at the same
+    /// time are not serialized. The last rename wins, and both may take the
+    /// same generation.
     fn write_header(&mut self, mut body: HeaderBody, keystore: &dyn DeviceKeyStore) -> Result<()> {
         let vault_id = self.header.vault_id.clone();
         let current = self.header.generation_or_zero();
@@ -556,8 +560,15 @@ impl Vault {
         fsutil::write_atomic(&self.dir.join(HEADER_FILE), &bytes)?;
         self.header = body;
 
-        // 3. Commit it, which rejects the replaced header from now on.
-        generation::save(keystore, &vault_id, GenerationRecord::at(next))?;
+        // 3. Commit it, which rejects the replaced header from now on. The
+        // reserved number only goes up, even if another process reserved more.
+        let reserved =
+            generation::load(keystore, &vault_id)?.map_or(next, |record| record.reserved);
+        let committed = GenerationRecord {
+            committed: next,
+            reserved: reserved.max(next),
+        };
+        generation::save(keystore, &vault_id, committed)?;
         tracing::debug!(generation = next, "replaced the vault header");
         Ok(())
     }

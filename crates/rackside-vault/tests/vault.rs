@@ -953,7 +953,6 @@ fn sigkill_during_password_changes_never_locks_out() {
     let binary = example_binary("passwd_loop");
     let mut current = 0u64;
     let mut snapshots: Vec<Vec<u8>> = Vec::new();
-    let mut rounds_with_changes = 0;
     for round in 0..25 {
         let mut child = Command::new(&binary)
             .arg(&dir)
@@ -964,34 +963,38 @@ fn sigkill_during_password_changes_never_locks_out() {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let (changes, reports) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                .filter_map(|line| line.strip_prefix("changed ")?.parse::<u64>().ok())
-                .last()
+            let lines = BufReader::new(stdout).lines().map_while(Result::ok);
+            for line in lines {
+                if let Some(n) = line.strip_prefix("changed ") {
+                    let _ = changes.send(n.parse::<u64>().unwrap());
+                }
+            }
         });
-        // Keep every header seen on disk; each one is older than the final one.
-        let wait = rand::random::<u64>() % 600 + 100;
+
+        // Kill at a random point after the first finished change, whatever the machine's
+        // load, and keep every header seen on disk: each one is older than the final one.
+        let first = reports.recv_timeout(Duration::from_secs(60));
+        let wait = rand::random::<u64>() % 300;
         let deadline = std::time::Instant::now() + Duration::from_millis(wait);
-        while std::time::Instant::now() < deadline {
+        while first.is_ok() && std::time::Instant::now() < deadline {
             snapshots.push(fs::read(dir.join(HEADER_FILE)).unwrap());
             std::thread::sleep(Duration::from_millis(3));
         }
         child.kill().unwrap(); // SIGKILL on Unix
         let status = child.wait().unwrap();
-        let reported = reader.join().unwrap();
+        reader.join().unwrap();
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
         assert!(
             status.code().is_none(),
             "round {round}: password loop exited by itself: {stderr}"
         );
-        if let Some(changed) = reported {
-            assert!(changed > current, "round {round}: went back to {changed}");
-            current = changed;
-            rounds_with_changes += 1;
-        }
+        let first = first.unwrap_or_else(|_| panic!("round {round}: no change within 60 s"));
+        let reported = reports.try_iter().last().unwrap_or(first);
+        assert!(reported > current, "round {round}: went back to {reported}");
+        current = reported;
 
         // The last reported password opens, or the one of a change that was under way.
         let reported_password = Vault::open(
@@ -1018,11 +1021,6 @@ fn sigkill_during_password_changes_never_locks_out() {
             ),
         }
     }
-    assert!(
-        rounds_with_changes >= 10,
-        "only {rounds_with_changes} rounds changed the password before the kill"
-    );
-
     // After one more finished change, every header seen before is rejected.
     let mut vault = Vault::open(
         &dir,
