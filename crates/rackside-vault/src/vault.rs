@@ -205,7 +205,8 @@ impl Vault {
     /// `DatabaseCorrupted`, `DatabaseBusy`, and key store or file errors.
     ///
     /// A successful open also brings the key store entry up to this header,
-    /// and rewrites a format 1 header as format 2 with generation 1.
+    /// and rewrites a format 1 header as format 2 at the next generation
+    /// (1, unless an earlier rewrite stopped after reserving it).
     pub fn open(dir: &Path, unlock: Unlock, keystore: &dyn DeviceKeyStore) -> Result<Vault> {
         let header_path = dir.join(HEADER_FILE);
         let db_path = dir.join(DATABASE_FILE);
