@@ -775,22 +775,28 @@ async fn fan_fault_reaches_watch_through_relay() {
     assert!(alert_line.contains(CONSOLE_NAME), "{alert_line}");
     assert!(alert_line.contains(BMC_NAME), "{alert_line}");
 
-    // 3. `rackside alerts` lists the same alert, and the count matches the unread alerts.
-    let fan = chain.wait_listed("fan").await;
-    let id = fan["id"].as_i64().unwrap();
-    assert!(
-        alert_line.ends_with(&format!("(alert {id})")),
-        "{alert_line}"
-    );
-    let message = fan["message"].as_str().unwrap();
+    // 3. `rackside alerts` lists the same alert. The console may also raise a health alert
+    //    of its own for the fault, so the first alert shown is found by its id, and the count
+    //    is bounded by the unread alerts listed afterwards.
+    chain.wait_listed("fan").await;
+    let id: i64 = alert_line
+        .rsplit_once("(alert ")
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no alert id in {alert_line:?}"))
+        .parse()
+        .unwrap();
+    let listed = chain.alerts(false).await;
+    let shown_alert = listed
+        .iter()
+        .find(|alert| alert["id"] == id)
+        .unwrap_or_else(|| panic!("alert {id} not listed: {listed:#?}"));
+    let message = shown_alert["message"].as_str().unwrap();
     assert!(alert_line.contains(message), "{alert_line}");
+    assert_eq!(shown_alert["bmc"], BMC_NAME);
     let count = notification_count(notification);
     assert!(count >= 1, "{notification}");
-    assert_eq!(
-        count,
-        chain.alerts(true).await.len() as u64,
-        "{notification}"
-    );
+    let unread = chain.alerts(true).await.len() as u64;
+    assert!(count <= unread, "{notification} but {unread} unread");
 
     // 4. The notification line contains no alert text.
     assert!(!notification.contains(message), "{notification}");
@@ -1023,22 +1029,23 @@ async fn alerts_during_relay_restart_are_counted() {
     let psu = chain.wait_listed("power supply").await;
 
     // 2. After the restart, the next alert reaches the receiver, and its count includes the
-    //    alert raised while the relay was down.
+    //    alert raised while the relay was down. `--count-only` prints the count alone.
     chain.start_relay().await;
-    let mut watch = chain.watch(&["--once"]);
+    let mut watch = chain.watch(&["--once", "--count-only"]);
     watch.wait_line("receiving pushes on").await;
     chain.switch_on("fan-failure").await;
     assert_eq!(watch.wait_exit().await, Some(0));
     let shown = watch.stdout.snapshot();
-    assert_eq!(shown.len(), 2, "{shown:#?}");
+    assert_eq!(shown.len(), 1, "{shown:#?}");
     let unread = chain.alerts(true).await;
     assert!(
         unread.iter().any(|alert| alert["id"] == psu["id"]),
         "{unread:#?}"
     );
-    let count = notification_count(&shown[1]);
-    assert!(count >= 2, "{}", shown[1]);
-    assert_eq!(count, unread.len() as u64, "{}", shown[1]);
+    // One push arrived, so a count of two or more was read from the console.
+    let count = notification_count(&shown[0]);
+    assert!(count >= 2, "{}", shown[0]);
+    assert!(count <= unread.len() as u64, "{}", shown[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
