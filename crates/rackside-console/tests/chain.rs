@@ -11,11 +11,9 @@ use std::time::Duration;
 
 use rackside_console::inbox::{notification_line, unread_count, Dropped, Inbox};
 use rackside_console::{ConsoleConfig, RelayConfig};
-use rackside_pushtest::{Behaviour, Providers, Received};
+use rackside_pushtest::{certificates, client_trusting, Behaviour, Providers, Received};
 use rackside_relay::apikeys::{ApiKeyStore, ConsoleName};
 use rackside_relay::ece::DeviceKeys;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde_json::{json, Value};
 
 /// Maximum wait for one step of the chain. It guards against hangs and is not a speed claim.
@@ -23,31 +21,6 @@ const WAIT: Duration = Duration::from_secs(60);
 const CONSOLE_PASSWORD: &str = "correct horse battery";
 const BMC_PASSWORD: &str = "calvin-calvin";
 const PROVIDERS: [&str; 3] = ["webpush", "fcm", "apns"];
-
-fn first_certificate(pem: &str) -> CertificateDer<'static> {
-    CertificateDer::pem_slice_iter(pem.as_bytes())
-        .next()
-        .unwrap()
-        .unwrap()
-}
-
-fn client_trusting(certificates: &[CertificateDer<'static>]) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in certificates {
-        roots.add(certificate.clone()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap()
-}
 
 /// Returns the first push each provider service received whose alert has `message_id`.
 fn fan_pushes(received: &[Received], message_id: &str) -> Vec<Received> {
@@ -103,14 +76,14 @@ async fn bmc_fault_reaches_every_provider_and_receiver() {
     let mut bmc_config = rackside_bmc::BmcConfig::new(dir.path().join("bmc"));
     bmc_config.listen = "127.0.0.1:0".parse().unwrap();
     bmc_config.first_user = Some(("root".to_owned(), BMC_PASSWORD.to_owned().into()));
-    bmc_config.events.extra_roots = vec![first_certificate(&console.cert_pem)];
+    bmc_config.events.extra_roots = vec![certificates(&console.cert_pem)[0].clone()];
     let bmc = rackside_bmc::start(bmc_config).await.unwrap();
     let bmc_url = format!("https://127.0.0.1:{}/", bmc.local_addr().port());
 
     // 2. Log in to the console.
     let client = client_trusting(&[
-        first_certificate(&console.cert_pem),
-        first_certificate(&relay.cert_pem),
+        certificates(&console.cert_pem)[0].clone(),
+        certificates(&relay.cert_pem)[0].clone(),
         bmc.certificate_der(),
     ]);
     let login: Value = client

@@ -31,6 +31,7 @@ use rackside_relay::providers::apns::{ApnsConfig, DEFAULT_TOKEN_REFRESH};
 use rackside_relay::providers::fcm::FcmConfig;
 use rackside_relay::providers::ProviderConfig;
 use ring::signature;
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tower::ServiceExt as _;
 
@@ -669,6 +670,35 @@ async fn apns_receive(
         at: std::time::Instant::now(),
     });
     StatusCode::OK.into_response()
+}
+
+// ---------------------------------------------------------------- clients
+
+/// Returns the certificates in `pem`.
+pub fn certificates(pem: &str) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Builds an HTTPS client that trusts exactly `anchors`, as the services here and the
+/// relay, console and BMC under test use self-signed certificates.
+pub fn client_trusting(anchors: &[CertificateDer<'static>]) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for anchor in anchors {
+        roots.add(anchor.clone()).unwrap();
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------- all three at once

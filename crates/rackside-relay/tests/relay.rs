@@ -9,13 +9,11 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rackside_pushtest::{Behaviour, Providers, Recorder};
+use rackside_pushtest::{certificates, client_trusting, Behaviour, Providers, Recorder};
 use rackside_relay::apikeys::{ApiKey, ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
 use rackside_relay::queue::RetryPolicy;
 use rackside_relay::{RelayConfig, RunningRelay};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::CertificateDer;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -136,7 +134,7 @@ impl Harness {
         config.queue_capacity = queue_capacity;
         config.providers = self.providers.config();
         let relay = rackside_relay::start(config).await.unwrap();
-        self.client = client_trusting(&relay.cert_pem);
+        self.client = client_trusting(&certificates(&relay.cert_pem));
         self.relay = Some(relay);
     }
 
@@ -230,24 +228,6 @@ impl Harness {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn client_trusting(cert_pem: &str) -> reqwest::Client {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    reqwest::Client::builder()
-        .use_preconfigured_tls(tls)
-        .build()
-        .unwrap()
 }
 
 // ---------------------------------------------------------------- tests
