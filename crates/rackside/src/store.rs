@@ -687,6 +687,29 @@ mod tests {
     }
 
     #[test]
+    fn console_names_list_each_console_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_test(dir.path()).unwrap();
+        let fingerprint: rackside_trust::Fingerprint = "ab".repeat(32).parse().unwrap();
+        let entry = ConsoleEntry {
+            url: parse_url("https://192.0.2.20:8445").unwrap(),
+            user: "ops".into(),
+            pin: Pin {
+                certificate_sha256: fingerprint,
+                public_key_sha256: fingerprint,
+                accepted_at: Utc::now(),
+            },
+            subscribed: false,
+            subscription: None,
+        };
+        store.put_console("b", &entry).unwrap();
+        store.put_console("a", &entry).unwrap();
+        store.put_console("b", &entry).unwrap();
+        assert_eq!(store.console_names().unwrap(), ["b", "a"]);
+        assert_eq!(store.default_console().unwrap(), "b");
+    }
+
+    #[test]
     fn url_without_scheme_gets_https() {
         let url = parse_url("192.0.2.10:8443").unwrap();
         assert_eq!(url.as_str(), "https://192.0.2.10:8443/");

@@ -216,3 +216,60 @@ fn generate_receiver_certificate(ip: IpAddr) -> anyhow::Result<(String, Zeroizin
         .context("failed to sign the receiver certificate")?;
     Ok((certificate.pem(), Zeroizing::new(key.serialize_pem())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Location, PasswordSource};
+
+    fn open_test(dir: &std::path::Path) -> Store {
+        let keystore = rackside_vault::FileKeyStore::new(dir.join("keys"));
+        let location = Location::resolve(Some(dir)).unwrap();
+        Store::open_at(location, &keystore, PasswordSource { interactive: false }).unwrap()
+    }
+
+    #[test]
+    fn identity_round_trips_and_keeps_its_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_test(dir.path());
+        assert!(store.device_identity().unwrap().is_none());
+
+        let receiver: SocketAddr = "127.0.0.1:8446".parse().unwrap();
+        let (identity, pem_path) = store.create_device_identity(receiver).unwrap();
+        assert_eq!(store.device_identity().unwrap(), Some(identity.clone()));
+        assert_eq!(
+            std::fs::read_to_string(&pem_path).unwrap(),
+            identity.certificate_pem
+        );
+        let public = store.device_keys().unwrap().recipient();
+        assert!(store
+            .receiver_key()
+            .unwrap()
+            .expose()
+            .contains("PRIVATE KEY"));
+
+        let moved: SocketAddr = "127.0.0.2:9446".parse().unwrap();
+        let (again, _) = store.create_device_identity(moved).unwrap();
+        assert_eq!(again.id, identity.id);
+        assert_eq!(again.receiver, moved);
+        assert_ne!(store.device_keys().unwrap().recipient(), public);
+    }
+
+    #[test]
+    fn removed_relay_token_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_test(dir.path());
+        assert!(store.relay_token("ops").unwrap().is_none());
+        store
+            .put_relay_token("ops", &Secret::new("token-1".to_owned()))
+            .unwrap();
+        assert_eq!(
+            store.relay_token("ops").unwrap().unwrap().expose(),
+            "token-1"
+        );
+        store
+            .put_relay_token("ops", &Secret::new(String::new()))
+            .unwrap();
+        assert!(store.relay_token("ops").unwrap().is_none());
+    }
+}
