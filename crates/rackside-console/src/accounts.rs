@@ -172,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn account_survives_reopen_and_removal_deletes_it() {
+    fn account_survives_reopen_until_removed() {
         let dir = tempfile::tempdir().unwrap();
         let url = url::Url::parse("https://127.0.0.1:8443/").unwrap();
         let login = BmcLogin {
@@ -195,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn vault_without_its_key_file_does_not_open() {
+    fn vault_without_key_file_fails() {
         let dir = tempfile::tempdir().unwrap();
         AccountStore::open(dir.path()).unwrap();
         std::fs::remove_dir_all(dir.path().join(KEYS_DIR)).unwrap();

@@ -58,8 +58,8 @@ pub fn pinned_tls(bmc_url: &url::Url, pin: &Pin) -> Result<Arc<rustls::ClientCon
 }
 
 /// Builds a Redfish client for the BMC with the pinned identity and logs in with Basic
-/// authentication. Basic leaves no session open and, on iDRAC and the simulator, writes no
-/// lifecycle log entry per successful request, so polling does not flood the BMC's log.
+/// authentication. Basic leaves no session open. The simulator logs every session login but
+/// no successful Basic request, so polling does not flood its lifecycle log.
 ///
 /// `max_in_flight` bounds the requests this client sends at once.
 ///

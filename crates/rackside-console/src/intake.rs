@@ -1,4 +1,4 @@
-//! How events reach the console, and what happens to them once they arrive.
+//! Event intake: the ways events reach the console, and their handling once they arrive.
 //!
 //! Each BMC has one [`Intake`], chosen from what its EventService offers: a push subscription
 //! to the console's listener, else the Server-Sent Events stream, else polling of its logs.
@@ -81,7 +81,7 @@ impl Intake {
     }
 }
 
-/// Where parsed events go: the store, and the relay for new alerts.
+/// The destination of parsed events: the store, and the relay for new alerts.
 #[derive(Debug, Clone)]
 pub struct Sink {
     /// The store.
@@ -132,14 +132,14 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn enabled_service_with_subscriptions_gets_push() {
+    fn subscriptions_collection_gives_push() {
         let service = json!({"ServiceEnabled": true, "ServerSentEventUri": "/sse",
             "Subscriptions": {"@odata.id": "/redfish/v1/EventService/Subscriptions"}});
         assert_eq!(Intake::choose(Some(&service)), Intake::Push);
     }
 
     #[test]
-    fn service_without_subscriptions_gets_sse_then_log_poll() {
+    fn service_without_subscriptions_falls_back() {
         let sse = json!({"ServiceEnabled": true, "ServerSentEventUri": "/redfish/v1/SSE"});
         assert_eq!(Intake::choose(Some(&sse)), Intake::Sse);
         let disabled = json!({"ServiceEnabled": false, "ServerSentEventUri": "/redfish/v1/SSE",
@@ -159,7 +159,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn events_below_min_severity_are_logged_not_alerted() {
+    async fn low_severity_event_is_not_alerted() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path()).unwrap());
         let sink = Sink {

@@ -165,7 +165,18 @@ impl RunningConsole {
 /// # Errors
 /// Store, TLS, relay client and bind errors.
 pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError> {
-    // 1. State: database, TLS identity, users.
+    // 1. Settings, then state: database, accounts, TLS identity, users.
+    if let Some(prefix) = config
+        .poll
+        .registry_prefixes
+        .iter()
+        .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric()))
+    {
+        return Err(invalid(
+            "registry prefix",
+            format!("{prefix:?} is not a Redfish registry prefix: use letters and digits only"),
+        ));
+    }
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ConsoleError::Io {
         action: "create",
         path: config.state_dir.clone(),

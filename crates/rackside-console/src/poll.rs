@@ -45,15 +45,15 @@ pub struct PollSettings {
     pub device_timeout: Duration,
     /// First wait before an SSE stream is opened again; it doubles up to `sse_retry_max`.
     pub sse_retry_min: Duration,
-    /// Longest wait before an SSE stream is opened again.
+    /// Maximum wait before an SSE stream is opened again.
     pub sse_retry_max: Duration,
     /// `RegistryPrefixes` for push subscriptions and the SSE `$filter`; empty for all events.
     pub registry_prefixes: Vec<String>,
 }
 
 impl Default for PollSettings {
-    /// Every 5 minutes, 8 BMCs at once, 30 s per request and 5 minutes per BMC; SSE
-    /// reconnects after 1 s, backing off to 60 s; no registry filter.
+    /// Polls every 5 minutes, 8 BMCs at once, with 30 s per request and 5 minutes per BMC.
+    /// SSE reconnects after 1 s, backing off to 60 s. No registry filter.
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(5 * 60),
@@ -72,13 +72,13 @@ impl Default for PollSettings {
 pub struct PollOutcome {
     /// The BMC's name.
     pub bmc: String,
-    /// Why the poll failed, as one line; `None` on success.
+    /// The failure reason, as one line; `None` on success.
     pub error: Option<String>,
 }
 
 /// The console's view of its BMCs: accounts, polling and the SSE streams.
 pub struct Fleet {
-    /// Where events go.
+    /// The destination of parsed events.
     pub sink: Sink,
     /// The encrypted BMC accounts.
     pub accounts: Arc<AccountStore>,

@@ -33,8 +33,8 @@ impl Fleet {
         let state = Arc::new(Mutex::new("connecting".to_owned()));
         let fleet = self.clone();
         let name = bmc.to_owned();
-        let shown = state.clone();
-        let task = tokio::spawn(async move { fleet.run_stream(&name, &shown).await });
+        let task_state = state.clone();
+        let task = tokio::spawn(async move { fleet.run_stream(&name, &task_state).await });
         let handle = StreamHandle {
             task: task.abort_handle(),
             state,
@@ -338,7 +338,7 @@ mod tests {
     }
 
     #[test]
-    fn oversized_frame_is_skipped_and_next_one_read() {
+    fn oversized_frame_is_skipped() {
         let mut reader = FrameReader::default();
         let huge = vec![b'x'; MAX_FRAME_BYTES + 10];
         assert!(reader.push(b"data: ", "b").is_empty());
@@ -350,7 +350,7 @@ mod tests {
     }
 
     #[test]
-    fn multiple_data_lines_join_with_line_feeds() {
+    fn data_lines_join_with_line_feeds() {
         let frame = parse_frame(b"data: one\ndata: two\nevent: x").unwrap();
         assert_eq!(frame.data, "one\ntwo");
         assert_eq!(frame.id, None);

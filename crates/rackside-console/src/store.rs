@@ -1,6 +1,7 @@
-//! The console's SQLite store: alerts (de-duplicated by BMC and event identity), events below
-//! the alert severity, mobile subscriptions, the BMC event sources with the hash of each
-//! one's delivery secret and their event intake, and the latest poll result of each BMC.
+//! The console's SQLite store. It contains alerts (de-duplicated by BMC and event identity),
+//! events below the alert severity and mobile subscriptions. It also contains the BMC event
+//! sources with the hash of each one's delivery secret, their event intake, and the latest
+//! poll result of each BMC.
 //! BMC accounts are not here but in the encrypted vault of [`crate::accounts`].
 
 use std::path::{Path, PathBuf};
@@ -225,7 +226,7 @@ pub struct Source {
     pub bmc: String,
     /// The BMC's base URL.
     pub url: String,
-    /// How its events reach the console: `push`, `sse` or `log-poll`.
+    /// The event intake: `push`, `sse` or `log-poll`.
     pub intake: String,
     /// URI of the push subscription the console created on the BMC, if any.
     pub subscription: Option<String>,
@@ -236,15 +237,15 @@ pub struct Source {
 /// The latest poll result of one BMC.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeviceStatus {
-    /// The worst health over its systems, `None` when the poll failed before reading it.
+    /// The worst health over its systems from the last successful poll; `None` before one.
     pub health: Option<Severity>,
     /// Components whose health is Warning or Critical, as `rackside-redfish` reports them.
     pub problems: serde_json::Value,
     /// Model, service tag, serial number, BIOS and BMC firmware versions, power state.
     pub inventory: serde_json::Value,
-    /// When the poll ended, Unix seconds.
+    /// The end of the last poll attempt, in Unix seconds.
     pub last_polled: i64,
-    /// Why the poll failed, as one line.
+    /// The failure reason of the last poll, as one line.
     pub poll_error: Option<String>,
 }
 

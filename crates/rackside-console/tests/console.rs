@@ -1182,7 +1182,7 @@ impl Chain {
     }
 }
 
-/// Whether the alert's message id ends with `text` or its message is `text`.
+/// Returns whether the alert's message id ends with `text` or its message is `text`.
 fn alert_matches(alert: &Value, text: &str) -> bool {
     alert["message_id"].as_str().unwrap_or("").ends_with(text) || alert["message"] == text
 }
@@ -1198,12 +1198,12 @@ enum ProxyMode {
     Forward,
     /// Closes each new connection at once.
     Refuse,
-    /// Accepts connections and never answers.
+    /// Accepts connections and never responds.
     Blackhole,
 }
 
 /// A TCP proxy on loopback in front of a BMC; TLS passes through it unchanged, so the
-/// console still sees the BMC's pinned certificate.
+/// console still receives the BMC's pinned certificate.
 struct Proxy {
     port: u16,
     mode: Arc<Mutex<ProxyMode>>,
@@ -1259,8 +1259,8 @@ impl Proxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn poll_reads_health_and_alerts_once_per_transition() {
-    // 1. Two devices with accounts: one direct, one behind a proxy that will stop answering.
+async fn poll_alerts_once_per_transition() {
+    // 1. Two devices with accounts: one direct, one behind a proxy that will stop responding.
     let chain = Chain::start().await;
     let port = chain.bmc.local_addr().port();
     let account = json!({"user": BMC_USER, "password": BMC_PASSWORD});
@@ -1302,7 +1302,7 @@ async fn poll_reads_health_and_alerts_once_per_transition() {
     assert_eq!(alerts[0]["message_id"], "Rackside.1.0.HealthChanged");
     assert_eq!(alerts[0]["severity"], "Critical");
 
-    // 3. Another fan fails and the proxied BMC stops answering. The next round stores the
+    // 3. Another fan fails and the proxied BMC stops responding. The next round stores the
     //    new problem of the good device while the other poll still hangs, and that one
     //    ends with a one-line error.
     enable_fault(&chain.bmc, "fan-failure").await;
@@ -1367,7 +1367,7 @@ fn critical_event(message: &str) -> rackside_bmc::events::NewEvent {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sse_intake_resumes_with_last_event_id() {
+async fn sse_resumes_with_last_event_id() {
     // 1. A device forced to SSE, reached through a proxy the test can cut.
     let chain = Chain::start().await;
     let proxy = Proxy::start(chain.bmc.local_addr()).await;
@@ -1418,7 +1418,7 @@ async fn sse_intake_resumes_with_last_event_id() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn log_poll_intake_alerts_once_across_restart() {
+async fn log_poll_alerts_once_across_restart() {
     // 1. A device forced to log polling; its first read only sets the marks.
     let mut chain = Chain::start().await;
     let port = chain.bmc.local_addr().port();
@@ -1452,7 +1452,7 @@ async fn log_poll_intake_alerts_once_across_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bmc_password_is_in_no_file_or_log() {
+async fn bmc_password_never_stored_or_logged() {
     // 1. A device with an account, polled, then the console restarted: the account was
     //    read back from the vault.
     let mut chain = Chain::start().await;
@@ -1494,7 +1494,7 @@ async fn bmc_password_is_in_no_file_or_log() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bmc_login_is_neither_alert_nor_push() {
+async fn bmc_login_is_not_alerted() {
     // 1. A BMC that can push to the console, added with an account, and a subscribed phone.
     let chain = Chain::start().await;
     let bmc = start_bmc(
@@ -1622,7 +1622,7 @@ async fn start_counting_bmc(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polling_keeps_requests_in_flight_bounded() {
+async fn polling_bounds_requests_in_flight() {
     use std::sync::atomic::Ordering::SeqCst;
 
     // 1. Twenty devices on one counting BMC, polled four at a time.

@@ -3,9 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use rackside_console::{ConsoleConfig, RelayConfig};
+use rackside_console::{ConsoleConfig, PollSettings, RelayConfig, Severity};
 use zeroize::Zeroizing;
 
 use crate::failure::Failure;
@@ -66,6 +67,52 @@ pub struct ServeArgs {
     /// The relay's certificate (PEM) to trust, for a relay with a self-signed certificate
     #[arg(long, value_name = "FILE")]
     pub relay_ca: Option<PathBuf>,
+
+    /// Seconds between two polls of the health, inventory and logs of BMCs added with an
+    /// account
+    #[arg(long, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub poll_interval: u64,
+
+    /// Maximum number of BMCs polled at once, and so of requests to BMCs in flight
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub poll_concurrency: u64,
+
+    /// Seconds allowed for each request to a BMC while polling
+    #[arg(long, default_value_t = 30, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub poll_timeout: u64,
+
+    /// Minimum event severity that becomes an alert and is forwarded: ok, warning or
+    /// critical. Events below it, such as logins, are only kept in the event log
+    #[arg(long, default_value = "warning", value_name = "SEVERITY", value_parser = parse_severity)]
+    pub min_severity: Severity,
+
+    /// Redfish registry prefix (RegistryPrefixes) that push subscriptions and SSE streams are
+    /// limited to. Repeat it for more; without it BMCs send every event
+    #[arg(long = "event-registry", value_name = "PREFIX", value_parser = parse_registry_prefix)]
+    pub event_registries: Vec<String>,
+}
+
+fn parse_registry_prefix(text: &str) -> Result<String, String> {
+    if text.is_empty() || !text.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(format!(
+            "{text:?} is not a Redfish registry prefix: use letters and digits only, such as Fan"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+fn parse_severity(text: &str) -> Result<Severity, String> {
+    match text.to_ascii_lowercase().as_str() {
+        "ok" => Ok(Severity::OK),
+        "warning" => Ok(Severity::Warning),
+        "critical" => Ok(Severity::Critical),
+        _ => Err(format!(
+            "unknown severity {text:?}: use ok, warning or critical"
+        )),
+    }
 }
 
 /// Runs `rackside console ...`.
@@ -114,6 +161,16 @@ async fn serve_console(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.public_host = args.public_host;
     config.users = vec![(args.user, password)];
     config.relay = relay;
+    config.min_severity = args.min_severity;
+    config.poll = PollSettings {
+        interval: Duration::from_secs(args.poll_interval),
+        concurrency: usize::try_from(args.poll_concurrency).unwrap_or(8),
+        request_timeout: Duration::from_secs(args.poll_timeout),
+        // Health, inventory and logs take some dozens of requests per BMC.
+        device_timeout: Duration::from_secs((args.poll_timeout * 10).max(300)),
+        registry_prefixes: args.event_registries,
+        ..PollSettings::default()
+    };
     let console = rackside_console::start(config).await?;
     eprintln!("console listening on https://{}", console.addr);
     super::relay::wait_for_shutdown_signal().await;
