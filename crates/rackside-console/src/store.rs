@@ -88,6 +88,9 @@ const SOURCE_COLUMNS: [(&str, &str); 3] = [
 
 /// Most events one list request returns; older ones stay stored.
 pub const MAX_EVENT_PAGE: u32 = 500;
+/// Events kept in the event log; each insert deletes the ones beyond this count, oldest
+/// first, because logins and state changes arrive without end.
+pub const MAX_EVENTS_KEPT: i64 = 10_000;
 
 /// Severity as Redfish events carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -598,7 +601,7 @@ impl Store {
     /// [`ConsoleError::Store`] on database failure.
     pub fn insert_event(&self, event: &NewAlert, now: i64) -> Result<bool, ConsoleError> {
         self.with(|c| {
-            c.execute(
+            let inserted = c.execute(
                 "INSERT OR IGNORE INTO events
                  (bmc, dedup_key, message_id, severity, message, origin, timestamp, received)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -612,9 +615,13 @@ impl Store {
                     event.timestamp,
                     now
                 ],
-            )
+            )?;
+            c.execute(
+                "DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?1",
+                [MAX_EVENTS_KEPT],
+            )?;
+            Ok(inserted == 1)
         })
-        .map(|rows| rows == 1)
     }
 
     /// Lists the event log newest first, of one BMC when `bmc` is given, at most `limit`
