@@ -37,6 +37,9 @@ const BASELINE_MARK: &str = "";
 pub struct PollSettings {
     /// Time between two polling rounds.
     pub interval: Duration,
+    /// Minimum age of the stored inventory before a round reads it again. Inventory walks
+    /// every component, about half of a poll's requests on the simulator, and changes rarely.
+    pub inventory_interval: Duration,
     /// Most BMCs polled at once, and so most requests in flight.
     pub concurrency: usize,
     /// Time limit for connecting to a BMC, for each read and for each request.
@@ -52,11 +55,13 @@ pub struct PollSettings {
 }
 
 impl Default for PollSettings {
-    /// Polls every 5 minutes, 8 BMCs at once, with 30 s per request and 5 minutes per BMC.
+    /// Polls every 5 minutes and reads inventory every hour, 8 BMCs at once, with 30 s per
+    /// request and 5 minutes per BMC.
     /// SSE reconnects after 1 s, backing off to 60 s. No registry filter.
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(5 * 60),
+            inventory_interval: Duration::from_secs(60 * 60),
             concurrency: 8,
             request_timeout: Duration::from_secs(30),
             device_timeout: Duration::from_secs(5 * 60),
@@ -195,7 +200,7 @@ impl Fleet {
         )
         .await;
         match polled {
-            Ok(Ok((report, inventory))) => match self.record_success(bmc, &report, &inventory) {
+            Ok(Ok((report, inventory))) => match self.record_success(bmc, &report, inventory) {
                 Ok(()) => Some(PollOutcome {
                     bmc: bmc.to_owned(),
                     error: None,
@@ -220,13 +225,15 @@ impl Fleet {
         }
     }
 
-    /// Reads health and inventory, and new log entries for log polling.
+    /// Reads health, the inventory when the stored one is older than
+    /// [`PollSettings::inventory_interval`] (else `None`), and new log entries for log
+    /// polling.
     async fn read_device(
         &self,
         bmc: &str,
         account: &StoredAccount,
         intake: Intake,
-    ) -> Result<(HealthReport, Value), String> {
+    ) -> Result<(HealthReport, Option<Value>), String> {
         let limits = Limits {
             connect_timeout: self.settings.request_timeout,
             read_timeout: self.settings.request_timeout,
@@ -238,9 +245,29 @@ impl Fleet {
             self.read_new_log_entries(bmc, &client).await?;
         }
         let report = health(&client).await.map_err(|e| one_line(&e))?;
+        if !self.inventory_due(bmc) {
+            return Ok((report, None));
+        }
         let inventory = inventory(&client).await.map_err(|e| one_line(&e))?;
         let manager_firmware = manager_firmware(&client).await;
-        Ok((report, summarize(&inventory, manager_firmware)))
+        Ok((
+            report,
+            Some(summarize(&inventory, manager_firmware, unix_now())),
+        ))
+    }
+
+    /// Returns whether the stored inventory is missing or older than the inventory interval.
+    fn inventory_due(&self, bmc: &str) -> bool {
+        let read_at = self
+            .sink
+            .store
+            .status(bmc)
+            .ok()
+            .flatten()
+            .and_then(|status| status.inventory.get("read_at")?.as_i64());
+        let interval =
+            i64::try_from(self.settings.inventory_interval.as_secs()).unwrap_or(i64::MAX);
+        read_at.is_none_or(|read_at| unix_now().saturating_sub(read_at) >= interval)
     }
 
     /// Turns log entries newer than the stored marks into events. On a BMC's first read the
@@ -308,13 +335,14 @@ impl Fleet {
         Ok(())
     }
 
-    /// Stores a successful poll and raises an alert for a health transition into Warning or
-    /// Critical that no alert since the previous poll reported.
+    /// Stores a successful poll, with the previous inventory when `inventory` is `None`, and
+    /// raises an alert for a health transition into Warning or Critical that no alert since
+    /// the previous poll reported.
     fn record_success(
         &self,
         bmc: &str,
         report: &HealthReport,
-        inventory: &Value,
+        inventory: Option<Value>,
     ) -> Result<(), ConsoleError> {
         let store = &self.sink.store;
         let previous = store.status(bmc)?;
@@ -330,12 +358,21 @@ impl Fleet {
                 })
             })
             .collect();
+        // The power state changes more often than the inventory is read, so health,
+        // which reads it too, keeps it current.
+        let mut inventory = inventory
+            .or_else(|| previous.as_ref().map(|p| p.inventory.clone()))
+            .unwrap_or(Value::Null);
+        let power_state = report.systems.first().and_then(|s| s.power_state.clone());
+        if let (Some(map), Some(power_state)) = (inventory.as_object_mut(), power_state) {
+            map.insert("power_state".into(), json!(power_state));
+        }
         store.put_status(
             bmc,
             &DeviceStatus {
                 health,
                 problems: Value::Array(problems.clone()),
-                inventory: inventory.clone(),
+                inventory,
                 last_polled: now,
                 poll_error: None,
             },
@@ -487,10 +524,11 @@ fn worst_health(report: &HealthReport) -> Option<Severity> {
         .max()
 }
 
-/// Builds the short inventory of the first system, with the BMC's firmware version.
-fn summarize(inventory: &Inventory, manager_firmware: Option<String>) -> Value {
+/// Builds the short inventory of the first system, with the BMC's firmware version and the
+/// time it was read (`read_at`, Unix seconds).
+fn summarize(inventory: &Inventory, manager_firmware: Option<String>, read_at: i64) -> Value {
     let Some(first) = inventory.systems.first() else {
-        return json!({ "systems": 0, "bmc_firmware": manager_firmware });
+        return json!({ "systems": 0, "bmc_firmware": manager_firmware, "read_at": read_at });
     };
     let system = &first.system;
     json!({
@@ -502,6 +540,7 @@ fn summarize(inventory: &Inventory, manager_firmware: Option<String>) -> Value {
         "bios_version": system.bios_version,
         "bmc_firmware": manager_firmware,
         "power_state": system.power_state,
+        "read_at": read_at,
     })
 }
 

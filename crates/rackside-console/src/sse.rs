@@ -65,7 +65,7 @@ impl Fleet {
     }
 
     /// Returns the state of the SSE stream of `bmc`: `connecting`, `connected`, or
-    /// `reconnecting` with the reason; `None` when no stream runs.
+    /// `reconnecting` or `stopped` with the reason; `None` when no stream was started.
     pub fn stream_state(&self, bmc: &str) -> Option<String> {
         let streams = self
             .streams
@@ -89,10 +89,12 @@ impl Fleet {
                 Ok(Some(account)) => account,
                 Ok(None) => {
                     tracing::info!(%bmc, "SSE stream stopped: the BMC has no account");
+                    set_state(state, "stopped: no BMC account".to_owned());
                     return;
                 }
                 Err(error) => {
                     tracing::error!(%bmc, %error, "failed to read the BMC account");
+                    set_state(state, format!("stopped: {}", one_line(&error)));
                     return;
                 }
             };

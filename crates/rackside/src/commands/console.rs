@@ -74,6 +74,11 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(10..))]
     pub poll_interval: u64,
 
+    /// Seconds between two reads of the inventory of each polled BMC
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub inventory_interval: u64,
+
     /// Maximum number of BMCs polled at once, and so of requests to BMCs in flight
     #[arg(long, default_value_t = 8, value_name = "N",
           value_parser = clap::value_parser!(u64).range(1..=256))]
@@ -164,6 +169,7 @@ async fn serve_console(args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.min_severity = args.min_severity;
     config.poll = PollSettings {
         interval: Duration::from_secs(args.poll_interval),
+        inventory_interval: Duration::from_secs(args.inventory_interval),
         concurrency: usize::try_from(args.poll_concurrency).unwrap_or(8),
         request_timeout: Duration::from_secs(args.poll_timeout),
         // Health, inventory and logs take some dozens of requests per BMC.
