@@ -160,10 +160,12 @@ impl RunningConsole {
     }
 }
 
-/// Opens the store, binds the socket and starts serving.
+/// Opens the store and the account vault, binds the socket and starts serving, polling and
+/// the SSE streams.
 ///
 /// # Errors
-/// Store, TLS, relay client and bind errors.
+/// [`ConsoleError::Invalid`] for a registry prefix other than letters and digits; store,
+/// account vault, TLS, relay client and bind errors.
 pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError> {
     // 1. Settings, then state: database, accounts, TLS identity, users.
     if let Some(prefix) = config

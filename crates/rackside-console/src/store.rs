@@ -170,6 +170,27 @@ pub struct Alert {
     pub acknowledged: bool,
 }
 
+/// An event below the alert severity, kept in the event log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// The console's id for it.
+    pub id: i64,
+    /// The BMC that raised it.
+    pub bmc: String,
+    /// The Redfish `MessageId`.
+    pub message_id: String,
+    /// The severity.
+    pub severity: Severity,
+    /// The message text.
+    pub message: String,
+    /// `OriginOfCondition`.
+    pub origin: Option<String>,
+    /// `EventTimestamp` as the BMC sent it.
+    pub timestamp: Option<String>,
+    /// When the console received it, Unix seconds.
+    pub received: i64,
+}
+
 /// Filters for listing alerts; all optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct AlertFilter {
@@ -629,14 +650,25 @@ impl Store {
     ///
     /// # Errors
     /// [`ConsoleError::Store`] on database failure.
-    pub fn events(&self, bmc: Option<&str>, limit: u32) -> Result<Vec<Alert>, ConsoleError> {
+    pub fn events(&self, bmc: Option<&str>, limit: u32) -> Result<Vec<Event>, ConsoleError> {
         self.with(|c| {
             let mut statement = c.prepare(
-                "SELECT id, bmc, NULL, message_id, severity, message, origin, timestamp, received, 1
+                "SELECT id, bmc, message_id, severity, message, origin, timestamp, received
                  FROM events WHERE (?1 IS NULL OR bmc = ?1) ORDER BY id DESC LIMIT ?2",
             )?;
-            let rows =
-                statement.query_map(params![bmc, limit.min(MAX_EVENT_PAGE)], row_to_alert)?;
+            let rows = statement.query_map(params![bmc, limit.min(MAX_EVENT_PAGE)], |row| {
+                let severity: String = row.get(3)?;
+                Ok(Event {
+                    id: row.get(0)?,
+                    bmc: row.get(1)?,
+                    message_id: row.get(2)?,
+                    severity: Severity::parse_lenient(&severity),
+                    message: row.get(4)?,
+                    origin: row.get(5)?,
+                    timestamp: row.get(6)?,
+                    received: row.get(7)?,
+                })
+            })?;
             rows.collect()
         })
     }
