@@ -1679,3 +1679,29 @@ async fn polling_bounds_requests_in_flight() {
     assert!(max <= 4, "{max} requests in flight at once");
     assert!(max >= 2, "devices were polled one at a time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_request_checks_intake_and_account() {
+    let chain = Chain::start().await;
+    let url = bmc_url(chain.bmc.local_addr().port());
+    let cases = [
+        (json!({"intake": "smtp"}), "push, sse or log-poll"),
+        (json!({"intake": "sse"}), "need the BMC account"),
+        (json!({"user": BMC_USER}), "user and password"),
+    ];
+    for (extra, expected) in cases {
+        let mut request = json!({"name": "checked", "url": url});
+        for (key, value) in extra.as_object().unwrap() {
+            request[key] = value.clone();
+        }
+        let (status, body) = chain
+            .api(reqwest::Method::POST, "/api/devices", Some(request))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"].as_str().unwrap().contains(expected), "{body}");
+    }
+    let (status, _) = chain
+        .api(reqwest::Method::DELETE, "/api/devices/checked", None)
+        .await;
+    assert_eq!(status, 404);
+}
