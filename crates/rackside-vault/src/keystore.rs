@@ -283,9 +283,11 @@ fn unavailable(error: Error) -> Error {
 }
 
 impl FileKeyStore {
-    /// Reads entry `name`; `None` when it does not exist.
+    /// Reads entry `name`; `None` when it does not exist. Temporary copies of it that killed
+    /// writers left are removed first.
     fn read(&self, name: &str) -> Result<Option<Secret>> {
         let path = self.path(name)?;
+        fsutil::remove_stale_temporaries(&path);
         let meta = match fs::metadata(&path) {
             Ok(meta) => meta,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -211,8 +211,10 @@ impl Vault {
         let header_path = dir.join(HEADER_FILE);
         let db_path = dir.join(DATABASE_FILE);
 
-        // 1. Refuse a plain SQLite file before anything else touches it.
+        // 1. Refuse a plain SQLite file before anything else touches it, and remove the
+        // half-written header files of a killed `passwd`.
         reject_plaintext(&db_path)?;
+        fsutil::remove_stale_temporaries(&header_path);
 
         // 2. Read and parse the header.
         let bytes = match fs::read(&header_path) {
@@ -651,11 +653,24 @@ fn reject_plaintext(db_path: &Path) -> Result<()> {
 fn open_database(path: &Path, data_key: &[u8; 32], create: bool) -> Result<Connection> {
     let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     if create {
+        // SQLite would create the file with mode 0644. Its journal takes the file's mode.
+        fsutil::create_private_file(path)?;
         flags |= OpenFlags::SQLITE_OPEN_CREATE;
-    } else if !path.exists() {
-        return Err(Error::DatabaseMissing {
-            path: path.to_path_buf(),
-        });
+    } else {
+        match fs::File::open(path) {
+            // A vault made before files were created 0600 is closed to others here.
+            Ok(file) => {
+                if let Err(error) = fsutil::restrict_to_owner(&file, path) {
+                    tracing::debug!(%error, "failed to close the database to other users");
+                }
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::DatabaseMissing {
+                    path: path.to_path_buf(),
+                })
+            }
+            Err(err) => return Err(Error::io("open", path, err)),
+        }
     }
     let conn =
         Connection::open_with_flags(path, flags).map_err(|e| db_error(path, "opening", e))?;

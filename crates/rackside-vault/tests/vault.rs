@@ -1505,3 +1505,67 @@ fn nix_is_root() -> bool {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
 }
+
+#[test]
+fn database_file_mode_is_0600() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = MemoryKeyStore::new();
+    filled_vault(&dir, &store);
+    let mode = |path: &Path| fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join(DATABASE_FILE)), 0o600);
+    assert_eq!(mode(&dir.join(HEADER_FILE)), 0o600);
+
+    // A database left readable by an older version is closed to others when opened.
+    fs::set_permissions(dir.join(DATABASE_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+    let vault = open_with_password(&dir, &store).unwrap();
+    assert_eq!(mode(&dir.join(DATABASE_FILE)), 0o600);
+    assert_eq!(vault.setting("theme").unwrap().as_deref(), Some("dark"));
+}
+
+#[test]
+fn killed_passwd_temporaries_removed_on_open() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("vault");
+    let store = rackside_vault::FileKeyStore::new(tmp.path().join("keys"));
+    filled_vault(&dir, &store);
+
+    // What `vault passwd` killed with SIGKILL leaves: a half-written header and generation
+    // entry, named after a process that no longer runs.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let entries: Vec<PathBuf> = fs::read_dir(tmp.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("header-generation-")
+        })
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let mut leftovers = vec![dir.join(format!("{HEADER_FILE}.tmp-{dead}"))];
+    for entry in &entries {
+        let mut name = entry.as_os_str().to_os_string();
+        name.push(format!(".tmp-{dead}"));
+        leftovers.push(PathBuf::from(name));
+    }
+    // A temporary file of a writer that still runs (process 1 always does) stays.
+    let running = dir.join(format!("{HEADER_FILE}.tmp-1"));
+    for path in leftovers.iter().chain([&running]) {
+        fs::write(path, b"partial").unwrap();
+    }
+
+    let vault = open_with_password(&dir, &store).unwrap();
+    for path in &leftovers {
+        assert!(!path.exists(), "{} is still there", path.display());
+    }
+    assert!(running.exists());
+    assert_eq!(vault.setting("theme").unwrap().as_deref(), Some("dark"));
+}
