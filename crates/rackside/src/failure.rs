@@ -94,7 +94,30 @@ pub fn describe(error: &anyhow::Error) -> (ExitKind, String) {
     if let Some(link) = error.downcast_ref::<rackside_link::Error>() {
         return (crate::via::link_kind(link), one_line(error));
     }
+    if let Some(relay) = error.downcast_ref::<rackside_relay::RelayError>() {
+        return (relay_kind(relay), one_line(error));
+    }
+    if let Some(rackside_console::ConsoleError::Invalid { .. }) =
+        error.downcast_ref::<rackside_console::ConsoleError>()
+    {
+        return (ExitKind::Usage, one_line(error));
+    }
     (ExitKind::Failure, one_line(error))
+}
+
+/// Maps a relay error to its exit code: a bad name, key, file or setting the user gave is
+/// invalid input (2), anything else a failure (1).
+fn relay_kind(error: &rackside_relay::RelayError) -> ExitKind {
+    use rackside_relay::RelayError;
+    match error {
+        RelayError::InvalidStateFile { .. }
+        | RelayError::InvalidConsoleName(_)
+        | RelayError::KeyExists(_)
+        | RelayError::KeyNotFound(_)
+        | RelayError::InvalidKey { .. }
+        | RelayError::Config(_) => ExitKind::Usage,
+        _ => ExitKind::Failure,
+    }
 }
 
 /// Maps a Redfish client error to its exit code.

@@ -70,8 +70,10 @@ fn init_logging(verbose: u8) {
             tracing_subscriber::EnvFilter::new(format!("warn,{}", directives.join(",")))
         }
     };
+    // Colour codes only on a terminal, so log files stay plain text.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }

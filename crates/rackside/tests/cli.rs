@@ -984,3 +984,65 @@ fn entries_under(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+// ---------------------------------------------------------------------------------------------
+// Service settings
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_service_settings_exit_2() {
+    let cli = Cli::new();
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+
+    let bad_name = cli
+        .run(&["relay", "key", "--state-dir", state_dir, "add", "bad name"])
+        .await;
+    assert_code(&bad_name, 2);
+    assert!(
+        stderr(&bad_name).contains("bad name"),
+        "{}",
+        stderr(&bad_name)
+    );
+
+    let bad_subject = cli
+        .run(&[
+            "relay",
+            "serve",
+            "--state-dir",
+            state_dir,
+            "--listen",
+            "127.0.0.1:0",
+            "--vapid-subject",
+            "ops@example.com",
+        ])
+        .await;
+    assert_code(&bad_subject, 2);
+    assert!(
+        stderr(&bad_subject).contains("mailto:"),
+        "{}",
+        stderr(&bad_subject)
+    );
+
+    let password_file = state.path().join("password");
+    std::fs::write(&password_file, "short\n").unwrap();
+    let short_password = cli
+        .run(&[
+            "console",
+            "serve",
+            "--state-dir",
+            state.path().join("console").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "ops",
+            "--password-file",
+            password_file.to_str().unwrap(),
+        ])
+        .await;
+    assert_code(&short_password, 2);
+    assert!(
+        stderr(&short_password).contains("12 characters"),
+        "{}",
+        stderr(&short_password)
+    );
+}
