@@ -223,9 +223,16 @@ fn retry_on(response: &reqwest::Response) -> Option<Outcome> {
 fn network_retry(error: reqwest::Error) -> Outcome {
     // The URL can hold a device token, so it stays out of the message.
     let error = error.without_url();
+    let chain = error_chain(&error);
+    let hint = if chain.contains("certificate") {
+        "; if the push service uses a private or self-signed certificate, start the relay with \
+         --provider-ca FILE naming it"
+    } else {
+        ""
+    };
     Outcome::Retry {
         after: None,
-        reason: format!("request failed: {}", error_chain(&error)),
+        reason: format!("request failed: {chain}{hint}"),
     }
 }
 
@@ -239,4 +246,54 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Serves TLS with a fresh self-signed certificate on loopback and returns its port.
+    async fn untrusted_tls_server() -> u16 {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let _ = acceptor.accept(stream).await;
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn untrusted_certificate_names_provider_ca() {
+        let port = untrusted_tls_server().await;
+        let client = http_client(&[], Duration::from_secs(10), false).unwrap();
+        let error = client
+            .post(format!("https://localhost:{port}/push/device"))
+            .send()
+            .await
+            .unwrap_err();
+        let Outcome::Retry { reason, .. } = network_retry(error) else {
+            panic!("a transport error is retried");
+        };
+        assert!(reason.contains("--provider-ca"), "{reason}");
+        assert!(!reason.contains("/push/device"), "{reason}");
+    }
 }
