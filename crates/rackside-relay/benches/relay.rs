@@ -25,6 +25,7 @@ use rackside_relay::apikeys::{ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
 use rackside_relay::providers::ProviderConfig;
 use rackside_relay::queue::RetryPolicy;
+use rackside_relay::tls::ConnectionLimits;
 use rackside_relay::RelayConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
@@ -153,6 +154,12 @@ async fn main() {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.queue_capacity = 100_000;
     config.retry = RetryPolicy::default();
+    // Every bench client and every registration comes from 127.0.0.1.
+    config.connections = ConnectionLimits {
+        max_per_address: 1024,
+        ..ConnectionLimits::default()
+    };
+    config.registrations_per_minute = u32::MAX;
     config.providers = ProviderConfig {
         webpush_subject: Some("mailto:bench@rackside.test".into()),
         extra_roots: vec![push.cert.clone()],
@@ -226,8 +233,15 @@ async fn main() {
         axum::routing::post(|| async { axum::http::StatusCode::ACCEPTED }),
     );
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    tokio::spawn(rackside_relay::tls::accept_loop(
-        listener, tls, router, 1024, stop_rx,
+    tokio::spawn(rackside_relay::tls::accept_loop_with(
+        listener,
+        tls,
+        router,
+        ConnectionLimits {
+            max_per_address: 1024,
+            ..ConnectionLimits::default()
+        },
+        stop_rx,
     ));
     let noop_client = client_trusting(&cert_pem);
     let recipient = device.recipient();

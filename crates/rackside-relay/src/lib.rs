@@ -54,8 +54,11 @@ pub struct RelayConfig {
     pub queue_capacity: usize,
     /// Most provider requests in flight at once.
     pub concurrency: usize,
-    /// Most open client connections.
-    pub max_connections: usize,
+    /// Connection caps and time limits of the HTTPS listener.
+    pub connections: tls::ConnectionLimits,
+    /// Maximum registration requests per minute from one client address; further ones get
+    /// 429 with `Retry-After`.
+    pub registrations_per_minute: u32,
     /// Back-off for temporary provider failures.
     pub retry: queue::RetryPolicy,
     /// Time to live of a push that names none.
@@ -70,15 +73,18 @@ pub struct RelayConfig {
 
 impl RelayConfig {
     /// Creates a configuration with the defaults: loopback port 8443, 10 000 queued alerts, 64
-    /// requests in flight, one hour default and one day maximum time to live, and the
-    /// registration limits of [`registry::RegistryLimits::default`].
+    /// requests in flight, the connection limits of [`tls::ConnectionLimits::default`], 30
+    /// registration requests per minute per client address, one hour default and one day
+    /// maximum time to live, and the registration limits of
+    /// [`registry::RegistryLimits::default`].
     pub fn new(state_dir: PathBuf) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             state_dir,
             queue_capacity: 10_000,
             concurrency: 64,
-            max_connections: 1024,
+            connections: tls::ConnectionLimits::default(),
+            registrations_per_minute: 30,
             retry: queue::RetryPolicy::default(),
             default_ttl: Duration::from_secs(3600),
             max_ttl: Duration::from_secs(24 * 3600),
@@ -143,6 +149,9 @@ pub async fn start(config: RelayConfig) -> Result<RunningRelay, RelayError> {
         providers,
         default_ttl: config.default_ttl,
         max_ttl: config.max_ttl,
+        registration_limiter: Arc::new(server::RegistrationLimiter::new(
+            config.registrations_per_minute,
+        )),
     };
     let router = server::router(state.clone());
 
@@ -158,11 +167,11 @@ pub async fn start(config: RelayConfig) -> Result<RunningRelay, RelayError> {
         source,
     })?;
     let (shutdown, receiver) = watch::channel(false);
-    let task = tokio::spawn(tls::accept_loop(
+    let task = tokio::spawn(tls::accept_loop_with(
         listener,
         tls,
         router,
-        config.max_connections,
+        config.connections,
         receiver,
     ));
     tracing::info!(%addr, "relay listening");

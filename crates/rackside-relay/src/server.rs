@@ -2,22 +2,24 @@
 //!
 //! | method and path | who | what |
 //! |---|---|---|
-//! | `POST /v1/registrations` | device | register for one console; returns the registration token (replacing a registration needs its current token as the bearer) |
+//! | `POST /v1/registrations` | device | register for one console; returns the registration token (replacing a registration needs its current token as the bearer); rate-limited per client address |
 //! | `DELETE /v1/registrations` | device | remove the registration whose token is the bearer |
 //! | `POST /v1/push` | console (API key) | queue one encrypted alert for one registration |
 //! | `GET /v1/gone` | console (API key) | collect registrations removed as dead |
 //! | `GET /v1/vapid` | anyone | the VAPID public key for Web Push subscriptions |
-//! | `GET /v1/stats` | anyone | queue counters, no content |
+//! | `GET /v1/stats` | anyone | relay-wide queue counters: no content, and nothing per console or registration |
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,8 @@ use crate::registry::{RegistrationToken, Registry, Target};
 const MAX_BODY: usize = 8 * 1024;
 /// Longest `collapse_id` accepted from a console.
 const MAX_COLLAPSE_ID: usize = 64;
+/// Maximum number of client addresses the registration limiter tracks at once.
+const MAX_LIMITED_ADDRESSES: usize = 10_000;
 
 /// State shared by the handlers.
 #[derive(Debug, Clone)]
@@ -49,6 +53,8 @@ pub struct AppState {
     pub default_ttl: Duration,
     /// Maximum time to live a push may request.
     pub max_ttl: Duration,
+    /// Rate limit of registration requests per client address.
+    pub registration_limiter: Arc<RegistrationLimiter>,
 }
 
 /// Builds the router.
@@ -71,6 +77,7 @@ enum ApiError {
     Gone,
     BadRequest(String),
     PayloadTooLarge(usize),
+    TooManyRequests(Duration),
     QueueFull,
     RegistryFull,
     Internal,
@@ -78,6 +85,11 @@ enum ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            Self::TooManyRequests(wait) => Some(wait.as_secs_f64().ceil().max(1.0) as u64),
+            Self::QueueFull | Self::RegistryFull => Some(1),
+            _ => None,
+        };
         let (status, message) = match self {
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
@@ -93,6 +105,10 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("payload of {size} bytes is too large; the maximum is {RECORD_SIZE} bytes"),
             ),
+            Self::TooManyRequests(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many registration requests from this address; retry after the time in Retry-After".to_owned(),
+            ),
             Self::QueueFull => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "queue full; retry later".to_owned(),
@@ -107,10 +123,10 @@ impl IntoResponse for ApiError {
             ),
         };
         let mut response = (status, Json(serde_json::json!({ "error": message }))).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
         }
         response
     }
@@ -137,12 +153,77 @@ pub struct RegisterResponse {
     pub registration_id: String,
 }
 
+/// Token buckets of registration requests, one per client address.
+#[derive(Debug)]
+pub struct RegistrationLimiter {
+    per_minute: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+/// Requests one address may still make, refilled continuously at the per-minute rate.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl RegistrationLimiter {
+    /// Creates a limiter that allows `per_minute` requests per minute from one address, all of
+    /// them at once after a quiet minute. Zero counts as one.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute: f64::from(per_minute.max(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one request for `address` at `now`, or returns how long the client must wait.
+    fn check(&self, address: IpAddr, now: Instant) -> Result<(), Duration> {
+        let per_second = self.per_minute / 60.0;
+        let key = crate::tls::client_key(address);
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let refill = |bucket: &Bucket| {
+            let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+            (bucket.tokens + elapsed * per_second).min(self.per_minute)
+        };
+        if buckets.len() >= MAX_LIMITED_ADDRESSES && !buckets.contains_key(&key) {
+            // Addresses whose bucket has refilled are no different from new ones.
+            buckets.retain(|_, bucket| refill(bucket) < self.per_minute);
+            if buckets.len() >= MAX_LIMITED_ADDRESSES {
+                tracing::warn!(address = %key, "registration limiter full; request rejected");
+                return Err(Duration::from_secs(60));
+            }
+        }
+        let bucket = buckets.entry(key).or_insert(Bucket {
+            tokens: self.per_minute,
+            updated: now,
+        });
+        bucket.tokens = refill(bucket);
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::from_secs_f64((1.0 - bucket.tokens) / per_second))
+        }
+    }
+}
+
 async fn register(
     State(state): State<AppState>,
+    connect_info: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     Json(request): Json<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), ApiError> {
-    // 1. Check the input before anything about consoles or pairs is revealed.
+    // 1. The rate limit per client address. A router served without `tls::accept_loop`
+    //    has no client address, so all its clients share one limit.
+    let address = connect_info.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0 .0.ip());
+    if let Err(wait) = state.registration_limiter.check(address, Instant::now()) {
+        tracing::info!(%address, "registration rate limit reached");
+        return Err(ApiError::TooManyRequests(wait));
+    }
+
+    // 2. Check the input before anything about consoles or pairs is revealed.
     request
         .target
         .validate()
@@ -154,7 +235,7 @@ async fn register(
         )));
     }
 
-    // 2. An unknown console, and a pair that exists without its current token in the
+    // 3. An unknown console, and a pair that exists without its current token in the
     // bearer, get a token that is never stored. So neither can be probed, and no other
     // client can cancel a device's registration.
     // NOTE: a device that lost its token cannot replace its registration; it must register
@@ -352,12 +433,11 @@ async fn vapid(State(state): State<AppState>) -> Result<Json<serde_json::Value>,
     Ok(Json(serde_json::json!({ "public_key": key })))
 }
 
+/// Returns the relay-wide queue counters. Without a login it must not return anything per
+/// console or the number of registrations, because watching that number while registering
+/// would show which console names exist.
 async fn stats(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let mut value = serde_json::to_value(state.queue.stats.snapshot()).unwrap_or_default();
-    if let Some(map) = value.as_object_mut() {
-        map.insert("registrations".into(), state.registry.len().into());
-    }
-    Json(value)
+    Json(serde_json::to_value(state.queue.stats.snapshot()).unwrap_or_default())
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ConsoleName, ApiError> {
@@ -382,4 +462,59 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 fn internal(error: crate::RelayError) -> ApiError {
     tracing::error!(%error, "request failed");
     ApiError::Internal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_rejects_beyond_rate_and_refills_over_time() {
+        let limiter = RegistrationLimiter::new(3);
+        let client: IpAddr = "127.0.0.1".parse().unwrap();
+        let start = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check(client, start).is_ok());
+        }
+        let wait = limiter.check(client, start).unwrap_err();
+        assert_eq!(
+            wait,
+            Duration::from_secs(20),
+            "one request per 20 s at 3 per minute"
+        );
+        assert!(limiter
+            .check(client, start + Duration::from_secs(19))
+            .is_err());
+        assert!(limiter
+            .check(client, start + Duration::from_secs(40))
+            .is_ok());
+    }
+
+    #[test]
+    fn limiter_counts_each_address_separately() {
+        let limiter = RegistrationLimiter::new(1);
+        let now = Instant::now();
+        assert!(limiter.check("127.0.0.1".parse().unwrap(), now).is_ok());
+        assert!(limiter.check("127.0.0.1".parse().unwrap(), now).is_err());
+        assert!(limiter.check("127.0.0.2".parse().unwrap(), now).is_ok());
+    }
+
+    #[test]
+    fn limiter_forgets_refilled_addresses_when_full() {
+        let limiter = RegistrationLimiter::new(60);
+        let start = Instant::now();
+        for i in 0..MAX_LIMITED_ADDRESSES as u32 {
+            let address = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(limiter.check(address, start).is_ok());
+        }
+        let newcomer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        assert!(
+            limiter.check(newcomer, start).is_err(),
+            "no room while every tracked address is still limited"
+        );
+        assert!(limiter
+            .check(newcomer, start + Duration::from_secs(2))
+            .is_ok());
+        assert_eq!(limiter.buckets.lock().unwrap().len(), 1);
+    }
 }

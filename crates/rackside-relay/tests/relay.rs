@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -13,8 +14,10 @@ use rackside_pushtest::{certificates, client_trusting, Behaviour, Providers, Rec
 use rackside_relay::apikeys::{ApiKey, ApiKeyStore, ConsoleName};
 use rackside_relay::ece::{self, DeviceKeys};
 use rackside_relay::queue::RetryPolicy;
+use rackside_relay::tls::ConnectionLimits;
 use rackside_relay::{RelayConfig, RunningRelay};
 use serde_json::json;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -91,6 +94,8 @@ struct Options {
     fcm_key_expired: bool,
     retry: RetryPolicy,
     queue_capacity: usize,
+    connections: ConnectionLimits,
+    registrations_per_minute: u32,
 }
 
 impl Default for Options {
@@ -103,6 +108,8 @@ impl Default for Options {
                 max_delay: Duration::from_millis(200),
             },
             queue_capacity: 1000,
+            connections: ConnectionLimits::default(),
+            registrations_per_minute: 30,
         }
     }
 }
@@ -123,15 +130,17 @@ impl Harness {
             relay: None,
             client: reqwest::Client::new(),
         };
-        harness.boot(options.retry, options.queue_capacity).await;
+        harness.boot(options).await;
         harness
     }
 
-    async fn boot(&mut self, retry: RetryPolicy, queue_capacity: usize) {
+    async fn boot(&mut self, options: Options) {
         let mut config = RelayConfig::new(self.state.path().join("relay"));
         config.listen = "127.0.0.1:0".parse().unwrap();
-        config.retry = retry;
-        config.queue_capacity = queue_capacity;
+        config.retry = options.retry;
+        config.queue_capacity = options.queue_capacity;
+        config.connections = options.connections;
+        config.registrations_per_minute = options.registrations_per_minute;
         config.providers = self.providers.config();
         let relay = rackside_relay::start(config).await.unwrap();
         self.client = client_trusting(&certificates(&relay.cert_pem));
@@ -142,7 +151,7 @@ impl Harness {
         if let Some(relay) = self.relay.take() {
             relay.shutdown().await;
         }
-        self.boot(Options::default().retry, 1000).await;
+        self.boot(Options::default()).await;
     }
 
     fn relay(&self) -> &RunningRelay {
@@ -347,16 +356,7 @@ async fn registration_for_unknown_console_is_not_stored() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201, "same status as for a known console");
-    let stats: serde_json::Value = harness
-        .client
-        .get(harness.url("/v1/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(stats["registrations"], 0);
+    assert_eq!(harness.relay().state.registry.len(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +433,7 @@ async fn dead_registrations_are_removed_and_reported() {
     }
     let stats = harness.wait_stat("gone", 3).await;
     assert_eq!(stats["gone"], 3);
-    assert_eq!(stats["registrations"], 0);
+    assert_eq!(harness.relay().state.registry.len(), 0);
 
     // A push to a dead token gets 410 until the console collects the list.
     let (token, keys) = &tokens[0];
@@ -616,6 +616,11 @@ async fn full_queue_answers_503() {
             max_attempts: 1,
             ..RetryPolicy::default()
         },
+        // The client speaks HTTP/1.1, so 200 concurrent pushes open up to 200 connections.
+        connections: ConnectionLimits {
+            max_per_address: 256,
+            ..ConnectionLimits::default()
+        },
         ..Options::default()
     })
     .await;
@@ -676,7 +681,7 @@ async fn restart_loses_queue_but_keeps_registrations() {
     harness.restart().await;
     let stats = harness.stats().await;
     assert_eq!(stats["accepted"], 0, "the queue does not survive a restart");
-    assert_eq!(stats["registrations"], 1, "registrations do");
+    assert_eq!(harness.relay().state.registry.len(), 1, "registrations do");
     let busy_before = harness
         .recorder
         .busy_answers
@@ -797,4 +802,243 @@ async fn vapid_key_is_published_and_stable() {
         .unwrap();
     assert_eq!(key.len(), 65);
     assert_eq!(first, second);
+}
+
+// ---------------------------------------------------------------- connection limits
+
+/// A second loopback address, so a test can act as a different client.
+const OTHER_CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// Builds an HTTPS client that trusts the relay and connects from `local`.
+fn client_from(harness: &Harness, local: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls_client_config(harness, &[]))
+        .local_address(local)
+        .build()
+        .unwrap()
+}
+
+fn tls_client_config(harness: &Harness, alpn: &[&[u8]]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates(&harness.relay().cert_pem) {
+        roots.add(certificate).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    config
+}
+
+/// Opens a TLS connection to the relay from 127.0.0.1 offering `alpn`; fails when the relay
+/// closes the connection before the handshake ends.
+async fn connect_tls(
+    harness: &Harness,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let stream = tokio::net::TcpStream::connect(harness.relay().addr).await?;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_client_config(harness, alpn)));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(WAIT, connector.connect(name, stream))
+        .await
+        .unwrap()
+}
+
+/// Sends the headers of a request with a 4000-byte body and none of the body.
+async fn send_stalled_body(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> std::io::Result<()> {
+    stream
+        .write_all(
+            b"POST /v1/push HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 4000\r\n\r\n",
+        )
+        .await?;
+    stream.flush().await
+}
+
+/// Reads until the relay closes the connection and returns what it sent. Panics if the
+/// connection is still open after [`WAIT`].
+async fn read_until_closed(
+    stream: &mut tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, read_all)
+        .await
+        .expect("the relay kept the connection open");
+    received
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_bodies_leave_room_for_others() {
+    let harness = Harness::start(Options {
+        connections: ConnectionLimits {
+            max_connections: 8,
+            max_per_address: 4,
+            ..ConnectionLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+
+    // 1. One client tries to fill every connection slot with stalled bodies.
+    let mut stalled = Vec::new();
+    let mut rejected = 0;
+    for _ in 0..8 {
+        match connect_tls(&harness, &[b"http/1.1"]).await {
+            Ok(mut stream) => {
+                send_stalled_body(&mut stream).await.unwrap();
+                stalled.push(stream);
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    assert_eq!(stalled.len(), 4, "the per-address limit holds");
+    assert_eq!(rejected, 4);
+
+    // 2. Another client still gets served.
+    let response = client_from(&harness, OTHER_CLIENT)
+        .get(harness.url("/v1/stats"))
+        .send()
+        .await
+        .expect("binding 127.0.0.2 works on Linux loopback");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_body_connection_is_closed_after_request_timeout() {
+    let harness = Harness::start(Options {
+        connections: ConnectionLimits {
+            request_timeout: Duration::from_millis(300),
+            ..ConnectionLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut stream = connect_tls(&harness, &[b"http/1.1"]).await.unwrap();
+    send_stalled_body(&mut stream).await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_connection_is_closed() {
+    let harness = Harness::start(Options {
+        connections: ConnectionLimits {
+            idle_timeout: Duration::from_millis(300),
+            ..ConnectionLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut stream = connect_tls(&harness, &[b"h2"]).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    // The client preface and an empty SETTINGS frame, then no request.
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    // Frame type 7 is GOAWAY, sent before the relay closes.
+    let mut frames = &received[..];
+    let mut types = Vec::new();
+    while frames.len() >= 9 {
+        let length =
+            usize::from(frames[0]) << 16 | usize::from(frames[1]) << 8 | usize::from(frames[2]);
+        types.push(frames[3]);
+        frames = &frames[(9 + length).min(frames.len())..];
+    }
+    assert!(types.contains(&7), "frame types received: {types:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http1_keep_alive_connection_is_closed() {
+    let harness = Harness::start(Options {
+        connections: ConnectionLimits {
+            idle_timeout: Duration::from_millis(300),
+            // hyper's header timeout also closes idle HTTP/1 connections, so it must not be
+            // the limit that fires here.
+            handshake_timeout: WAIT * 6,
+            ..ConnectionLimits::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let mut stream = connect_tls(&harness, &[b"http/1.1"]).await.unwrap();
+    stream
+        .write_all(b"GET /v1/stats HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    stream.flush().await.unwrap();
+    let received = read_until_closed(&mut stream).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+// ---------------------------------------------------------------- registration probing
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_stats_do_not_reveal_registrations() {
+    let harness = Harness::start(Options::default()).await;
+    harness.add_key("con1");
+    let before = harness.stats().await;
+    harness
+        .register("con1", "phone", "fcm", Behaviour::Accept)
+        .await;
+    assert_eq!(harness.relay().state.registry.len(), 1);
+    let after = harness.stats().await;
+    assert_eq!(
+        before, after,
+        "a registration changes nothing in the public stats"
+    );
+    assert!(after.get("registrations").is_none(), "{after}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_flood_gets_429() {
+    let harness = Harness::start(Options {
+        registrations_per_minute: 3,
+        ..Options::default()
+    })
+    .await;
+    let register = |client: reqwest::Client, device: &str| {
+        let request = client
+            .post(harness.url("/v1/registrations"))
+            .json(&json!({"console": "nobody", "device": device, "target": {"provider": "fcm", "token": "t"}}));
+        async move { request.send().await.unwrap() }
+    };
+    for i in 0..3 {
+        let response = register(harness.client.clone(), &format!("device-{i}")).await;
+        assert_eq!(response.status(), 201);
+    }
+    let limited = register(harness.client.clone(), "device-3").await;
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=60).contains(&retry_after),
+        "Retry-After: {retry_after}"
+    );
+
+    // The limit is per client address.
+    let other = register(client_from(&harness, OTHER_CLIENT), "device-4").await;
+    assert_eq!(other.status(), 201);
 }
