@@ -130,12 +130,17 @@ impl RelayLink {
                     last_error = format!("relay returned {}", response.status());
                 }
                 Ok(response) => {
+                    let hint = if response.status() == 401 {
+                        ": check the API key in --relay-api-key-file and that it was not revoked"
+                    } else {
+                        ""
+                    };
                     return Err(ConsoleError::Relay {
                         relay: self.url.to_string(),
-                        reason: format!("push rejected with {}", response.status()),
-                    })
+                        reason: format!("push rejected with {}{hint}", response.status()),
+                    });
                 }
-                Err(error) => last_error = error.without_url().to_string(),
+                Err(error) => last_error = send_failure(error),
             }
             tokio::time::sleep(Duration::from_millis(200) * attempt).await;
         }
@@ -196,5 +201,32 @@ impl RelayLink {
             }
         }
         Ok(changed)
+    }
+}
+
+/// Formats a request to the relay that failed before any response, with its cause such as a
+/// refused connection. The URL stays out, as it is in the log line's `relay` field.
+fn send_failure(error: reqwest::Error) -> String {
+    rackside_relay::providers::error_chain(&error.without_url())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn unreachable_relay_names_the_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let error = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/push"))
+            .send()
+            .await
+            .unwrap_err();
+        let text = send_failure(error);
+        assert!(text.starts_with("error sending request"), "{text}");
+        assert!(text.len() > "error sending request".len() + 10, "{text}");
+        assert!(!text.contains("/v1/push"), "{text}");
     }
 }

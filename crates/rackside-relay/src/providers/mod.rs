@@ -237,7 +237,7 @@ fn network_retry(error: reqwest::Error) -> Outcome {
 }
 
 /// Formats an error with its sources, so "error sending request" shows its real cause.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(inner) = source {
