@@ -1045,4 +1045,34 @@ async fn invalid_service_settings_exit_2() {
         "{}",
         stderr(&short_password)
     );
+
+    std::fs::write(&password_file, "long enough console password\n").unwrap();
+    let key_file = state.path().join("relay-key");
+    std::fs::write(&key_file, "key\n").unwrap();
+    let plain_relay = cli
+        .run(&[
+            "console",
+            "serve",
+            "--state-dir",
+            state.path().join("console").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--user",
+            "ops",
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--relay-url",
+            "http://127.0.0.1:9/",
+            "--relay-console-name",
+            "console1",
+            "--relay-api-key-file",
+            key_file.to_str().unwrap(),
+        ])
+        .await;
+    assert_code(&plain_relay, 2);
+    assert!(
+        stderr(&plain_relay).contains("https://"),
+        "{}",
+        stderr(&plain_relay)
+    );
 }

@@ -143,6 +143,16 @@ async fn serve_console(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?),
     };
+    if let Some(url) = args
+        .relay_url
+        .as_ref()
+        .filter(|url| url.scheme() != "https")
+    {
+        return Err(Failure::usage(format!(
+            "invalid --relay-url {url}: the relay is reached over HTTPS only; use https://"
+        ))
+        .into());
+    }
     let relay = match (
         args.relay_url,
         args.relay_console_name,

@@ -220,8 +220,17 @@ async fn serve_relay(state_dir: PathBuf, args: ServeArgs) -> anyhow::Result<Exit
         extra_roots,
         request_timeout: Duration::from_secs(15),
     };
+    let no_provider = config.providers.webpush_subject.is_none()
+        && config.providers.fcm.is_none()
+        && config.providers.apns.is_none();
     let relay = rackside_relay::start(config).await?;
     eprintln!("relay listening on https://{}", relay.addr);
+    if no_provider {
+        eprintln!(
+            "warning: no push provider is enabled, so every device registration is rejected; \
+             pass --vapid-subject, --fcm-service-account or --apns-key"
+        );
+    }
     wait_for_shutdown_signal().await;
     relay.shutdown().await;
     Ok(ExitCode::SUCCESS)
