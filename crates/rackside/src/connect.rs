@@ -101,6 +101,19 @@ impl Context {
         entry: &ServerEntry,
         redecide: bool,
     ) -> anyhow::Result<Pin> {
+        self.decide_peer_trust(Peer::Bmc, name, entry, redecide)
+            .await
+    }
+
+    /// Like [`Context::decide_trust`], for a `peer` that may be a console or a relay: the
+    /// prompt names where its fingerprint can be checked.
+    pub async fn decide_peer_trust(
+        &self,
+        peer: Peer,
+        name: &str,
+        entry: &ServerEntry,
+        redecide: bool,
+    ) -> anyhow::Result<Pin> {
         let (host, port, server_name) = endpoint(&entry.url)?;
         let chain = fetch_chain(&host, port, server_name, HANDSHAKE_TIMEOUT)
             .await
@@ -110,12 +123,13 @@ impl Context {
                     format!("failed to reach {name} at {}: {error}", entry.url),
                 )
             })?;
-        self.judge_chain(name, entry, &chain, redecide)
+        self.judge_chain(peer, name, entry, &chain, redecide)
     }
 
     /// Settles whether to trust the chain `entry`'s BMC presented, over HTTPS or the link.
     fn judge_chain(
         &self,
+        peer: Peer,
         name: &str,
         entry: &ServerEntry,
         chain: &[CertificateDer<'static>],
@@ -159,7 +173,7 @@ impl Context {
                 Ok(Pin::from_summary(&verdict.leaf, now))
             }
             Color::Yellow => {
-                self.accept_yellow(name, &verdict)?;
+                self.accept_yellow(peer, name, &verdict)?;
                 Ok(Pin::from_summary(&verdict.leaf, now))
             }
         }
@@ -177,7 +191,9 @@ impl Context {
         let entry = self.store.server(name)?.clone();
         let link = self.via.open_link(name).await?;
         let pin = match &link {
-            Some(session) => self.judge_chain(name, &entry, &session.peer_certificates(), false)?,
+            Some(session) => {
+                self.judge_chain(Peer::Bmc, name, &entry, &session.peer_certificates(), false)?
+            }
             None => self.decide_trust(name, &entry, false).await?,
         };
         if entry.pin.as_ref() != Some(&pin) {
@@ -378,7 +394,12 @@ impl Context {
     }
 
     /// Asks the user (or checks `--accept-fingerprint`) whether to trust a yellow certificate.
-    fn accept_yellow(&self, name: &str, verdict: &Classification) -> anyhow::Result<()> {
+    fn accept_yellow(
+        &self,
+        peer: Peer,
+        name: &str,
+        verdict: &Classification,
+    ) -> anyhow::Result<()> {
         let leaf = &verdict.leaf;
         if let Some(expected) = &self.accept_fingerprint {
             if *expected == leaf.certificate_sha256 || *expected == leaf.public_key_sha256 {
@@ -389,8 +410,10 @@ impl Context {
                 ExitKind::NotTrusted,
                 format!(
                     "{name} presents certificate SHA-256 {} (key SHA-256 {}), which does not \
-                     match --accept-fingerprint {expected}; nothing was sent to the BMC",
-                    leaf.certificate_sha256, leaf.public_key_sha256
+                     match --accept-fingerprint {expected}; nothing was sent to {}",
+                    leaf.certificate_sha256,
+                    leaf.public_key_sha256,
+                    peer.noun()
                 ),
             )
             .into());
@@ -400,13 +423,19 @@ impl Context {
                 ExitKind::NotTrusted,
                 format!(
                     "{name} presents a certificate that is not trusted yet (SHA-256 {}); compare \
-                     it with the BMC's own display, then rerun with --accept-fingerprint {} or \
-                     install its CA with `rackside ca add`",
-                    leaf.certificate_sha256, leaf.certificate_sha256
+                     it with {}, then rerun with --accept-fingerprint {} or install its CA with \
+                     `rackside ca add`",
+                    leaf.certificate_sha256,
+                    peer.fingerprint_source(),
+                    leaf.certificate_sha256
                 ),
             )
             .into());
         }
+        eprintln!(
+            "Compare the SHA-256 above with {}.",
+            peer.fingerprint_source()
+        );
         eprint!("Trust this certificate for {name}? Type yes to accept: ");
         std::io::stderr().flush()?;
         let mut answer = String::new();
@@ -416,7 +445,10 @@ impl Context {
         } else {
             Err(Failure::new(
                 ExitKind::NotTrusted,
-                format!("certificate of {name} rejected; nothing was sent to the BMC"),
+                format!(
+                    "certificate of {name} rejected; nothing was sent to {}",
+                    peer.noun()
+                ),
             )
             .into())
         }
@@ -433,6 +465,44 @@ pub struct Prepared {
     origin: PasswordOrigin,
     /// Over `--via link`: the link whose certificate was judged, until the login takes it.
     link: std::sync::Mutex<Option<ClientSession>>,
+}
+
+/// The kind of server that presents a certificate for a trust decision. The prompt names
+/// where to check the fingerprint of each kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// A BMC, reached directly or over the link.
+    Bmc,
+    /// An alert console (`rackside console serve`).
+    Console,
+    /// A console's push relay (`rackside relay serve`).
+    Relay,
+}
+
+impl Peer {
+    /// Returns the peer as the object of "nothing was sent to".
+    fn noun(self) -> &'static str {
+        match self {
+            Self::Bmc => "the BMC",
+            Self::Console => "the console",
+            Self::Relay => "the relay",
+        }
+    }
+
+    /// Returns where the peer's owner finds the fingerprint to compare.
+    fn fingerprint_source(self) -> &'static str {
+        match self {
+            Self::Bmc => "the one the BMC's own display or management page shows",
+            Self::Console => {
+                "the SHA-256 of tls-cert.pem in the console's state folder (`openssl x509 -in \
+                 tls-cert.pem -noout -fingerprint -sha256` on the console's host)"
+            }
+            Self::Relay => {
+                "the SHA-256 of tls-cert.pem in the relay's state folder (`openssl x509 -in \
+                 tls-cert.pem -noout -fingerprint -sha256` on the relay's host)"
+            }
+        }
+    }
 }
 
 /// Where a BMC password came from, which decides whether it is stored after a login.

@@ -245,6 +245,35 @@ async fn wrong_console_password_exits_5() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_add_names_fingerprint_source() {
+    let site = Site::start().await;
+    let cli = Cli::new();
+    let url = site.console_url();
+    let undecided = run_console_cli(
+        &cli,
+        &[
+            "console",
+            "add",
+            "ops-console",
+            &url,
+            "--user",
+            CONSOLE_USER,
+            "--non-interactive",
+        ],
+        CONSOLE_PASSWORD,
+    )
+    .await;
+    assert!(!undecided.status.success());
+    let message = stderr(&undecided);
+    assert!(message.contains("ops-console presents"), "{message}");
+    assert!(
+        message.contains("tls-cert.pem in the console's state folder"),
+        "{message}"
+    );
+    assert!(!message.contains("BMC"), "{message}");
+}
+
 // The push chain through the binary: `rackside bmc`, `relay serve`, `console serve`, then
 // `subscribe`, `alerts watch` and `unsubscribe`, each a process on loopback.
 
@@ -662,18 +691,6 @@ impl Chain {
         }
     }
 
-    /// Reads the relay's counters, which include the number of registrations.
-    async fn relay_stats(&self) -> Value {
-        self.http
-            .get(format!("https://127.0.0.1:{}/v1/stats", self.relay_port))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     /// Reads the console entry as the client stored it in the vault.
     fn console_entry(&self) -> Value {
         let vault = self.cli.open_vault();
@@ -901,11 +918,11 @@ async fn unsubscribed_console_push_is_dropped() {
 
     // 3. Run again with the relay back, `unsubscribe` removes the registration.
     chain.start_relay().await;
-    assert_eq!(chain.relay_stats().await["registrations"], 1);
+    assert_eq!(relay_registrations(&chain).len(), 1);
     let second = chain.client(&["unsubscribe", CONSOLE_NAME]).await;
     assert_success(&second);
     assert!(chain.console_entry().get("subscription").is_none());
-    assert_eq!(chain.relay_stats().await["registrations"], 0);
+    assert!(relay_registrations(&chain).is_empty());
     let token = chain.console_session().await;
     let subscriptions: Value = chain
         .http
@@ -1046,6 +1063,108 @@ async fn alerts_during_relay_restart_are_counted() {
     let count = notification_count(&shown[0]);
     assert!(count >= 2, "{}", shown[0]);
     assert!(count <= unread.len() as u64, "{}", shown[0]);
+}
+
+/// Returns the relay's registrations as stored in its state folder: (console, name) pairs.
+fn relay_registrations(chain: &Chain) -> Vec<(String, String)> {
+    let path = chain.dir.path().join("relay").join("registrations.json");
+    let table: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    table["registrations"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| {
+            let field = |name: &str| r[name].as_str().unwrap().to_owned();
+            (field("console"), field("device"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resubscribe_after_killed_run_receives_pushes() {
+    let (chain, _) = Chain::start(&[]).await;
+    let first = relay_registrations(&chain);
+    assert_eq!(first.len(), 1, "{first:#?}");
+    let unsubscribed = chain.client(&["unsubscribe", CONSOLE_NAME]).await;
+    assert_success(&unsubscribed);
+    assert!(relay_registrations(&chain).is_empty());
+
+    // 1. A subscribe killed after the relay stored its registration, before the vault got
+    //    the token: the relay keeps a registration under the device id whose token is lost.
+    let vault = chain.cli.open_vault();
+    let identity: Value = serde_json::from_str(&vault.setting("device").unwrap().unwrap()).unwrap();
+    drop(vault);
+    let device_id = identity["id"].as_str().unwrap().to_owned();
+    let orphan = chain
+        .http
+        .post(format!(
+            "https://127.0.0.1:{}/v1/registrations",
+            chain.relay_port
+        ))
+        .json(&json!({
+            "console": RELAY_CONSOLE_NAME,
+            "device": device_id,
+            "target": {"provider": "webpush",
+                "endpoint": format!("https://{}/push/lost", chain.receiver)},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(orphan.status(), 201);
+
+    // 2. Without a decision, the relay's certificate is rejected with where to check it.
+    let undecided = chain
+        .client(&["subscribe", CONSOLE_NAME, "--non-interactive"])
+        .await;
+    assert!(!undecided.status.success());
+    let message = stderr(&undecided);
+    assert!(
+        message.contains("relay of console ops-console"),
+        "{message}"
+    );
+    assert!(
+        message.contains("tls-cert.pem in the relay's state folder"),
+        "{message}"
+    );
+    assert!(!message.contains("BMC"), "{message}");
+
+    // 3. The re-run registers under a name no earlier attempt used, so the relay stores the
+    //    token it returns.
+    let relay_fingerprint = pem_fingerprint(&chain.dir.path().join("relay").join("tls-cert.pem"));
+    let again = chain
+        .client(&[
+            "subscribe",
+            CONSOLE_NAME,
+            "--accept-fingerprint",
+            &relay_fingerprint,
+        ])
+        .await;
+    assert_success(&again);
+
+    // 4. A fault reaches the watch through the new registration.
+    let mut watch = chain.watch(&["--once"]);
+    watch.wait_line("receiving pushes on").await;
+    chain.switch_on("fan-failure").await;
+    assert_eq!(watch.wait_exit().await, Some(0));
+    let shown = watch.stdout.snapshot();
+    assert!(
+        shown.first().is_some_and(|line| line.contains(BMC_NAME)),
+        "{shown:#?}"
+    );
+
+    // 5. The new registration is the only one besides the orphan, under a new name.
+    let registrations = relay_registrations(&chain);
+    assert_eq!(registrations.len(), 2, "{registrations:#?}");
+    let new: Vec<_> = registrations
+        .iter()
+        .filter(|(_, name)| *name != device_id)
+        .collect();
+    assert_eq!(new.len(), 1, "{registrations:#?}");
+    assert_eq!(new[0].0, RELAY_CONSOLE_NAME);
+    assert_ne!(
+        new[0].1, first[0].1,
+        "the re-run reused the first attempt's name"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::cli::ClientOptions;
-use crate::connect::Context;
+use crate::connect::{Context, Peer};
 use crate::failure::{ExitKind, Failure};
 use crate::output::{outln, Table};
 use crate::store::{check_name, parse_url, ConsoleEntry, ServerEntry, Store};
@@ -112,7 +112,9 @@ pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
         pin: None,
         groups: Vec::new(),
     };
-    let pin = context.decide_trust(&name, &probe, false).await?;
+    let pin = context
+        .decide_peer_trust(Peer::Console, &name, &probe, false)
+        .await?;
     let entry = ConsoleEntry {
         url,
         user: args.user,
@@ -209,23 +211,29 @@ pub(crate) fn console_password(
 async fn list(session: &Session, unread: bool, as_json: bool) -> anyhow::Result<()> {
     let alerts = session.alerts(unread).await?;
     if as_json {
-        outln!("{}", serde_json::to_string_pretty(&alerts)?);
+        outln!(
+            "{}",
+            escape_for_terminal(&serde_json::to_string_pretty(&alerts)?)
+        );
         return Ok(());
     }
     let mut table = Table::new(["ID", "TIME", "BMC", "SEVERITY", "MESSAGE", "ACKNOWLEDGED"]);
     for alert in alerts {
-        let time = alert.timestamp.clone().unwrap_or_else(|| {
-            chrono::DateTime::from_timestamp(alert.received, 0).map_or_else(
-                || alert.received.to_string(),
-                |time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            )
-        });
+        let time = alert.timestamp.as_deref().map_or_else(
+            || {
+                chrono::DateTime::from_timestamp(alert.received, 0).map_or_else(
+                    || alert.received.to_string(),
+                    |time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                )
+            },
+            terminal_text,
+        );
         table.row([
             alert.id.to_string(),
             time,
-            alert.bmc,
-            alert.severity,
-            alert.message,
+            terminal_text(&alert.bmc),
+            terminal_text(&alert.severity),
+            terminal_text(&alert.message),
             if alert.acknowledged { "yes" } else { "no" }.to_owned(),
         ]);
     }
@@ -448,11 +456,70 @@ pub(crate) async fn error_text(response: reqwest::Response) -> String {
         .as_ref()
         .and_then(|body| body.get("error"))
         .and_then(serde_json::Value::as_str)
-        .map(|text| text.chars().take(200).collect::<String>());
+        .map(|text| terminal_text(&text.chars().take(200).collect::<String>()));
     match reason {
         Some(reason) => format!("{status}: {reason}"),
         None => status.to_string(),
     }
+}
+
+/// Replaces by a space every character of console-provided `text` that could change what a
+/// terminal shows. Control characters move the cursor or end the line. Format characters
+/// (bidi overrides and isolates, zero-width and invisible characters) reorder or hide text.
+pub(crate) fn terminal_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if is_unsafe_on_terminal(c) { ' ' } else { c })
+        .collect()
+}
+
+/// Escapes, in JSON that serde wrote, the characters [`terminal_text`] replaces but serde
+/// leaves raw (DEL, C1 controls and format characters), as `\uXXXX`. The value is unchanged
+/// for a JSON reader. A raw one can only sit inside a string, because serde escapes controls
+/// below U+0020 and the structure is ASCII.
+fn escape_for_terminal(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c >= '\u{7f}' && is_unsafe_on_terminal(c) {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Returns true for control characters, the line and paragraph separators, and the
+/// characters of Unicode's format category (Cf). Cf includes the bidi controls U+061C,
+/// U+200E, U+200F, U+202A to U+202E and U+2066 to U+2069.
+fn is_unsafe_on_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{ad}'
+                | '\u{600}'..='\u{605}'
+                | '\u{61c}'
+                | '\u{6dd}'
+                | '\u{70f}'
+                | '\u{890}'..='\u{891}'
+                | '\u{8e2}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                | '\u{13430}'..='\u{1343f}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0001}'
+                | '\u{e0020}'..='\u{e007f}'
+        )
 }
 
 async fn checked(name: &str, response: reqwest::Response) -> anyhow::Result<reqwest::Response> {
@@ -484,4 +551,47 @@ fn unreachable_error(name: &str, url: &url::Url, error: &reqwest::Error) -> anyh
 
 fn bad_response(name: &str, detail: &str) -> anyhow::Error {
     Failure::new(ExitKind::BadResponse, format!("console {name}: {detail}")).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_text_replaces_format_characters() {
+        let spoofed = "ok\u{202e}txt.exe\u{202c}\u{200b}\u{2067}x\u{2069}\u{61c}\u{200e}\u{feff}";
+        assert_eq!(terminal_text(spoofed), "ok txt.exe   x    ");
+        assert_eq!(terminal_text("Fan\r\n\u{1b}[2J\u{9b}1m"), "Fan   [2J 1m");
+    }
+
+    #[test]
+    fn terminal_text_keeps_ordinary_text() {
+        let text = "Lüfter 1 ausgefallen — 温度 ✓ (Fan.1.0)";
+        assert_eq!(terminal_text(text), text);
+    }
+
+    #[test]
+    fn json_escapes_bidi_controls_losslessly() {
+        let alert = Alert {
+            id: 3,
+            bmc: "rack\u{2066}-3".into(),
+            severity: "Critical".into(),
+            message: "Fan \u{202e}deliaf\u{7f}\u{9b} \u{e0041}".into(),
+            timestamp: None,
+            received: 0,
+            acknowledged: false,
+        };
+        let json = escape_for_terminal(&serde_json::to_string_pretty(&[&alert]).unwrap());
+        assert!(
+            !json.chars().any(|c| c != '\n' && is_unsafe_on_terminal(c)),
+            "{json}"
+        );
+        assert!(
+            json.contains(r"Fan \u202edeliaf\u007f\u009b \udb40\udc41"),
+            "{json}"
+        );
+        let read: Vec<Alert> = serde_json::from_str(&json).unwrap();
+        assert_eq!(read[0].message, alert.message);
+        assert_eq!(read[0].bmc, alert.bmc);
+    }
 }

@@ -25,7 +25,7 @@ use crate::cli::ClientOptions;
 use crate::commands::alerts::{
     console_entry, console_password, error_text, Session, SubscribeRequest,
 };
-use crate::connect::Context;
+use crate::connect::{Context, Peer};
 use crate::failure::{describe, ExitKind, Failure};
 use crate::store::{
     check_name, parse_url, ConsoleEntry, ConsoleSubscription, DeviceIdentity, ServerEntry,
@@ -111,16 +111,23 @@ async fn register(
         pin: None,
         groups: Vec::new(),
     };
-    let relay_pin = context.decide_trust(&relay_label, &probe, false).await?;
+    let relay_pin = context
+        .decide_peer_trust(Peer::Relay, &relay_label, &probe, false)
+        .await?;
     let relay = RelayClient::new(context, &relay_label, &relay_url, relay_pin.clone())?;
     let vapid_key = relay.vapid_key().await?;
     let mut raw = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let push_id = URL_SAFE_NO_PAD.encode(raw);
     let endpoint = format!("https://{}/push/{push_id}", identity.receiver);
+    let registration_name = registration_name(&identity.id);
     let token = relay
-        .register(&relay_info.console_name, &identity.id, &endpoint)
+        .register(&relay_info.console_name, &registration_name, &endpoint)
         .await?;
+    // NOTE: the relay offers no way to check that this token is live without changing it.
+    // It returns 201 with a token whether or not it stored one (for an unknown console too),
+    // and its only other device call removes the registration, so success is reported
+    // without that check.
 
     // 2. Record the registration before the console step, so a crash leaves something for
     //    `unsubscribe` to clean up.
@@ -349,6 +356,22 @@ fn ensure_identity(
     Ok(identity)
 }
 
+/// Returns the name this subscribe attempt registers under at the relay: the device id with
+/// a random suffix, new for every attempt.
+///
+/// The relay keeps one registration per (console, name) pair and replaces it only for a
+/// caller that sends its current token. An attempt killed after the relay stored its
+/// registration, before the token reached the vault, leaves an orphan whose token is lost.
+/// A new attempt under the same name would get an unstored token, so every push would fail.
+/// A fresh name never meets such an orphan. The orphan itself is never pushed to, because
+/// no console subscription contains its token. It only takes one of the console's
+/// registration slots at the relay until the relay operator removes it.
+fn registration_name(device_id: &str) -> String {
+    let mut suffix = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut suffix);
+    format!("{device_id}-{}", hex::encode(suffix))
+}
+
 /// Parses `--receiver`: an IP address and port on loopback only, because the receiver
 /// accepts pushes from the relay on this machine.
 fn parse_receiver(text: &str) -> Result<SocketAddr, Failure> {
@@ -510,6 +533,18 @@ impl RelayClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registration_name_is_new_per_attempt() {
+        let first = registration_name("rackside-0a1b");
+        let second = registration_name("rackside-0a1b");
+        assert_ne!(first, second);
+        for name in [&first, &second] {
+            let suffix = name.strip_prefix("rackside-0a1b-").unwrap();
+            assert_eq!(suffix.len(), 12, "{name}");
+            assert!(suffix.chars().all(|c| c.is_ascii_hexdigit()), "{name}");
+        }
+    }
 
     #[test]
     fn receiver_on_loopback_is_accepted() {

@@ -21,7 +21,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::sync::{mpsc, watch};
 
-use crate::commands::alerts::{console_password, Session};
+use crate::commands::alerts::{console_password, terminal_text, Session};
 use crate::connect::Context;
 use crate::failure::{describe, ExitKind, Failure};
 use crate::output::outln;
@@ -309,14 +309,11 @@ fn read_consoles(context: &Context) -> anyhow::Result<BTreeMap<String, ConsoleEn
 }
 
 /// Formats one alert as a line: severity, console, BMC, message and the alert's id. Control
-/// characters from the console are replaced, so a message cannot move the cursor or end the
-/// line.
+/// and format characters from the console are replaced, so a message cannot move the cursor,
+/// end the line or reorder the text shown.
 fn alert_line(console: &str, alert: &PushedAlert) -> String {
     let clean = |text: &str, max: usize| -> String {
-        text.chars()
-            .take(max)
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .collect()
+        terminal_text(&text.chars().take(max).collect::<String>())
     };
     format!(
         "{} {console} {}: {} (alert {})",
@@ -376,6 +373,18 @@ mod tests {
     fn alert_line_names_severity_console_bmc_and_id() {
         let line = alert_line("ops", &alert("Fan 1 failed"));
         assert_eq!(line, "Critical ops rack-3: Fan 1 failed (alert 7)");
+    }
+
+    #[test]
+    fn alert_line_replaces_bidi_controls() {
+        let line = alert_line(
+            "ops",
+            &alert("Fan \u{202e}deliaf\u{202c} \u{2066}ok\u{2069}"),
+        );
+        for c in ['\u{202e}', '\u{202c}', '\u{2066}', '\u{2069}'] {
+            assert!(!line.contains(c), "{line:?}");
+        }
+        assert!(line.contains("Fan  deliaf   ok "), "{line:?}");
     }
 
     #[test]
