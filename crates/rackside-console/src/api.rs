@@ -105,6 +105,8 @@ pub fn service(state: AppState, fleet: Arc<Fleet>) -> Router {
 #[derive(Debug)]
 enum ApiError {
     Unauthorized,
+    /// An event delivery without the right secret header, for the BMC name in the path.
+    EventSecret(String),
     NotFound(&'static str),
     NoRelay,
     BadRequest(String),
@@ -120,6 +122,14 @@ impl IntoResponse for ApiError {
             Self::Unauthorized => (
                 StatusCode::UNAUTHORIZED,
                 "log in first: missing or expired session".to_owned(),
+            ),
+            Self::EventSecret(bmc) => (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "invalid or missing event secret header X-Rackside-Event-Secret for BMC \
+                     {bmc}: the BMC's subscription must send the header the console returned \
+                     when the BMC was added"
+                ),
             ),
             Self::NotFound(what) => (StatusCode::NOT_FOUND, format!("{what} not found")),
             Self::NoRelay => (
@@ -683,8 +693,9 @@ async fn receive_events(
     let stored = state.store.source_secret(&bmc).map_err(internal)?;
     let matches = stored.is_some_and(|hash| bool::from(hash.as_slice().ct_eq(&presented_hash)));
     if !matches {
-        tracing::warn!(bmc = %bmc.chars().take(64).collect::<String>(), "event delivery with a wrong or missing secret rejected");
-        return Err(ApiError::Unauthorized);
+        let shown: String = bmc.chars().filter(|c| !c.is_control()).take(64).collect();
+        tracing::warn!(bmc = %shown, "event delivery with a wrong or missing secret rejected");
+        return Err(ApiError::EventSecret(shown));
     }
 
     // 2. Parse, then store and forward what is new and severe enough.

@@ -3,7 +3,10 @@
 //! frame). When the stream ends or fails, the console opens it again after a back-off that
 //! doubles up to a maximum, sending the id of the last frame read as `Last-Event-ID` so the
 //! BMC replays what was raised in between. That id is stored, so a console restart resumes
-//! too.
+//! too. A stream that sends nothing, not even a keep-alive comment, for
+//! [`PollSettings::sse_idle`](crate::PollSettings::sse_idle) is dropped and opened again the
+//! same way. While a stream is not connected, the scheduled poll reads the BMC's logs (see
+//! [`crate::poll`]).
 //!
 //! NOTE: a BMC that restarts may number its events from 1 again. The simulator then skips
 //! live events up to the stored id, and the console does not detect this.
@@ -205,13 +208,14 @@ impl Fleet {
         set_state(state, "connected".to_owned());
         tracing::info!(%bmc, resume_after = ?last_id, "SSE stream open");
 
-        // 4. Frames until the stream ends.
+        // 4. Frames until the stream ends or stays silent longer than the idle limit.
+        let idle = self.settings.sse_idle;
         let mut frames = FrameReader::default();
         let mut count = 0;
         loop {
-            let chunk = response
-                .chunk()
+            let chunk = tokio::time::timeout(idle, response.chunk())
                 .await
+                .map_err(|_| idle_reason(idle))?
                 .map_err(|e| format!("SSE stream read failed: {}", e.without_url()))?;
             let Some(chunk) = chunk else {
                 return Ok(count);
@@ -245,6 +249,16 @@ impl Fleet {
     }
 }
 
+/// The reason shown when a stream is dropped for silence.
+fn idle_reason(idle: Duration) -> String {
+    let limit = if idle.as_secs() > 0 {
+        format!("{} s", idle.as_secs())
+    } else {
+        format!("{} ms", idle.as_millis())
+    };
+    format!("no data on the SSE stream for {limit} (idle limit)")
+}
+
 fn set_state(state: &Mutex<String>, text: String) {
     *state
         .lock()
@@ -261,10 +275,18 @@ pub struct Frame {
 }
 
 /// Splits a byte stream into frames, skipping any frame longer than [`MAX_FRAME_BYTES`].
+///
+/// Each byte is searched for a line feed once: the reader remembers how far it searched, so
+/// a frame that arrives one byte at a time costs work in proportion to its length, not to
+/// its length squared.
 #[derive(Debug, Default)]
 pub struct FrameReader {
     buffer: Vec<u8>,
+    /// Bytes at the start of `buffer` already searched for a frame end.
+    searched: usize,
     skipping: bool,
+    /// Bytes searched since the reader was made.
+    examined: usize,
 }
 
 impl FrameReader {
@@ -272,39 +294,80 @@ impl FrameReader {
     pub fn push(&mut self, bytes: &[u8], bmc: &str) -> Vec<Frame> {
         self.buffer.extend_from_slice(bytes);
         let mut frames = Vec::new();
-        while let Some((end, separator)) = frame_end(&self.buffer) {
-            let raw: Vec<u8> = self.buffer.drain(..end + separator).collect();
+        let mut start = 0;
+        while let Some((end, next)) = self.next_frame_end(start) {
+            let raw = self.buffer.get(start..end).unwrap_or_default();
             if std::mem::take(&mut self.skipping) {
-                continue;
-            }
-            if let Some(frame) = parse_frame(raw.get(..end).unwrap_or_default()) {
+                tracing::debug!(%bmc, "end of a skipped SSE frame");
+            } else if raw.len() > MAX_FRAME_BYTES {
+                warn_oversized(bmc);
+            } else if let Some(frame) = parse_frame(raw) {
                 frames.push(frame);
             }
+            start = next;
         }
+        self.buffer.drain(..start);
+        self.searched = self.searched.saturating_sub(start);
         if self.buffer.len() > MAX_FRAME_BYTES {
-            tracing::warn!(
-                %bmc,
-                max_bytes = MAX_FRAME_BYTES,
-                "SSE frame longer than the limit skipped"
-            );
-            self.buffer.clear();
+            if !self.skipping {
+                warn_oversized(bmc);
+            }
+            // The last bytes may begin the blank line that ends the skipped frame.
+            let keep = self.buffer.len().saturating_sub(SEPARATOR_CONTEXT);
+            self.buffer.drain(..keep);
+            self.searched = self.buffer.len();
             self.skipping = true;
         }
         frames
     }
+
+    /// Returns how many bytes the reader has searched for frame ends since it was made;
+    /// every byte pushed is searched once.
+    pub fn bytes_searched(&self) -> usize {
+        self.examined
+    }
+
+    /// Finds the first blank line after `start`, searching only bytes not searched before.
+    /// Returns where the frame ends (without its line break) and where the next one starts.
+    fn next_frame_end(&mut self, start: usize) -> Option<(usize, usize)> {
+        let from = self.searched.max(start);
+        let unsearched = self.buffer.get(from..).unwrap_or_default();
+        for (offset, byte) in unsearched.iter().enumerate() {
+            if *byte != b'\n' {
+                continue;
+            }
+            let line_feed = from + offset;
+            let frame = self.buffer.get(start..line_feed).unwrap_or_default();
+            // A blank line: this line feed follows another one, directly or after a CR.
+            let before_blank = match frame {
+                [.., b'\n'] => Some(frame.len() - 1),
+                [.., b'\n', b'\r'] => Some(frame.len() - 2),
+                _ => None,
+            };
+            if let Some(length) = before_blank {
+                self.examined += offset + 1;
+                self.searched = line_feed + 1;
+                let content = frame.get(..length).unwrap_or_default();
+                let length = content.strip_suffix(b"\r").unwrap_or(content).len();
+                return Some((start + length, line_feed + 1));
+            }
+        }
+        self.examined += unsearched.len();
+        self.searched = self.buffer.len();
+        None
+    }
 }
 
-/// Finds the first blank line: returns where the frame ends and the separator's length.
-fn frame_end(buffer: &[u8]) -> Option<(usize, usize)> {
-    let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2));
-    let crlf = buffer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4));
-    match (lf, crlf) {
-        (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-        (a, b) => a.or(b),
-    }
+/// Bytes kept when an oversized frame is dropped: the longest blank line, `\r\n\r\n`, less
+/// its last byte.
+const SEPARATOR_CONTEXT: usize = 3;
+
+fn warn_oversized(bmc: &str) {
+    tracing::warn!(
+        %bmc,
+        max_bytes = MAX_FRAME_BYTES,
+        "SSE frame longer than the limit skipped"
+    );
 }
 
 /// Parses the lines of one frame; comments and unknown fields are ignored. A frame without
@@ -361,6 +424,58 @@ mod tests {
         assert_eq!(frames.len(), 1);
         assert_eq!(frames[0].id.as_deref(), Some("9"));
         assert_eq!(frames[0].data, "ok");
+    }
+
+    #[test]
+    fn frame_fed_one_byte_at_a_time_is_searched_once() {
+        // A 200 KB frame, as a BMC that sends one byte per chunk delivers it.
+        let mut stream = b"id: 1\ndata: ".to_vec();
+        stream.extend(std::iter::repeat_n(b'x', 200 * 1024));
+        stream.extend_from_slice(b"\n\n");
+        let mut reader = FrameReader::default();
+        let mut frames = Vec::new();
+        for byte in &stream {
+            frames.extend(reader.push(std::slice::from_ref(byte), "b"));
+        }
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].data.len(), 200 * 1024);
+        // Searching from the start of the buffer at every chunk would examine about
+        // 20 billion bytes here.
+        assert_eq!(reader.bytes_searched(), stream.len());
+    }
+
+    #[test]
+    fn endless_frame_one_byte_at_a_time_is_skipped_in_linear_work() {
+        let mut reader = FrameReader::default();
+        let mut pushed = 0;
+        assert!(reader.push(b"data: ", "b").is_empty());
+        pushed += 6;
+        for _ in 0..3 * MAX_FRAME_BYTES {
+            assert!(reader.push(b"x", "b").is_empty());
+            pushed += 1;
+        }
+        let tail = b"\n\nid: 5\ndata: after\n\n";
+        let frames = reader.push(tail, "b");
+        pushed += tail.len();
+        assert_eq!(frames.len(), 1, "{frames:?}");
+        assert_eq!(frames[0].data, "after");
+        assert!(
+            reader.bytes_searched() <= pushed,
+            "{} bytes searched for {pushed} pushed",
+            reader.bytes_searched()
+        );
+    }
+
+    #[test]
+    fn blank_line_split_across_chunks_ends_the_frame() {
+        let mut reader = FrameReader::default();
+        assert!(reader.push(b"data: a\r\n", "b").is_empty());
+        assert!(reader.push(b"\r", "b").is_empty());
+        let frames = reader.push(b"\ndata: b\n", "b");
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frames[0].data, "a");
+        let frames = reader.push(b"\n", "b");
+        assert_eq!(frames[0].data, "b");
     }
 
     #[test]

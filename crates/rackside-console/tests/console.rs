@@ -491,6 +491,34 @@ async fn wrong_event_secret_is_rejected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_event_secret_message_names_header() {
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("bmc-1").await;
+    for presented in [Some("guess"), None] {
+        let mut request = chain
+            .client
+            .post(chain.console_url(&path))
+            .json(&json!({"Events": [fan_fault("1")]}));
+        if let Some(presented) = presented {
+            request = request.header("X-Rackside-Event-Secret", presented);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 401);
+        let body: Value = response.json().await.unwrap();
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.starts_with(
+                "invalid or missing event secret header X-Rackside-Event-Secret for BMC bmc-1: "
+            ),
+            "{message}"
+        );
+        assert!(message.contains("when the BMC was added"), "{message}");
+        assert!(!message.contains("log in"), "{message}");
+        assert!(!message.contains(&secret), "{message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_event_is_ignored_without_crash() {
     let chain = Chain::start().await;
     let (path, secret) = chain.add_source("bmc-1").await;
@@ -1437,6 +1465,150 @@ async fn sse_resumes_with_last_event_id() {
         count_alerts(&alerts, "Raised while the stream was down"),
         1,
         "{alerts:?}"
+    );
+}
+
+/// The SSE streams a silent BMC opened: the `Last-Event-ID` each request sent.
+#[derive(Default)]
+struct SilentStreams {
+    opened: Mutex<Vec<Option<String>>>,
+}
+
+/// Serves over HTTPS on loopback an EventService whose stream sends one frame with an id
+/// and one keep-alive comment, then nothing while the connection stays open.
+async fn start_silent_sse_bmc(streams: Arc<SilentStreams>) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let (acceptor, streams) = (acceptor.clone(), streams.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                loop {
+                    // One request head at a time; the console sends no bodies here.
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        match tls.read(&mut byte).await {
+                            Ok(1) => head.push(byte[0]),
+                            _ => return,
+                        }
+                    }
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+                    if path.starts_with("/redfish/v1/EventService/SSE") {
+                        let last_id = head.lines().find_map(|line| {
+                            let (name, value) = line.split_once(':')?;
+                            name.eq_ignore_ascii_case("last-event-id")
+                                .then(|| value.trim().to_owned())
+                        });
+                        streams.opened.lock().unwrap().push(last_id);
+                        let data = "id: 7\n\n: keep-alive\n\n";
+                        let reply = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+                             Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{data}\r\n",
+                            data.len()
+                        );
+                        if tls.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                        let _ = tls.flush().await;
+                        // Silent until the console hangs up.
+                        let mut rest = [0u8; 64];
+                        while matches!(tls.read(&mut rest).await, Ok(n) if n > 0) {}
+                        return;
+                    }
+                    let (status, body) = if path.starts_with("/redfish/v1/EventService") {
+                        (
+                            "200 OK",
+                            json!({"ServiceEnabled": true,
+                                "ServerSentEventUri": "/redfish/v1/EventService/SSE"})
+                            .to_string(),
+                        )
+                    } else {
+                        ("404 Not Found", json!({"error": "not served"}).to_string())
+                    };
+                    let reply = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if tls.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_sse_stream_is_reopened_after_the_idle_limit() {
+    // 1. A device forced to SSE on a BMC whose stream falls silent after one frame and
+    //    one comment, with a short idle limit.
+    let chain = Chain::start_with(PollSettings {
+        sse_idle: Duration::from_millis(300),
+        ..test_poll_settings()
+    })
+    .await;
+    let streams = Arc::new(SilentStreams::default());
+    let addr = start_silent_sse_bmc(streams.clone()).await;
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD, "intake": "sse"});
+    chain
+        .add_device("silent", &bmc_url(addr.port()), account)
+        .await;
+
+    // 2. The console drops the silent stream and says why.
+    let device = chain
+        .wait_device("silent", "dropped its silent stream", |d| {
+            d["stream"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("reconnecting: no data on the SSE stream for 300 ms")
+        })
+        .await;
+    assert_eq!(device["intake"], "sse");
+
+    // 3. It opens the stream again, resuming after the frame it read.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while streams.opened.lock().unwrap().len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stream opened only {:?}",
+            streams.opened.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened = streams.opened.lock().unwrap().clone();
+    assert_eq!(opened[0], None, "{opened:?}");
+    assert!(
+        opened[1..].iter().all(|id| id.as_deref() == Some("7")),
+        "{opened:?}"
     );
 }
 
