@@ -23,7 +23,7 @@ use url::Url;
 
 use crate::cli::ClientOptions;
 use crate::commands::alerts::{
-    console_entry, console_password, error_text, Session, SubscribeRequest,
+    console_entry, console_password, error_text, terminal_text, Session, SubscribeRequest,
 };
 use crate::connect::{Context, Peer};
 use crate::failure::{describe, ExitKind, Failure};
@@ -164,7 +164,8 @@ async fn register(
     eprintln!(
         "subscribed to console {name} through relay {relay_url} (console name there: {}); run \
          `rackside alerts watch` to receive its alerts on https://{}",
-        relay_info.console_name, identity.receiver
+        terminal_text(&relay_info.console_name),
+        identity.receiver
     );
     Ok(())
 }
