@@ -4,6 +4,7 @@
 //! poll result of each BMC.
 //! BMC accounts are not here but in the encrypted vault of [`crate::accounts`].
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     received INTEGER NOT NULL,
     acknowledged INTEGER NOT NULL DEFAULT 0
 );
+CREATE INDEX IF NOT EXISTS alerts_by_bmc ON alerts (bmc, acknowledged, id);
 CREATE TABLE IF NOT EXISTS subscriptions (
     id INTEGER PRIMARY KEY,
     device TEXT NOT NULL,
@@ -91,6 +93,50 @@ pub const MAX_EVENT_PAGE: u32 = 500;
 /// Events kept in the event log; each insert deletes the ones beyond this count, oldest
 /// first, because logins and state changes arrive without end.
 pub const MAX_EVENTS_KEPT: i64 = 10_000;
+
+/// Alerts kept per BMC by default. An insert beyond it removes acknowledged alerts first,
+/// then the oldest.
+pub const MAX_ALERTS_PER_BMC: u32 = 10_000;
+/// Alerts kept over all BMCs by default, removed in the same order.
+pub const MAX_ALERTS_KEPT: u32 = 100_000;
+/// New alerts stored per BMC and minute by default; the rest are counted in one summary
+/// alert per BMC and minute.
+pub const MAX_NEW_ALERTS_PER_MINUTE: u32 = 120;
+/// `MessageId` of the summary alert that counts suppressed events.
+pub const SUPPRESSED_MESSAGE_ID: &str = "Rackside.1.0.AlertsSuppressed";
+
+/// Limits on the alerts the store keeps and accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertLimits {
+    /// Alerts kept per BMC.
+    pub per_bmc: u32,
+    /// Alerts kept in total.
+    pub total: u32,
+    /// New alerts stored per BMC in one clock minute.
+    pub per_minute: u32,
+}
+
+impl Default for AlertLimits {
+    /// Returns [`MAX_ALERTS_PER_BMC`], [`MAX_ALERTS_KEPT`] and [`MAX_NEW_ALERTS_PER_MINUTE`].
+    fn default() -> Self {
+        Self {
+            per_bmc: MAX_ALERTS_PER_BMC,
+            total: MAX_ALERTS_KEPT,
+            per_minute: MAX_NEW_ALERTS_PER_MINUTE,
+        }
+    }
+}
+
+/// New alerts of one BMC in the current clock minute.
+#[derive(Debug, Clone, Copy)]
+struct MinuteCount {
+    /// The minute, as Unix seconds divided by 60.
+    minute: i64,
+    stored: u32,
+    suppressed: u32,
+    /// The worst severity among the suppressed events.
+    worst: Severity,
+}
 
 /// Severity as Redfish events carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -287,6 +333,8 @@ pub struct LogMark {
 pub struct Store {
     path: PathBuf,
     connection: Mutex<Connection>,
+    limits: AlertLimits,
+    minutes: Mutex<HashMap<String, MinuteCount>>,
 }
 
 impl Store {
@@ -329,7 +377,16 @@ impl Store {
         Ok(Self {
             path,
             connection: Mutex::new(connection),
+            limits: AlertLimits::default(),
+            minutes: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Replaces the default [`AlertLimits`].
+    #[must_use]
+    pub fn with_alert_limits(mut self, limits: AlertLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     fn with<T>(
@@ -346,12 +403,34 @@ impl Store {
         })
     }
 
-    /// Stores an alert unless one with the same de-duplication key exists; returns the new
-    /// alert, or `None` for a duplicate.
+    /// Stores an alert unless one with the same de-duplication key exists, and returns the
+    /// new alert, or `None` for a duplicate. Past [`AlertLimits::per_minute`] new alerts of
+    /// one BMC in a clock minute, the alert is not stored but counted in that minute's
+    /// summary alert: the first suppressed event returns the new summary, later ones update
+    /// its count and return `None`. Each stored alert removes those beyond the retention
+    /// limits, acknowledged ones first, then the oldest.
     ///
     /// # Errors
     /// [`ConsoleError::Store`] on database failure.
     pub fn insert_alert(&self, alert: &NewAlert, now: i64) -> Result<Option<Alert>, ConsoleError> {
+        // 1. Duplicates take no share of the rate.
+        let known: bool = self.with(|c| {
+            c.query_row(
+                "SELECT EXISTS (SELECT 1 FROM alerts WHERE dedup_key = ?1)",
+                [&alert.dedup_key],
+                |r| r.get(0),
+            )
+        })?;
+        if known {
+            return Ok(None);
+        }
+
+        // 2. Over the rate, the event only counts in the summary.
+        if let Some(count) = self.count_new_alert(alert, now) {
+            return self.put_suppressed_summary(&alert.bmc, count);
+        }
+
+        // 3. The alert, then the retention limits.
         let inserted = self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO alerts
@@ -372,9 +451,128 @@ impl Store {
             .map(|rows| (rows == 1).then(|| c.last_insert_rowid()))
         })?;
         match inserted {
-            Some(id) => self.alert(id),
+            Some(id) => {
+                self.remove_beyond_limits(&alert.bmc)?;
+                self.alert(id)
+            }
             None => Ok(None),
         }
+    }
+
+    /// Counts a new alert of its BMC in the current minute. Returns the minute's count when
+    /// the alert is over [`AlertLimits::per_minute`], so it must not be stored.
+    fn count_new_alert(&self, alert: &NewAlert, now: i64) -> Option<MinuteCount> {
+        let minute = now.div_euclid(60);
+        let mut minutes = self
+            .minutes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = minutes.entry(alert.bmc.clone()).or_insert(MinuteCount {
+            minute,
+            stored: 0,
+            suppressed: 0,
+            worst: Severity::OK,
+        });
+        if count.minute != minute {
+            *count = MinuteCount {
+                minute,
+                stored: 0,
+                suppressed: 0,
+                worst: Severity::OK,
+            };
+        }
+        if count.stored < self.limits.per_minute {
+            count.stored += 1;
+            return None;
+        }
+        count.suppressed += 1;
+        count.worst = count.worst.max(alert.severity);
+        if count.suppressed == 1 {
+            tracing::warn!(
+                bmc = %alert.bmc,
+                limit = self.limits.per_minute,
+                "alert rate limit of the BMC reached: further events this minute are counted in one summary alert"
+            );
+        }
+        Some(*count)
+    }
+
+    /// Stores or updates the summary alert of one BMC and minute; returns it when new.
+    fn put_suppressed_summary(
+        &self,
+        bmc: &str,
+        count: MinuteCount,
+    ) -> Result<Option<Alert>, ConsoleError> {
+        let events = if count.suppressed == 1 {
+            "1 event".to_owned()
+        } else {
+            format!("{} events", count.suppressed)
+        };
+        let message = format!(
+            "{events} from BMC {bmc} suppressed: more than {} new alerts in one minute; \
+             check the BMC's event log for what they were",
+            self.limits.per_minute
+        );
+        // BMC names contain no `/`, and other keys are hex digests, so the key is unique.
+        let dedup_key = format!("suppressed/{bmc}/{}", count.minute);
+        let window_start = count.minute.saturating_mul(60);
+        let timestamp = chrono::DateTime::from_timestamp(window_start, 0)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        let inserted = self.with(|c| {
+            let rows = c.execute(
+                "INSERT OR IGNORE INTO alerts
+                 (bmc, dedup_key, event_id, message_id, severity, message, origin, timestamp, received)
+                 VALUES (?1, ?2, NULL, ?3, ?4, ?5, NULL, ?6, ?7)",
+                params![
+                    bmc,
+                    dedup_key,
+                    SUPPRESSED_MESSAGE_ID,
+                    count.worst.as_str(),
+                    message,
+                    timestamp,
+                    window_start
+                ],
+            )?;
+            if rows == 1 {
+                return Ok(Some(c.last_insert_rowid()));
+            }
+            c.execute(
+                "UPDATE alerts SET message = ?2, severity = ?3 WHERE dedup_key = ?1",
+                params![dedup_key, message, count.worst.as_str()],
+            )?;
+            Ok(None)
+        })?;
+        match inserted {
+            Some(id) => {
+                self.remove_beyond_limits(bmc)?;
+                self.alert(id)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Removes the alerts of `bmc` beyond [`AlertLimits::per_bmc`], then all alerts beyond
+    /// [`AlertLimits::total`]: acknowledged ones first, then the oldest.
+    fn remove_beyond_limits(&self, bmc: &str) -> Result<(), ConsoleError> {
+        let removed = self.with(|c| {
+            let of_bmc = c.execute(
+                "DELETE FROM alerts WHERE id IN (
+                   SELECT id FROM alerts WHERE bmc = ?1 ORDER BY acknowledged DESC, id ASC
+                   LIMIT max(0, (SELECT COUNT(*) FROM alerts WHERE bmc = ?1) - ?2))",
+                params![bmc, self.limits.per_bmc],
+            )?;
+            let overall = c.execute(
+                "DELETE FROM alerts WHERE id IN (
+                   SELECT id FROM alerts ORDER BY acknowledged DESC, id ASC
+                   LIMIT max(0, (SELECT COUNT(*) FROM alerts) - ?1))",
+                [self.limits.total],
+            )?;
+            Ok(of_bmc + overall)
+        })?;
+        if removed > 0 {
+            tracing::debug!(%bmc, removed, "alerts beyond the retention limits removed");
+        }
+        Ok(())
     }
 
     /// Returns one alert.
@@ -986,6 +1184,133 @@ mod tests {
             .unwrap()
             .is_none());
         assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 1);
+    }
+
+    fn alert_of(bmc: &str, key: &str) -> NewAlert {
+        NewAlert {
+            bmc: bmc.into(),
+            ..alert(key, Severity::Critical)
+        }
+    }
+
+    fn ids_of(store: &Store, bmc: &str) -> Vec<i64> {
+        let filter = AlertFilter {
+            bmc: Some(bmc.into()),
+            ..AlertFilter::default()
+        };
+        let mut ids: Vec<i64> = store
+            .alerts(&filter)
+            .unwrap()
+            .iter()
+            .map(|a| a.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn alert_burst_stores_rate_limit_and_one_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = AlertLimits {
+            per_minute: 5,
+            ..AlertLimits::default()
+        };
+        let store = Store::open(dir.path()).unwrap().with_alert_limits(limits);
+        let minute = 1_800_000_000 / 60 * 60;
+
+        // 1. A duplicate takes no share of the rate.
+        assert!(store
+            .insert_alert(&alert("e0", Severity::Warning), minute)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .insert_alert(&alert("e0", Severity::Warning), minute)
+            .unwrap()
+            .is_none());
+
+        // 2. Twelve more in the same minute: four stored, the first suppressed one returns
+        //    the summary, the later ones only count in it.
+        let mut returned = Vec::new();
+        for index in 1..=12 {
+            let key = format!("e{index}");
+            returned.push(
+                store
+                    .insert_alert(&alert(&key, Severity::Critical), minute + 59)
+                    .unwrap(),
+            );
+        }
+        assert!(returned[..4].iter().all(Option::is_some));
+        let summary = returned[4]
+            .clone()
+            .expect("the first suppressed event raises the summary");
+        assert_eq!(summary.message_id, SUPPRESSED_MESSAGE_ID);
+        assert!(returned[5..].iter().all(Option::is_none));
+
+        let stored = store.alerts(&AlertFilter::default()).unwrap();
+        assert_eq!(stored.len(), 5 + 1);
+        let summary = stored.iter().find(|a| a.id == summary.id).unwrap();
+        assert!(
+            summary
+                .message
+                .starts_with("8 events from BMC bmc-1 suppressed: more than 5 "),
+            "{}",
+            summary.message
+        );
+        assert_eq!(summary.severity, Severity::Critical);
+
+        // 3. The next minute stores again, and another BMC has its own count.
+        assert!(store
+            .insert_alert(&alert("e13", Severity::Critical), minute + 60)
+            .unwrap()
+            .is_some());
+        assert!(store
+            .insert_alert(&alert_of("bmc-2", "f1"), minute + 59)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
+    fn retention_removes_acknowledged_then_oldest() {
+        let dir = tempfile::tempdir().unwrap();
+        let limits = AlertLimits {
+            per_bmc: 4,
+            total: 6,
+            ..AlertLimits::default()
+        };
+        let store = Store::open(dir.path()).unwrap().with_alert_limits(limits);
+        let mut ids = Vec::new();
+        for index in 0..4 {
+            let stored = store
+                .insert_alert(&alert_of("bmc-1", &format!("a{index}")), 1)
+                .unwrap();
+            ids.push(stored.unwrap().id);
+        }
+        assert!(store.acknowledge(ids[2]).unwrap());
+
+        // 1. Past the limit per BMC, the acknowledged alert goes first, then the oldest.
+        let fifth = store
+            .insert_alert(&alert_of("bmc-1", "a4"), 1)
+            .unwrap()
+            .unwrap()
+            .id;
+        assert_eq!(ids_of(&store, "bmc-1"), vec![ids[0], ids[1], ids[3], fifth]);
+        let sixth = store
+            .insert_alert(&alert_of("bmc-1", "a5"), 1)
+            .unwrap()
+            .unwrap()
+            .id;
+        assert_eq!(ids_of(&store, "bmc-1"), vec![ids[1], ids[3], fifth, sixth]);
+
+        // 2. Past the total, the oldest alert of any BMC goes.
+        for index in 0..3 {
+            store
+                .insert_alert(&alert_of("bmc-2", &format!("b{index}")), 1)
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(store.alerts(&AlertFilter::default()).unwrap().len(), 6);
+        assert_eq!(ids_of(&store, "bmc-1"), vec![ids[3], fifth, sixth]);
+        assert_eq!(ids_of(&store, "bmc-2").len(), 3);
     }
 
     #[test]
