@@ -37,8 +37,8 @@ pub struct ClientOptions {
     #[arg(long, global = true, value_name = "SHA256")]
     pub accept_fingerprint: Option<String>,
 
-    /// Read the BMC password from the first line of standard input (without it: the
-    /// RACKSIDE_PASSWORD environment variable, else a prompt)
+    /// Read the password of the BMC or console from the first line of standard input
+    /// (without it: the RACKSIDE_PASSWORD environment variable, else a prompt)
     #[arg(long, global = true)]
     pub password_stdin: bool,
 

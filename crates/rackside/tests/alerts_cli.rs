@@ -243,6 +243,35 @@ async fn wrong_console_password_exits_5() {
         !stderr(&added).contains("not the password"),
         "the password leaked into the error"
     );
+
+    // After the console's limit of failed logins, the right password is refused for a while
+    // too, and the message is the console's own reason.
+    let args = [
+        "console",
+        "add",
+        "ops-console",
+        url.as_str(),
+        "--user",
+        CONSOLE_USER,
+        "--accept-fingerprint",
+        fingerprint.as_str(),
+    ];
+    let mut limited = None;
+    for _ in 0..10 {
+        let output = run_console_cli(&cli, &args, "not the password").await;
+        if stderr(&output).contains("429") {
+            limited = Some(output);
+            break;
+        }
+        assert_code(&output, 5);
+    }
+    let limited = limited.expect("the console limits failed logins");
+    assert_code(&limited, 5);
+    assert!(
+        stderr(&limited).contains("too many failed logins"),
+        "{}",
+        stderr(&limited)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -527,12 +527,14 @@ async fn checked(name: &str, response: reqwest::Response) -> anyhow::Result<reqw
     if status.is_success() {
         return Ok(response);
     }
-    let kind = if matches!(status.as_u16(), 401 | 403) {
+    // A refused login and the console's limit on failed logins are both about credentials.
+    let kind = if matches!(status.as_u16(), 401 | 403 | 429) {
         ExitKind::AuthRejected
     } else {
         ExitKind::BadResponse
     };
-    Err(Failure::new(kind, format!("console {name} returned {status}")).into())
+    let message = format!("console {name} returned {}", error_text(response).await);
+    Err(Failure::new(kind, message).into())
 }
 
 fn unreachable_error(name: &str, url: &url::Url, error: &reqwest::Error) -> anyhow::Error {
