@@ -215,6 +215,25 @@ async fn fan_alert_is_listed_then_acknowledged() {
         .iter()
         .any(|alert| alert["id"].as_i64().unwrap().to_string() == id);
     assert!(!still_unread, "alert {id} is still unread after ack");
+
+    // The stored password is replaced only by one that logs in.
+    let wrong = run_console_cli(&cli, &["console", "passwd", "ops-console"], "not it").await;
+    assert_code(&wrong, 5);
+    let listed = run_console_cli(&cli, &["alerts"], "not it").await;
+    assert_success(&listed);
+    let replaced = run_console_cli(
+        &cli,
+        &["console", "passwd", "ops-console"],
+        CONSOLE_PASSWORD,
+    )
+    .await;
+    assert_success(&replaced);
+
+    let consoles = run_console_cli(&cli, &["console", "list"], CONSOLE_PASSWORD).await;
+    assert_success(&consoles);
+    let table = stdout(&consoles);
+    assert!(table.contains("ops-console (default)"), "{table}");
+    assert!(table.contains(&url), "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

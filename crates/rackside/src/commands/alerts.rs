@@ -141,6 +141,67 @@ pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `rackside console passwd NAME`
+#[derive(Debug, Args)]
+pub struct ConsolePasswdArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+
+    /// The console, as `console add` named it
+    pub name: String,
+}
+
+/// `rackside console list`
+#[derive(Debug, Args)]
+pub struct ConsoleListArgs {
+    #[command(flatten)]
+    pub client: ClientOptions,
+}
+
+/// Replaces the stored login password of a console after checking that it logs in.
+pub async fn console_passwd(args: ConsolePasswdArgs) -> anyhow::Result<ExitCode> {
+    let context = Context::new(&args.client)?;
+    let name = args.name;
+    let entry = console_entry(&context, &name)?;
+    let password = match context.given_password()? {
+        Some(password) => password,
+        None => context
+            .password_to_store(&name, &entry.user, true)?
+            .ok_or_else(|| Failure::usage(format!("no password for {} on {name}", entry.user)))?,
+    };
+    let session = Session::open(&context, &name, &entry, &password).await?;
+    session.close().await;
+    context
+        .store
+        .put_credential(&Store::console_credential_key(&name), &password)?;
+    eprintln!(
+        "stored the new password of {} on console {name}",
+        entry.user
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists the consoles this client added: name, URL, user and whether it is subscribed.
+pub async fn console_list(args: ConsoleListArgs) -> anyhow::Result<ExitCode> {
+    let context = Context::new(&args.client)?;
+    let default = context.store.default_console().ok();
+    let mut table = Table::new(["CONSOLE", "URL", "USER", "PUSH"]);
+    for name in context.store.console_names()? {
+        let Some(entry) = context.store.console(&name)? else {
+            continue;
+        };
+        let marker = if default.as_deref() == Some(name.as_str()) {
+            format!("{name} (default)")
+        } else {
+            name.clone()
+        };
+        let push = if entry.subscribed { "subscribed" } else { "-" };
+        table.row([marker, entry.url.to_string(), entry.user, push.to_owned()]);
+    }
+    table.print();
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Lists a console's alerts, acknowledges one, or watches for pushed alerts.
 pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     let context = Context::new(&args.client)?;

@@ -26,6 +26,12 @@ pub enum ConsoleCommand {
 
     /// Add a console to read alerts from: judge and pin its certificate, store the login
     Add(Box<crate::commands::alerts::ConsoleAddArgs>),
+
+    /// Replace the stored login password of a console, after checking that it logs in
+    Passwd(Box<crate::commands::alerts::ConsolePasswdArgs>),
+
+    /// List the consoles this client added
+    List(Box<crate::commands::alerts::ConsoleListArgs>),
 }
 
 /// `rackside console serve`
@@ -125,6 +131,8 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ConsoleCommand::Serve(serve) => serve_console(*serve).await,
         ConsoleCommand::Add(add) => crate::commands::alerts::console_add(*add).await,
+        ConsoleCommand::Passwd(passwd) => crate::commands::alerts::console_passwd(*passwd).await,
+        ConsoleCommand::List(list) => crate::commands::alerts::console_list(*list).await,
     }
 }
 
