@@ -55,6 +55,9 @@ pub use store::Severity;
 
 use crate::error::invalid;
 
+/// Time allowed for one API request, body and handler included.
+pub const REQUEST_LIMIT: Duration = Duration::from_secs(120);
+
 /// Interval at which the console requests the relay's list of removed registrations.
 pub const GONE_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -229,11 +232,17 @@ pub async fn start(config: ConsoleConfig) -> Result<RunningConsole, ConsoleError
         config.poll,
         receiver.clone(),
     ));
-    let mut tasks = vec![tokio::spawn(rackside_relay::tls::accept_loop(
+    // Adding a device waits for several requests to the BMC, each up to its own time-out,
+    // so requests get more time than the relay's default allows.
+    let limits = rackside_relay::tls::ConnectionLimits {
+        request_timeout: REQUEST_LIMIT,
+        ..rackside_relay::tls::ConnectionLimits::default()
+    };
+    let mut tasks = vec![tokio::spawn(rackside_relay::tls::accept_loop_with(
         listener,
         tls,
         api::service(state.clone(), fleet.clone()),
-        1024,
+        limits,
         receiver.clone(),
     ))];
 
