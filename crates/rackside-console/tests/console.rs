@@ -519,6 +519,67 @@ async fn wrong_event_secret_message_names_header() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_flood_stores_rate_limit_and_summary() {
+    use rackside_console::store::{MAX_NEW_ALERTS_PER_MINUTE, SUPPRESSED_MESSAGE_ID};
+
+    let chain = Chain::start().await;
+    let (path, secret) = chain.add_source("flooding").await;
+    let limit = usize::try_from(MAX_NEW_ALERTS_PER_MINUTE).unwrap();
+
+    // 1. The limit counts per clock minute, so the burst starts early in one.
+    let minute = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            / 60
+    };
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60
+        > 40
+    {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started = minute();
+
+    // 2. Three deliveries of 64 distinct events, 72 more than the limit.
+    let mut sent = 0;
+    for delivery in 0..3 {
+        let events: Vec<Value> = (0..64)
+            .map(|index| fan_fault(&format!("{delivery}-{index}")))
+            .collect();
+        sent += events.len();
+        let status = chain
+            .client
+            .post(chain.console_url(&path))
+            .header("X-Rackside-Event-Secret", &secret)
+            .json(&json!({"Events": events}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 204);
+    }
+    assert_eq!(minute(), started, "the burst crossed a minute boundary");
+
+    // 3. The limit plus one summary that counts the rest.
+    let alerts = chain.alerts_of("flooding").await;
+    assert_eq!(alerts.len(), limit + 1, "{} alerts stored", alerts.len());
+    let summaries: Vec<&Value> = alerts
+        .iter()
+        .filter(|a| a["message_id"] == SUPPRESSED_MESSAGE_ID)
+        .collect();
+    assert_eq!(summaries.len(), 1);
+    let expected = format!("{} events from BMC flooding suppressed", sent - limit);
+    let message = summaries[0]["message"].as_str().unwrap();
+    assert!(message.starts_with(&expected), "{message}");
+    assert!(captured_logs().contains("alert rate limit of the BMC reached"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_event_is_ignored_without_crash() {
     let chain = Chain::start().await;
     let (path, secret) = chain.add_source("bmc-1").await;
@@ -1568,7 +1629,7 @@ async fn start_silent_sse_bmc(streams: Arc<SilentStreams>) -> std::net::SocketAd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_sse_stream_is_reopened_after_the_idle_limit() {
+async fn silent_sse_stream_is_reopened() {
     // 1. A device forced to SSE on a BMC whose stream falls silent after one frame and
     //    one comment, with a short idle limit.
     let chain = Chain::start_with(PollSettings {
