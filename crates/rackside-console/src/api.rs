@@ -113,6 +113,8 @@ enum ApiError {
     Confirm(serde_json::Value),
     Rejected(String),
     TooManyLogins,
+    /// A login with a wrong user name or password.
+    LoginRejected,
     Internal,
 }
 
@@ -147,12 +149,21 @@ impl IntoResponse for ApiError {
                 return (StatusCode::CONFLICT, Json(body)).into_response();
             }
             Self::Rejected(reason) => (StatusCode::UNPROCESSABLE_ENTITY, reason),
-            Self::TooManyLogins => (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "too many failed logins from this address: wait {} s and retry",
-                    crate::login::FAILURE_WINDOW.as_secs()
-                ),
+            Self::TooManyLogins => {
+                let wait = crate::login::FAILURE_WINDOW.as_secs();
+                let body = serde_json::json!({
+                    "error": format!("too many failed logins from this address: wait {wait} s and retry"),
+                });
+                return (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(axum::http::header::RETRY_AFTER, wait.to_string())],
+                    Json(body),
+                )
+                    .into_response();
+            }
+            Self::LoginRejected => (
+                StatusCode::UNAUTHORIZED,
+                "wrong user name or password".to_owned(),
             ),
             Self::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,7 +200,7 @@ async fn login(
         LoginCheck::Verified => {}
         LoginCheck::Rejected => {
             tracing::info!(user = %shown_user, ?client, "login failed");
-            return Err(ApiError::Unauthorized);
+            return Err(ApiError::LoginRejected);
         }
         LoginCheck::Limited => {
             tracing::warn!(user = %shown_user, ?client, "login rejected: too many failures");
@@ -772,6 +783,38 @@ mod tests {
         assert_eq!(body["url"], "https://relay.test:8444/");
         assert_eq!(body["console_name"], "ome-1");
         assert!(body.get("api_key").is_none(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn wrong_login_names_the_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let request = axum::http::Request::post("/api/login")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(
+                r#"{"user":"nobody","password":"wrong password"}"#,
+            ))
+            .unwrap();
+        let response = router(state(dir.path(), None))
+            .oneshot(request)
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["error"], "wrong user name or password");
+    }
+
+    #[test]
+    fn login_limit_gives_retry_after() {
+        let response = ApiError::TooManyLogins.into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        let wait = crate::login::FAILURE_WINDOW.as_secs().to_string();
+        assert_eq!(
+            response.headers()[axum::http::header::RETRY_AFTER],
+            wait.as_str()
+        );
     }
 
     #[tokio::test]
