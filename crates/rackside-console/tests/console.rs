@@ -1674,6 +1674,33 @@ async fn silent_sse_stream_is_reopened() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_reads_log_while_stream_down() {
+    // 1. A device on SSE; a poll while the stream is connected only sets the log marks.
+    let chain = Chain::start().await;
+    let port = chain.bmc.local_addr().port();
+    let account = json!({"user": BMC_USER, "password": BMC_PASSWORD, "intake": "sse"});
+    chain.add_device("fallback", &bmc_url(port), account).await;
+    chain
+        .wait_device("fallback", "connected", |d| d["stream"] == "connected")
+        .await;
+    chain.console().poll_now().await.unwrap();
+
+    // 2. With the stream stopped, a fault reaches the console through the poll's log read.
+    chain.console().fleet.stop_stream("fallback");
+    enable_fault(&chain.bmc, "fan-failure").await;
+    let before = chain.alerts_of("fallback").await;
+    assert_eq!(count_alerts(&before, "FAN0002"), 0, "{before:?}");
+    chain.console().poll_now().await.unwrap();
+    let alerts = chain.alerts_of("fallback").await;
+    assert_eq!(count_alerts(&alerts, "FAN0002"), 1, "{alerts:?}");
+    let fan = alerts.iter().find(|a| alert_matches(a, "FAN0002")).unwrap();
+    assert!(
+        fan["event_id"].as_str().unwrap_or("").contains("/Entries/"),
+        "the alert comes from a log entry: {fan}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_poll_alerts_once_across_restart() {
     // 1. A device forced to log polling; its first read only sets the marks.
     let mut chain = Chain::start().await;
