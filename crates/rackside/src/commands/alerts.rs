@@ -11,7 +11,7 @@ use rackside_redfish::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::cli::ClientOptions;
+use crate::cli::ServiceClientOptions;
 use crate::connect::{Context, Peer};
 use crate::failure::{ExitKind, Failure};
 use crate::output::{outln, Table};
@@ -24,7 +24,7 @@ const DEFAULT_CONSOLE_USER: &str = "admin";
 #[derive(Debug, Args)]
 pub struct ConsoleAddArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 
     /// Name for the console in this client
     pub name: String,
@@ -41,7 +41,7 @@ pub struct ConsoleAddArgs {
 #[derive(Debug, Args)]
 pub struct AlertsArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 
     /// Console to read [default: the first console added]
     #[arg(long, global = true, value_name = "NAME")]
@@ -94,7 +94,7 @@ struct AlertList {
 /// Adds a console: judges and pins its certificate, checks the login and stores the entry
 /// and the password in the vault.
 pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     let name = args.name;
     check_name(&name)?;
     if context.store.console(&name)?.is_some() {
@@ -145,7 +145,7 @@ pub async fn console_add(args: ConsoleAddArgs) -> anyhow::Result<ExitCode> {
 #[derive(Debug, Args)]
 pub struct ConsolePasswdArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 
     /// The console, as `console add` named it
     pub name: String,
@@ -155,12 +155,12 @@ pub struct ConsolePasswdArgs {
 #[derive(Debug, Args)]
 pub struct ConsoleListArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 }
 
 /// Replaces the stored login password of a console after checking that it logs in.
 pub async fn console_passwd(args: ConsolePasswdArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     let name = args.name;
     let entry = console_entry(&context, &name)?;
     let password = match context.given_password()? {
@@ -183,7 +183,7 @@ pub async fn console_passwd(args: ConsolePasswdArgs) -> anyhow::Result<ExitCode>
 
 /// Lists the consoles this client added: name, URL, user and whether it is subscribed.
 pub async fn console_list(args: ConsoleListArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     let default = context.store.default_console().ok();
     let mut table = Table::new(["CONSOLE", "URL", "USER", "PUSH"]);
     for name in context.store.console_names()? {
@@ -204,7 +204,7 @@ pub async fn console_list(args: ConsoleListArgs) -> anyhow::Result<ExitCode> {
 
 /// Lists a console's alerts, acknowledges one, or watches for pushed alerts.
 pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     if let Some(AlertsCommand::Watch(watch)) = args.command {
         if args.console.is_some() {
             return Err(Failure::usage(

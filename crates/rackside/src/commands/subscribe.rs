@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 use url::Url;
 
-use crate::cli::ClientOptions;
+use crate::cli::ServiceClientOptions;
 use crate::commands::alerts::{
     console_entry, console_password, error_text, terminal_text, Session, SubscribeRequest,
 };
@@ -40,7 +40,7 @@ const RELAY_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug, Args)]
 pub struct SubscribeArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 
     /// Console to receive pushed alerts from, as added with `rackside console add`
     pub name: String,
@@ -55,7 +55,7 @@ pub struct SubscribeArgs {
 #[derive(Debug, Args)]
 pub struct UnsubscribeArgs {
     #[command(flatten)]
-    pub client: ClientOptions,
+    pub client: ServiceClientOptions,
 
     /// Console to stop receiving pushed alerts from
     pub name: String,
@@ -63,7 +63,7 @@ pub struct UnsubscribeArgs {
 
 /// Subscribes this device to console `args.name`'s pushes.
 pub async fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     let name = args.name;
     check_name(&name)?;
     let receiver = args.receiver.as_deref().map(parse_receiver).transpose()?;
@@ -213,7 +213,7 @@ async fn undo_relay(
 
 /// Unsubscribes this device from console `args.name`.
 pub async fn unsubscribe(args: UnsubscribeArgs) -> anyhow::Result<ExitCode> {
-    let context = Context::new(&args.client)?;
+    let context = Context::new(&args.client.client())?;
     let name = args.name;
     check_name(&name)?;
     let mut entry = console_entry(&context, &name)?;
