@@ -19,9 +19,21 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// Options of the commands that talk to BMCs as a client (not `bmc` or `demo`).
+/// Options of the commands that talk to BMCs as a client (not `bmc` or `demo`): those of
+/// [`ServiceClientOptions`] and the transport.
 #[derive(Debug, Args)]
 pub struct ClientOptions {
+    #[command(flatten)]
+    pub service: ServiceClientOptions,
+
+    #[command(flatten)]
+    pub via: crate::via::ViaOptions,
+}
+
+/// Options of every client command, the console and relay commands included. The link
+/// transport is in [`ClientOptions`] only, because only BMCs offer it.
+#[derive(Clone, Debug, Args)]
+pub struct ServiceClientOptions {
     /// Folder for installed CAs and, in its `vault` subfolder, the vault [default: the
     /// platform's config and data folders]. The device secret stays in the OS key store or the
     /// data folder
@@ -45,49 +57,13 @@ pub struct ClientOptions {
     /// Never prompt; fail where a prompt would be needed
     #[arg(long, global = true)]
     pub non_interactive: bool,
-
-    #[command(flatten)]
-    pub via: crate::via::ViaOptions,
-}
-
-/// Options of the commands that talk to consoles and relays: those of [`ClientOptions`]
-/// without the link transport, which only BMCs offer.
-#[derive(Debug, Args)]
-pub struct ServiceClientOptions {
-    /// Folder for installed CAs and, in its `vault` subfolder, the vault [default: the
-    /// platform's config and data folders]. The device secret stays in the OS key store or the
-    /// data folder
-    #[arg(long, global = true, env = "RACKSIDE_CONFIG_DIR", value_name = "DIR")]
-    pub config_dir: Option<PathBuf>,
-
-    /// Trust this PEM CA certificate for this run, in addition to the system and installed CAs
-    #[arg(long, global = true, value_name = "FILE")]
-    pub trust_ca: Vec<PathBuf>,
-
-    /// Accept a not-yet-trusted certificate whose SHA-256 fingerprint (certificate or public
-    /// key; 64 hex digits, colons optional) is this value, without prompting
-    #[arg(long, global = true, value_name = "SHA256")]
-    pub accept_fingerprint: Option<String>,
-
-    /// Read the console password from the first line of standard input (without it: the
-    /// RACKSIDE_PASSWORD environment variable, else a prompt)
-    #[arg(long, global = true)]
-    pub password_stdin: bool,
-
-    /// Never prompt; fail where a prompt would be needed
-    #[arg(long, global = true)]
-    pub non_interactive: bool,
 }
 
 impl ServiceClientOptions {
-    /// Returns the same options as [`ClientOptions`], with HTTPS as the transport.
+    /// Returns these options with HTTPS as the transport.
     pub fn client(&self) -> ClientOptions {
         ClientOptions {
-            config_dir: self.config_dir.clone(),
-            trust_ca: self.trust_ca.clone(),
-            accept_fingerprint: self.accept_fingerprint.clone(),
-            password_stdin: self.password_stdin,
-            non_interactive: self.non_interactive,
+            service: self.clone(),
             via: crate::via::ViaOptions::default(),
         }
     }

@@ -46,7 +46,7 @@ impl Context {
     /// system CAs, installed CAs and `--trust-ca` files.
     pub fn new(options: &ClientOptions) -> anyhow::Result<Self> {
         let store = Store::open_with(
-            options.config_dir.as_deref(),
+            options.service.config_dir.as_deref(),
             PasswordSource {
                 interactive: is_interactive(options),
             },
@@ -63,7 +63,7 @@ impl Context {
     pub fn with_store(store: Store, options: &ClientOptions) -> anyhow::Result<Self> {
         let interactive = is_interactive(options);
         let mut anchors = TrustAnchors::system();
-        for file in store.ca_files()?.iter().chain(&options.trust_ca) {
+        for file in store.ca_files()?.iter().chain(&options.service.trust_ca) {
             anchors.add_user_ca_file(file).map_err(|error| {
                 Failure::usage(format!(
                     "failed to load CA file {}: {error}",
@@ -71,7 +71,7 @@ impl Context {
                 ))
             })?;
         }
-        let accept_fingerprint = match &options.accept_fingerprint {
+        let accept_fingerprint = match &options.service.accept_fingerprint {
             Some(text) => Some(text.parse::<Fingerprint>().map_err(|_| {
                 Failure::usage(format!(
                     "invalid --accept-fingerprint {text:?}; give the 64 hex digits of a SHA-256 \
@@ -84,7 +84,7 @@ impl Context {
             store,
             anchors: Arc::new(anchors),
             accept_fingerprint,
-            password_stdin: options.password_stdin,
+            password_stdin: options.service.password_stdin,
             interactive,
             stdin_password: Mutex::new(None),
             via: options.via.clone(),
@@ -539,7 +539,9 @@ impl Connection {
 
 /// Checks whether prompts may be shown: not under `--non-interactive`, and only in a terminal.
 fn is_interactive(options: &ClientOptions) -> bool {
-    !options.non_interactive && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+    !options.service.non_interactive
+        && std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
 }
 
 /// Host, port and TLS server name of a BMC URL.

@@ -289,7 +289,7 @@ pub fn confirm(client: &ClientOptions, question: &str, yes: bool) -> anyhow::Res
     if yes {
         return Ok(());
     }
-    let interactive = !client.non_interactive
+    let interactive = !client.service.non_interactive
         && std::io::stdin().is_terminal()
         && std::io::stderr().is_terminal();
     if !interactive {

@@ -216,7 +216,7 @@ fn list(accounts: &[Account]) -> Done {
 
 /// Reads a new account password and applies the vault's password policy to it.
 fn new_password(user: &str, from_stdin: bool, client: &ClientOptions) -> anyhow::Result<Secret> {
-    if from_stdin && client.password_stdin {
+    if from_stdin && client.service.password_stdin {
         return Err(Failure::usage(
             "--password-stdin and --new-password-stdin both read standard input; pass the login password in RACKSIDE_PASSWORD instead",
         )
@@ -228,7 +228,7 @@ fn new_password(user: &str, from_stdin: bool, client: &ClientOptions) -> anyhow:
         let password = Secret::new(line.trim_end_matches(['\r', '\n']).to_owned());
         zeroize::Zeroize::zeroize(&mut line);
         password
-    } else if !client.non_interactive && std::io::stdin().is_terminal() {
+    } else if !client.service.non_interactive && std::io::stdin().is_terminal() {
         let first = Secret::new(rpassword::prompt_password(format!(
             "New password for {user}: "
         ))?);

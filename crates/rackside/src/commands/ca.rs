@@ -16,7 +16,7 @@ use crate::store::CaFolder;
 
 /// Runs one `ca` subcommand.
 pub fn run(options: &ClientOptions, command: CaCommand) -> anyhow::Result<ExitCode> {
-    let cas = CaFolder::resolve(options.config_dir.as_deref())?;
+    let cas = CaFolder::resolve(options.service.config_dir.as_deref())?;
     match command {
         CaCommand::Add { file } => {
             let pem = fs::read(&file).map_err(|error| {

@@ -14,7 +14,7 @@ use rand::distributions::{Alphanumeric, DistString};
 use rustls::pki_types::UnixTime;
 use sha2::{Digest, Sha256};
 
-use crate::cli::ClientOptions;
+use crate::cli::{ClientOptions, ServiceClientOptions};
 use crate::commands::bmc::colon_hex;
 use crate::commands::{health as health_command, inventory as inventory_command};
 use crate::connect::{endpoint, print_certificate, Context};
@@ -62,11 +62,13 @@ async fn walk(
     bmc_fingerprint: &str,
 ) -> anyhow::Result<()> {
     let options = ClientOptions {
-        config_dir: Some(folder.join("client")),
-        trust_ca: Vec::new(),
-        accept_fingerprint: None,
-        password_stdin: false,
-        non_interactive: true,
+        service: ServiceClientOptions {
+            config_dir: Some(folder.join("client")),
+            trust_ca: Vec::new(),
+            accept_fingerprint: None,
+            password_stdin: false,
+            non_interactive: true,
+        },
         via: ViaOptions::default(),
     };
     // The demo's own vault and device secret, both inside its temporary folder.
