@@ -95,6 +95,12 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u64).range(1..=600))]
     pub poll_timeout: u64,
 
+    /// Seconds without a byte (keep-alive comments included) after which an SSE stream is
+    /// reopened; the log is read at each poll while it is down
+    #[arg(long, default_value_t = 300, value_name = "SECONDS",
+          value_parser = clap::value_parser!(u64).range(10..=86_400))]
+    pub sse_idle: u64,
+
     /// Minimum event severity that becomes an alert and is forwarded: ok, warning or
     /// critical. Events below it, such as logins, are only kept in the event log
     #[arg(long, default_value = "warning", value_name = "SEVERITY", value_parser = parse_severity)]
@@ -193,6 +199,7 @@ async fn serve_console(args: ServeArgs) -> anyhow::Result<ExitCode> {
         // Health, inventory and logs take some dozens of requests per BMC.
         device_timeout: Duration::from_secs((args.poll_timeout * 10).max(300)),
         registry_prefixes: args.event_registries,
+        sse_idle: Duration::from_secs(args.sse_idle),
         ..PollSettings::default()
     };
     let console = rackside_console::start(config).await?;
