@@ -8,7 +8,7 @@
 //! BMC a deadline, so one BMC that hangs holds one permit and never the others. Rounds do not
 //! overlap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -402,15 +402,38 @@ impl Fleet {
         let Some(current) = health.filter(|h| *h >= Severity::Warning) else {
             return Ok(());
         };
+
+        // An alert is due when the health got worse, or when a component failed that the
+        // previous poll did not list, as a second fan failing leaves the health Critical.
         let was = previous.as_ref().and_then(|p| p.health);
-        if was.is_some_and(|was| was >= current) {
+        let escalated = !was.is_some_and(|was| was >= current);
+        let known: HashSet<String> = previous
+            .as_ref()
+            .and_then(|p| p.problems.as_array())
+            .map(|listed| listed.iter().filter_map(problem_key).collect())
+            .unwrap_or_default();
+        let fresh: Vec<&Value> = problems
+            .iter()
+            .filter(|p| problem_key(p).is_some_and(|key| !known.contains(&key)))
+            .collect();
+        if !escalated && fresh.is_empty() {
             return Ok(());
         }
         let since = previous.map_or(0, |p| p.last_polled);
-        if store.has_alert_since(bmc, current, since)? {
+        let reported_from = if escalated {
+            current
+        } else {
+            Severity::Warning
+        };
+        if store.has_alert_since(bmc, reported_from, since)? {
             return Ok(());
         }
-        let reasons: Vec<String> = problems
+        let listed: Vec<&Value> = if escalated {
+            problems.iter().collect()
+        } else {
+            fresh
+        };
+        let reasons: Vec<String> = listed
             .iter()
             .filter_map(|p| {
                 Some(format!(
@@ -421,14 +444,15 @@ impl Fleet {
             })
             .take(3)
             .collect();
-        let message = if reasons.is_empty() {
+        let lead = if escalated {
             format!("health of {bmc} changed to {}", current.as_str())
         } else {
-            format!(
-                "health of {bmc} changed to {}: {}",
-                current.as_str(),
-                reasons.join("; ")
-            )
+            format!("new problem on {bmc} (health {})", current.as_str())
+        };
+        let message = if reasons.is_empty() {
+            lead
+        } else {
+            format!("{lead}: {}", reasons.join("; "))
         };
         let alert = NewAlert {
             bmc: bmc.to_owned(),
@@ -437,7 +461,7 @@ impl Fleet {
             message_id: "Rackside.1.0.HealthChanged".to_owned(),
             severity: current,
             message,
-            origin: problems
+            origin: listed
                 .first()
                 .and_then(|p| p.get("path")?.as_str().map(str::to_owned)),
             timestamp: chrono::DateTime::from_timestamp(now, 0)
@@ -573,6 +597,19 @@ async fn manager_firmware(client: &Client<HttpsTransport>) -> Option<String> {
     members
         .first()
         .and_then(|m| decode::text(&m.body, "FirmwareVersion"))
+}
+
+/// Names a polled problem by its system, resource path and component name, so two polls
+/// can be compared. The name is part of it because fans and sensors can share one resource.
+fn problem_key(problem: &Value) -> Option<String> {
+    let text = |field: &str| {
+        problem
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
+    let key = format!("{}|{}|{}", text("system"), text("path"), text("name"));
+    (key != "||").then_some(key)
 }
 
 fn dedup_key(parts: &[&str]) -> String {

@@ -1449,8 +1449,16 @@ async fn poll_alerts_once_per_transition() {
         .unwrap()
         .is_none());
 
-    // 5. One more poll raises no second alert: health stayed Critical, and the BMC cannot
-    //    push its fan event to this console.
+    // 5. The new fan failure left the health Critical, and the BMC cannot push its fan
+    //    event to this console, so the poll raised one alert for the new problem. One more
+    //    poll raises no third.
+    let alerts = chain.alerts_of("good").await;
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    let new_problem = alerts
+        .iter()
+        .find(|a| a["message"].as_str().unwrap_or("").contains("new problem"))
+        .unwrap_or_else(|| panic!("no alert for the new problem: {alerts:?}"));
+    assert_eq!(new_problem["severity"], "Critical");
     chain.console().poll_now().await.unwrap();
     let good = chain.device("good").await;
     assert_eq!(good["health"], "Critical", "{good}");
@@ -1459,7 +1467,7 @@ async fn poll_alerts_once_per_transition() {
         "inventory is read again only after its interval"
     );
     let alerts = chain.alerts_of("good").await;
-    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
     let (_, health) = chain.api(reqwest::Method::GET, "/api/health", None).await;
     assert_eq!(health["health"], "Critical", "{health}");
     assert_eq!(
