@@ -406,7 +406,7 @@ impl Fleet {
         // An alert is due when the health got worse, or when a component failed that the
         // previous poll did not list, as a second fan failing leaves the health Critical.
         let was = previous.as_ref().and_then(|p| p.health);
-        let escalated = !was.is_some_and(|was| was >= current);
+        let escalated = was.is_none_or(|was| was < current);
         let known: HashSet<String> = previous
             .as_ref()
             .and_then(|p| p.problems.as_array())
