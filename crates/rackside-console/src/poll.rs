@@ -454,11 +454,22 @@ impl Fleet {
         } else {
             format!("{lead}: {}", reasons.join("; "))
         };
+        // The components are part of the key, so an alert for a new failure is not taken for
+        // the one a poll raised earlier in the same second.
+        let mut key_parts = vec![
+            bmc.to_owned(),
+            "health".to_owned(),
+            current.as_str().to_owned(),
+            now.to_string(),
+        ];
+        key_parts.extend(listed.iter().filter_map(|p| problem_key(p)));
+        let key_refs: Vec<&str> = key_parts.iter().map(String::as_str).collect();
+        let dedup_key = dedup_key(&key_refs);
         let alert = NewAlert {
             bmc: bmc.to_owned(),
-            dedup_key: dedup_key(&[bmc, "health", current.as_str(), &now.to_string()]),
+            dedup_key,
             event_id: None,
-            message_id: "Rackside.1.0.HealthChanged".to_owned(),
+            message_id: crate::store::HEALTH_CHANGED_MESSAGE_ID.to_owned(),
             severity: current,
             message,
             origin: listed

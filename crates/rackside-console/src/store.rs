@@ -138,6 +138,9 @@ struct MinuteCount {
     worst: Severity,
 }
 
+/// `MessageId` of the alerts a poll raises for a health change or a new failed component.
+pub const HEALTH_CHANGED_MESSAGE_ID: &str = "Rackside.1.0.HealthChanged";
+
 /// Severity as Redfish events carry it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Severity {
@@ -871,8 +874,9 @@ impl Store {
         })
     }
 
-    /// Returns whether the BMC has an unacknowledged alert of at least `severity` received
-    /// at or after `since` (Unix seconds).
+    /// Returns whether the BMC has an unacknowledged alert from an event (not one that a poll
+    /// raised, with [`HEALTH_CHANGED_MESSAGE_ID`]) of at least `severity`, received at or after
+    /// `since` (Unix seconds).
     ///
     /// # Errors
     /// [`ConsoleError::Store`] on database failure.
@@ -886,8 +890,13 @@ impl Store {
             c.query_row(
                 "SELECT EXISTS (SELECT 1 FROM alerts WHERE bmc = ?1 AND acknowledged = 0
                    AND (CASE severity WHEN 'Critical' THEN 2 WHEN 'Warning' THEN 1 ELSE 0 END) >= ?2
-                   AND received >= ?3)",
-                params![bmc, severity_rank(severity), since],
+                   AND received >= ?3 AND message_id != ?4)",
+                params![
+                    bmc,
+                    severity_rank(severity),
+                    since,
+                    HEALTH_CHANGED_MESSAGE_ID
+                ],
                 |r| r.get(0),
             )
         })
