@@ -278,7 +278,7 @@ async fn wrong_console_password_exits_5() {
     let mut limited = None;
     for _ in 0..10 {
         let output = run_console_cli(&cli, &args, "not the password").await;
-        if stderr(&output).contains("429") {
+        if stderr(&output).contains("429 Too Many Requests") {
             limited = Some(output);
             break;
         }
