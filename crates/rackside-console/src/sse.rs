@@ -249,7 +249,7 @@ impl Fleet {
     }
 }
 
-/// The reason shown when a stream is dropped for silence.
+/// Builds the reason shown when a stream is dropped for silence.
 fn idle_reason(idle: Duration) -> String {
     let limit = if idle.as_secs() > 0 {
         format!("{} s", idle.as_secs())
@@ -427,7 +427,7 @@ mod tests {
     }
 
     #[test]
-    fn frame_fed_one_byte_at_a_time_is_searched_once() {
+    fn byte_fed_frame_searched_once() {
         // A 200 KB frame, as a BMC that sends one byte per chunk delivers it.
         let mut stream = b"id: 1\ndata: ".to_vec();
         stream.extend(std::iter::repeat_n(b'x', 200 * 1024));
@@ -445,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn endless_frame_one_byte_at_a_time_is_skipped_in_linear_work() {
+    fn byte_fed_endless_frame_skipped_linearly() {
         let mut reader = FrameReader::default();
         let mut pushed = 0;
         assert!(reader.push(b"data: ", "b").is_empty());

@@ -1652,7 +1652,7 @@ async fn silent_sse_stream_is_reopened() {
         .add_device("silent", &bmc_url(addr.port()), account)
         .await;
 
-    // 2. The console drops the silent stream and says why.
+    // 2. The console drops the silent stream and shows the reason.
     let device = chain
         .wait_device("silent", "dropped its silent stream", |d| {
             d["stream"]

@@ -23,7 +23,7 @@ use crate::jwt::unix_now;
 
 /// Pushes kept for a subscriber that is not reading; more get 429.
 pub const BACKLOG: usize = 256;
-/// Longest subscription id [`PushService::subscribe_with_id`] accepts.
+/// Maximum length of a subscription id that [`PushService::subscribe_with_id`] accepts.
 const MAX_ID_LEN: usize = 64;
 
 /// One push as the subscriber receives it: the subscription id and the encrypted body.
@@ -69,8 +69,8 @@ impl PushService {
 
     /// Restores a subscription under a known `id`, restricted to `vapid_key`, so that a
     /// receiver that restarts keeps the endpoint it registered with the relay. Pushes go to
-    /// `sender`, which several subscriptions may share; [`Delivered::subscription`] tells
-    /// them apart. A subscription with the same id is replaced.
+    /// `sender`, which several subscriptions may share, and [`Delivered::subscription`]
+    /// names the subscription of each push. A subscription with the same id is replaced.
     ///
     /// # Errors
     /// [`RelayError::Config`] when `id` is not 1 to 64 base64url characters, because it

@@ -260,7 +260,7 @@ impl Drop for AddressSlot {
 
 /// Returns the address that limits count a client under: IPv4 addresses as they are
 /// (IPv4-mapped IPv6 included), and IPv6 addresses cut to their /64 prefix, because one
-/// client usually holds a whole /64.
+/// client usually has a whole /64.
 pub(crate) fn client_key(address: IpAddr) -> IpAddr {
     match address.to_canonical() {
         IpAddr::V4(v4) => IpAddr::V4(v4),

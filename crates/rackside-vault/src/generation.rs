@@ -105,7 +105,8 @@ pub(crate) fn save(
     vault_id: &str,
     record: GenerationRecord,
 ) -> Result<()> {
-    // Serializing two integers cannot fail.
+    // serde_json fails only on maps with non-string keys or failing Serialize impls, so
+    // this record of two integers always serializes.
     let text = serde_json::to_vec(&record).unwrap_or_default();
     store.set(&generation_entry(vault_id), &Secret::from_bytes(text))?;
     tracing::debug!(

@@ -465,7 +465,7 @@ struct Chain {
 
 impl Chain {
     /// Starts the services, adds the BMC to the console and the console to the client, and
-    /// subscribes (with `subscribe_flags`); the relay is then restarted trusting the receiver.
+    /// subscribes with `subscribe_flags`. The relay is then restarted so it trusts the receiver.
     async fn start(subscribe_flags: &[&str]) -> (Self, std::process::Output) {
         let dir = tempfile::tempdir().unwrap();
         let services = Cli::new();

@@ -236,7 +236,7 @@ pub async fn run(args: AlertsArgs) -> anyhow::Result<ExitCode> {
     result.map(|()| ExitCode::SUCCESS)
 }
 
-/// Reads console `name`'s entry, or a usage failure that says how to add it.
+/// Reads console `name`'s entry, or returns a usage failure naming the command that adds it.
 pub(crate) fn console_entry(context: &Context, name: &str) -> anyhow::Result<ConsoleEntry> {
     context.store.console(name)?.ok_or_else(|| {
         Failure::usage(format!(

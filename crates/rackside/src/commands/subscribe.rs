@@ -173,7 +173,7 @@ async fn register(
 /// Removes the relay registration after the console refused the subscription, and returns
 /// the error to report, which states whether the removal worked.
 // NOTE: no test reaches this path, because a running console accepts every request this
-// client builds; it runs when the console fails or stops between the two steps.
+// client builds. It runs when the console fails or stops between the two steps.
 async fn undo_relay(
     context: &Context,
     name: &str,

@@ -73,7 +73,7 @@ impl ConsoleSubscription {
 }
 
 impl Store {
-    /// Returns the config folder, which holds `receiver.pem` and the installed CAs.
+    /// Returns the config folder, which contains `receiver.pem` and the installed CAs.
     pub fn config_dir(&self) -> PathBuf {
         self.location.config_dir.clone()
     }
